@@ -1,0 +1,45 @@
+"""deeplab-keras: DeepLab v1/v2/v3/v3+ for Keras 3 / TensorFlow."""
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version():
+    ns = {}
+    with open(os.path.join(HERE, "deeplab_keras", "version.py")) as f:
+        exec(f.read(), ns)
+    return ns["__version__"]
+
+
+EXTRAS = {
+    "onnx": ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"],
+    "tflite": ["ai-edge-litert>=1.0"],
+    "qat": ["tensorflow-model-optimization>=0.8", "tf_keras>=2.16,<2.21"],
+    "crf": ["pydensecrf2>=1.0"],
+}
+EXTRAS["all"] = sorted({d for deps in EXTRAS.values() for d in deps})
+EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
+
+setup(
+    name="deeplab-keras",
+    version=_version(),
+    description="DeepLab v1, v2, v3 and v3+ semantic segmentation for Keras 3 / TensorFlow",
+    long_description=open(os.path.join(HERE, "README.md")).read() if os.path.exists(os.path.join(HERE, "README.md")) else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["deeplab_keras", "deeplab_keras.*"]),
+    # The preset catalogue lives in the top-level zoo/ folder and ships inside the package.
+    package_dir={"deeplab_keras": "deeplab_keras", "deeplab_keras._zoo": "zoo"},
+    package_data={"deeplab_keras._zoo": ["*.json", "recipes/*.json", "weights/*"]},
+    install_requires=[
+        "tensorflow>=2.16,<2.21",
+        "keras>=3.3,<4",
+        "numpy>=1.23",
+        "pillow>=9",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["deeplab-keras=deeplab_keras.cli:main"]},
+)
