@@ -1,0 +1,18 @@
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("DEEPLAB_KERAS_SHARED", REPO.parent / "shared"))
+REFERENCE = SHARED / "reference"
+CAMVID = SHARED / "data" / "camvid"
+
+
+def need(path):
+    """Skip the calling test when shared material is absent (a user's fresh clone)."""
+    if not pathlib.Path(path).exists():
+        pytest.skip(f"shared material not found: {path} (see README: ../shared)")
+    return pathlib.Path(path)
