@@ -30,10 +30,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["deeplab_keras", "deeplab_keras.*"]),
+    packages=find_packages(include=["deeplab_keras", "deeplab_keras.*"]) + ["deeplab_keras._zoo"],
     # The preset catalogue lives in the top-level zoo/ folder and ships inside the package.
     package_dir={"deeplab_keras": "deeplab_keras", "deeplab_keras._zoo": "zoo"},
-    package_data={"deeplab_keras._zoo": ["*.json", "recipes/*.json", "weights/*"]},
+    package_data={"deeplab_keras._zoo": ["presets/*.json", "recipes/*.json", "weights/*"]},
     install_requires=[
         "tensorflow>=2.16,<2.21",
         "keras>=3.3,<4",
