@@ -1,0 +1,17 @@
+"""Deployment: SavedModel, TFLite (float32 / float16 / dynamic / int8 / QAT) and ONNX exports,
+each verified by a parity gate against the Keras model, plus CPU latency benchmarks.
+
+    from deeplab_keras.export import export_model
+    report = export_model(model, "model.tflite", quantize="int8", input_size=513,
+                          calibration_data="images/")
+"""
+from deeplab_keras.export.api import FORMATS, export_model
+from deeplab_keras.export.benchmark import benchmark
+from deeplab_keras.export.convert import QUANTIZE_MODES, read_onnx_metadata, read_tflite_metadata
+from deeplab_keras.export.graph import OUTPUT_MODES, serving_function
+from deeplab_keras.export.parity import THRESHOLDS, ParityError
+from deeplab_keras.export.runtime import Artifact
+
+__all__ = ["export_model", "benchmark", "serving_function", "Artifact", "ParityError",
+           "read_tflite_metadata", "read_onnx_metadata", "FORMATS", "QUANTIZE_MODES",
+           "OUTPUT_MODES", "THRESHOLDS"]

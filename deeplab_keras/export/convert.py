@@ -1,0 +1,109 @@
+"""Artifact writers: SavedModel, TFLite (float32 / float16 / dynamic / int8 / QAT) and ONNX
+(tf2onnx). Each writes to the exact path it is given (the caller passes a temporary path and
+moves it into place only after the parity gate passes)."""
+import json
+import os
+
+import tensorflow as tf
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat")
+IO_DTYPES = {"uint8": tf.uint8, "int8": tf.int8}
+METADATA_NAME = "deeplab_keras"  # key of our entry in the TFLite Model.metadata table
+
+
+def _converter(serve):
+    cf = serve.get_concrete_function()
+    return tf.lite.TFLiteConverter.from_concrete_functions([cf])
+
+
+def to_tflite(serve, path, quantize="none", representative=None, io_dtype="uint8",
+              metadata=None):
+    """Convert ``serve`` (see :func:`graph.serving_function`) to a ``.tflite`` file."""
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+    if io_dtype not in IO_DTYPES:
+        raise ValueError(f"io_dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
+    conv = _converter(serve)
+    if quantize == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize in ("int8", "qat"):
+        if representative is None:
+            raise ValueError(f"quantize={quantize!r} needs calibration images")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = IO_DTYPES[io_dtype]
+        if serve.output_mode != "classes":  # the class map is int32 already
+            conv.inference_output_type = IO_DTYPES[io_dtype]
+    data = conv.convert()
+    if metadata is not None:
+        data = add_tflite_metadata(data, metadata)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def add_tflite_metadata(data, metadata):
+    """Embed ``metadata`` (labels, output mode...) as JSON in the flatbuffer's ``Model.metadata``
+    table under the name ``deeplab_keras`` (read back with :func:`read_tflite_metadata`)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    buf = schema.BufferT()
+    buf.data = list(json.dumps(metadata).encode("utf-8"))
+    model.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = (model.metadata or []) + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_tflite_metadata(path):
+    """Our JSON metadata from a ``.tflite`` file, or None."""
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model(path)
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == METADATA_NAME:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
+    return None
+
+
+def to_saved_model(serve, path, metadata=None):
+    module = tf.Module()
+    module.serve = serve
+    # track the model's variables so the signature's captures are saved
+    module.model_variables = [getattr(v, "value", v) for v in serve.core.weights]
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    if metadata is not None:
+        os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+        with open(os.path.join(path, "assets.extra", "deeplab_keras.json"), "w") as f:
+            json.dump(metadata, f, indent=1)
+    return path
+
+
+def to_onnx(serve, path, opset=17, metadata=None):
+    """tf2onnx conversion of ``serve``; the ONNX graph is checked by ``onnx.checker``."""
+    import onnx
+    import tf2onnx
+    spec = serve.input_signature
+    model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=int(opset))
+    if metadata is not None:
+        onnx.helper.set_model_props(model_proto, {METADATA_NAME: json.dumps(metadata)})
+    onnx.checker.check_model(model_proto)
+    with open(path, "wb") as f:
+        f.write(model_proto.SerializeToString())
+    return path
+
+
+def read_onnx_metadata(path):
+    import onnx
+    model = onnx.load(path, load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_NAME:
+            return json.loads(prop.value)
+    return None
