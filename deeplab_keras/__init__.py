@@ -6,6 +6,8 @@
 from deeplab_keras import backbones, frontend, layers
 from deeplab_keras.models import BUILDERS, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus, build_model
 from deeplab_keras.version import __version__
+from deeplab_keras.zoo import from_preset, get_preset, list_presets
 
 __all__ = ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
            "backbones", "layers", "frontend", "__version__"]
+__all__ += ["from_preset", "get_preset", "list_presets"]

@@ -1,0 +1,152 @@
+"""The preset catalogue: ``zoo/presets/<name>.json``, shipped in the package as
+``deeplab_keras/_zoo`` (the source checkout's ``zoo/`` folder is used when running from it).
+
+    import deeplab_keras as dk
+    dk.list_presets()
+    model = dk.from_preset("deeplabv3_mobilenetv2_dm05_voc")
+    model = dk.from_preset("mobilenetv2_imagenet", num_classes=11)   # backbone + new head
+"""
+import copy
+import functools
+import glob
+import json
+import os
+
+from deeplab_keras import download
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: where the catalogue may live: installed package data, then the source checkout
+ZOO_DIRS = (os.path.join(_HERE, "_zoo"), os.path.join(os.path.dirname(_HERE), "zoo"))
+
+
+def zoo_dir():
+    for path in ZOO_DIRS:
+        if os.path.isdir(os.path.join(path, "presets")):
+            return path
+    raise FileNotFoundError(f"preset catalogue not found (looked in {', '.join(ZOO_DIRS)}); "
+                            "reinstall deeplab-keras")
+
+
+@functools.lru_cache(maxsize=None)
+def _catalogue(root):
+    presets = {}
+    for path in sorted(glob.glob(os.path.join(root, "presets", "*.json"))):
+        with open(path) as f:
+            try:
+                preset = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"corrupt preset file {path}: {err}") from err
+        presets[preset["name"]] = preset
+    return presets
+
+
+def list_presets():
+    """Sorted names of all presets."""
+    return sorted(_catalogue(zoo_dir()))
+
+
+def get_preset(name):
+    """A copy of preset ``name``'s catalogue entry; ValueError listing presets if unknown."""
+    presets = _catalogue(zoo_dir())
+    if name not in presets:
+        raise ValueError(f"Unknown preset {name!r}. Available presets: {', '.join(sorted(presets))}")
+    return copy.deepcopy(presets[name])
+
+
+def is_preset(name):
+    return isinstance(name, str) and name in _catalogue(zoo_dir())
+
+
+def weight_entry(preset, fmt=None):
+    """The preset's default weight source, or the first one of format ``fmt``."""
+    entries = preset["weights"]
+    if not entries:
+        raise ValueError(f"preset {preset['name']!r} has no weights")
+    if fmt is not None:
+        for entry in entries:
+            if entry["format"] == fmt:
+                return entry
+        raise ValueError(f"preset {preset['name']!r} has no {fmt!r} weights (has: "
+                         f"{', '.join(e['format'] for e in entries)})")
+    return next((e for e in entries if e.get("default")), entries[0])
+
+
+def fetch_weights(name, fmt=None, allow_unpinned=False, progress=True):
+    """Local path of preset ``name``'s weight file: shipped in ``zoo/weights`` or downloaded
+    (verified) into the cache. Returns ``(path, entry)``."""
+    preset = get_preset(name)
+    entry = weight_entry(preset, fmt)
+    if entry.get("path"):
+        path = os.path.join(zoo_dir(), entry["path"])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"preset {name!r}: shipped weights {path} are missing")
+        if entry.get("sha256") or entry.get("md5"):
+            download.verify(path, entry.get("sha256"), entry.get("md5"), entry.get("size"))
+        return path, entry
+    path = download.fetch(entry["url"], entry["file"], sha256=entry.get("sha256"),
+                          md5=entry.get("md5"), size=entry.get("size"),
+                          allow_unpinned=allow_unpinned, progress=progress)
+    return path, entry
+
+
+def build_preset_model(preset, **overrides):
+    from deeplab_keras.models import build_model
+
+    config = dict(preset["config"])
+    config.update(overrides)
+    if config.get("num_classes") is None:
+        raise ValueError(f"preset {preset['name']!r} is a backbone: pass num_classes=...")
+    return build_model(preset["architecture"], **config)
+
+
+def conversion_classes(preset):
+    """Classes of the model converted weights are stored for (backbone presets: a dummy 21)."""
+    return preset["config"].get("num_classes") or 21
+
+
+def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
+    """Path of preset ``name``'s weights converted to our model (a ``.weights.h5`` cached next to
+    the source file); converts on first use. Returns ``(path, preset)``."""
+    from deeplab_keras.weights import import_weights
+
+    preset = get_preset(name)
+    source, entry = fetch_weights(name, fmt, allow_unpinned, progress)
+    if entry["format"] == "keras_weights_h5":
+        return source, preset
+    cache_root = download.cache_dir()
+    folder = os.path.dirname(source) if os.path.dirname(os.path.abspath(source)).startswith(
+        os.path.abspath(cache_root)) else cache_root
+    target = os.path.join(folder, f"{os.path.basename(source)}.{name}.weights.h5")
+    if os.path.isfile(target):
+        return target, preset
+    model = build_preset_model(preset, num_classes=conversion_classes(preset))
+    import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
+    tmp = target[:-len(".weights.h5")] + ".tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, target)
+    return target, preset
+
+
+def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, progress=True,
+                **overrides):
+    """Build preset ``name``'s model and load its weights.
+
+    Args:
+        num_classes: a different number of classes gets a new, freshly initialised classifier
+            (backbone presets always need it).
+        weights: False builds the architecture only.
+        allow_unpinned: allow weight files without a pinned checksum (prints their sha256).
+        overrides: other builder arguments (``input_shape``, ``activation``, ...).
+    """
+    from deeplab_keras.weights import transfer
+
+    preset = get_preset(name)
+    classes = num_classes if num_classes is not None else preset["config"].get("num_classes")
+    model = build_preset_model(preset, num_classes=classes, **overrides)
+    if weights:
+        path, _ = converted_weights(name, allow_unpinned=allow_unpinned, progress=progress)
+        source = build_preset_model(preset, num_classes=conversion_classes(preset))
+        source.load_weights(path)
+        transfer(source, model, new_head=classes != conversion_classes(preset),
+                 backbone_only=preset.get("backbone_only", False))
+    return model
