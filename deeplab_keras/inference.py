@@ -1,0 +1,115 @@
+"""Basic inference: read an image, run a model at its preset's input size, get the class map at
+the image's size, and draw a colour overlay with the preset's palette."""
+import os
+
+import numpy as np
+
+
+def load_image(path):
+    """RGB uint8 array (H, W, 3) of an image file; ValueError naming the file if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def _resize(x, size, align_corners=True, method="bilinear"):
+    import tensorflow as tf
+
+    if method == "bilinear":
+        return tf.compat.v1.image.resize(x, size, method=tf.image.ResizeMethod.BILINEAR,
+                                         align_corners=align_corners)
+    return tf.image.resize(x, size, method=method)
+
+
+def predict_logits(model, image, input_size=None, align_corners=True):
+    """Logits (H, W, C) at the image's size. The image is resized to ``input_size`` (or to the
+    model's fixed input size), run through the model (which takes 0-255 RGB), and the logits are
+    resized back bilinearly."""
+    import tensorflow as tf
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    height, width = image.shape[:2]
+    fixed = tuple(model.input_shape[1:3])
+    size = fixed if None not in fixed else (tuple(input_size) if input_size else (height, width))
+    x = tf.convert_to_tensor(image[None].astype("float32"))
+    if size != (height, width):
+        x = _resize(x, size, align_corners)
+    logits = model(x, training=False)
+    if isinstance(logits, (list, tuple)):
+        logits = logits[0]
+    logits = tf.cast(logits, tf.float32)
+    if tuple(logits.shape[1:3]) != (height, width):
+        logits = _resize(logits, (height, width), align_corners)
+    return np.asarray(logits[0])
+
+
+def predict_classes(model, image, input_size=None, align_corners=True):
+    """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size."""
+    logits = predict_logits(model, image, input_size, align_corners)
+    classes = np.argmax(logits, axis=-1)
+    return classes.astype(np.uint8 if logits.shape[-1] <= 256 else np.int32)
+
+
+def default_palette(n):
+    """PASCAL VOC's colour map (bit-interleaved), for models without a palette."""
+    palette = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c = i
+        for j in range(8):
+            palette[i] |= np.array([(c >> k) & 1 for k in range(3)], np.uint8) << (7 - j)
+            c >>= 3
+    return palette
+
+
+def colorize(classes, palette):
+    palette = np.asarray(palette, np.uint8)
+    if classes.max(initial=0) >= len(palette):
+        palette = np.concatenate([palette, default_palette(int(classes.max()) + 1)[len(palette):]])
+    return palette[classes]
+
+
+def overlay(image, classes, palette, alpha=0.5):
+    """Blend the colour-coded class map over the image."""
+    colours = colorize(classes, palette).astype(np.float32)
+    return (image.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+
+
+def save_png(array, path):
+    """Write a PNG atomically (temp file + os.replace)."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    mode = "I" if array.dtype == np.int32 else None
+    tmp = path + ".tmp.png"
+    Image.fromarray(array, mode=mode).save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def segment_file(model, image_path, output_dir, palette=None, input_size=None,
+                 align_corners=True, labels=None):
+    """Segment one image file; writes ``<stem>_classes.png`` (class indices, image size) and
+    ``<stem>_overlay.png``. Returns a dict with the paths and per-class pixel fractions."""
+    image = load_image(image_path)
+    classes = predict_classes(model, image, input_size, align_corners)
+    if palette is None:
+        palette = default_palette(int(model.output_shape[-1]))
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    class_path = save_png(classes, os.path.join(output_dir, f"{stem}_classes.png"))
+    overlay_path = save_png(overlay(image, classes, palette),
+                            os.path.join(output_dir, f"{stem}_overlay.png"))
+    ids, counts = np.unique(classes, return_counts=True)
+    name = (lambda i: labels[i] if labels and i < len(labels) else str(i))
+    fractions = {name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)}
+    return {"image": image_path, "classes": class_path, "overlay": overlay_path,
+            "fractions": fractions, "size": classes.shape}
