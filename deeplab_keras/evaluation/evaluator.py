@@ -1,0 +1,159 @@
+"""Evaluate a model on a dataset: test-time inference (:class:`Predictor`), a streaming confusion
+matrix and the summary metrics, returned as a JSON-ready dict; plus the printed table."""
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from deeplab_keras.evaluation.inference import Predictor
+from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
+
+
+def _dataset_info(dataset, num_classes, ignore_label, class_names):
+    from deeplab_keras.data import resolve_info
+    info = resolve_info(dataset, num_classes, ignore_label)
+    names = list(class_names) if class_names is not None else list(info.labels)
+    if len(names) != info.num_classes:
+        raise ValueError(f"{len(names)} class names for {info.num_classes} classes")
+    return info, names
+
+
+def _batches(data, info, limit):
+    """Yield ``(images (N,H,W,3), labels (N,H,W))`` NumPy batches, at most ``limit`` images."""
+    import tensorflow as tf
+    if isinstance(data, (list, tuple)) and data and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(q, (str, os.PathLike)) for q in p)
+            for p in data):
+        from deeplab_keras.data import make_dataset
+        data = make_dataset(list(data)[:limit] if limit else list(data), dataset_info=info,
+                            batch_size=1, training=False)
+    elif isinstance(data, (list, tuple)) and not data:
+        raise ValueError("no evaluation data given (empty list of pairs)")
+    seen = 0
+    iterator = data.as_numpy_iterator() if isinstance(data, tf.data.Dataset) else iter(data)
+    for item in iterator:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ValueError("evaluation data must yield (image, label) pairs")
+        images, labels = (np.asarray(a) for a in item)
+        if images.ndim == 3:
+            images, labels = images[None], labels[None]
+        if labels.ndim == 4 and labels.shape[-1] == 1:
+            labels = labels[..., 0]
+        if images.shape[:3] != labels.shape:
+            raise ValueError(f"image batch {images.shape} and label batch {labels.shape} differ in size")
+        if limit:
+            images, labels = images[:limit - seen], labels[:limit - seen]
+        seen += len(images)
+        yield images, labels
+        if limit and seen >= limit:
+            return
+
+
+def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, class_names=None,
+             scales=(1.0,), flip=False, sliding_window=None, crf=None, limit=None, progress=False,
+             **predictor_options):
+    """Evaluate ``model`` on ``data`` and return a JSON-ready dict of metrics.
+
+    Args:
+        model: Keras model, 0-255 RGB in, logits (or probabilities) at the input size out.
+        data: ``[(image_path, mask_path), ...]`` (e.g. ``deeplab_keras.data.list_pairs``), a
+            ``tf.data.Dataset`` of ``(image, label)`` (batched or not), or any iterable of
+            ``(image, label)`` arrays. Labels must already be train ids (+ ignore label).
+        dataset: dataset name (``"camvid"``, ``"voc"``, ...) or ``DatasetInfo``: classes, ignore
+            label, names and the mask mapping for file pairs. Else ``num_classes`` (default:
+            the model's output channels) and ``ignore_label`` (default 255).
+        scales, flip, sliding_window, crf, predictor_options: see :class:`Predictor`.
+        limit: evaluate at most this many images.
+        progress: print one line per image to stderr.
+
+    Returns:
+        :func:`metrics_from_confusion`'s dict plus ``per_class`` (name -> IoU), ``confusion_matrix``,
+        ``num_images``, ``seconds``, ``images_per_second``, ``dataset``, ``ignore_label`` and the
+        inference ``settings``. IoU values are fractions in [0, 1].
+    """
+    model_classes = model.output_shape[-1]
+    if dataset is None and num_classes is None:
+        num_classes = model_classes
+    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
+    if model_classes != info.num_classes:
+        raise ValueError(f"the model predicts {model_classes} classes but the dataset "
+                         f"{info.name!r} has {info.num_classes}")
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit!r}")
+    predictor = Predictor(model, scales=scales, flip=flip, sliding_window=sliding_window, crf=crf,
+                          **predictor_options)
+    cm = np.zeros((info.num_classes, info.num_classes), np.int64)
+    count, start = 0, time.perf_counter()
+    for images, labels in _batches(data, info, limit):
+        pred = predictor(images).argmax(-1)
+        cm += confusion_matrix(labels, pred, info.num_classes, info.ignore_label)
+        count += len(images)
+        if progress:
+            print(f"evaluate: {count} images, {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    if not count:
+        raise ValueError("the evaluation data is empty")
+    seconds = time.perf_counter() - start
+    result = metrics_from_confusion(cm, names)
+    result.update(
+        per_class={n: v for n, v in zip(names, result["per_class_iou"])},
+        confusion_matrix=cm.tolist(), num_images=count, seconds=round(seconds, 3),
+        images_per_second=round(count / seconds, 3), dataset=info.name,
+        ignore_label=info.ignore_label,
+        settings={"scales": list(predictor.scales), "flip": predictor.flip,
+                  "sliding_window": list(predictor.window) if predictor.window else None,
+                  "overlap": predictor.overlap if predictor.window else None,
+                  "weighting": predictor.weighting if predictor.window else None,
+                  "crf": predictor.crf})
+    return result
+
+
+def _pct(value):
+    return "    -" if value is None or math.isnan(value) else f"{100 * value:5.1f}"
+
+
+def format_table(result):
+    """A per-class table (IoU and accuracy in %) followed by the summary metrics."""
+    names = result.get("class_names") or [str(i) for i in range(result["num_classes"])]
+    width = max(10, max(len(n) for n in names))
+    lines = [f"{'class':<{width}}  IoU %  Acc %", "-" * (width + 15)]
+    for name, iou, acc in zip(names, result["per_class_iou"], result["per_class_accuracy"]):
+        lines.append(f"{name:<{width}}  {_pct(iou)}  {_pct(acc)}")
+    lines.append("-" * (width + 15))
+    for label, key in (("mIoU", "miou"), ("pixel acc", "pixel_accuracy"),
+                       ("mean acc", "mean_class_accuracy"), ("fwIoU", "fw_iou")):
+        lines.append(f"{label:<{width}}  {_pct(result[key])}")
+    lines.append(f"{result['num_images']} images, {result['seconds']:.1f}s "
+                 f"({result['images_per_second']:.2f} images/s)")
+    return "\n".join(lines)
+
+
+def write_json(result, path):
+    """Write ``result`` as JSON atomically (temp file in the same folder + ``os.replace``);
+    ``nan`` (absent classes) is written as ``null``."""
+    def clean(v):
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(clean(result), f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
