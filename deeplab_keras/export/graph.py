@@ -51,11 +51,11 @@ def check_output_mode(output_mode, gpu_delegate=False):
 def logits_model(model, low_resolution=False):
     """``model`` cut at its logits: at the input size (the ``upsample_logits`` layer's output) or
     before the final upsampling. Works for Keras 3 and tf_keras functional models."""
-    try:
-        layer = model.get_layer(UPSAMPLE_LAYER)
-    except ValueError:
+    names = {layer.name: layer for layer in model.layers}
+    layer = names.get(UPSAMPLE_LAYER, names.get("quant_" + UPSAMPLE_LAYER))  # tfmot's wrapper name
+    if layer is None:
         raise ValueError(f"model {model.name!r} has no {UPSAMPLE_LAYER!r} layer; export needs a "
-                         "deeplab_keras model (or one with that final resize layer)") from None
+                         "deeplab_keras model (or one with that final resize layer)")
     target = layer.input[0] if low_resolution else layer.output
     if target is model.outputs[0] and len(model.outputs) == 1:
         return model

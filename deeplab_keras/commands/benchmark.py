@@ -1,0 +1,33 @@
+"""``deeplab-keras benchmark FILE... --threads N [--runs R]``: CPU latency (median, p90), file
+size and peak memory of exported ``.tflite`` (ai-edge-litert) / ``.onnx`` (onnxruntime) files."""
+import json
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("benchmark", help="latency / size / memory of exported artifacts")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".tflite, .onnx or SavedModel directory")
+    p.add_argument("--threads", type=int, default=1, help="interpreter / intra-op threads (default 1)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    return p
+
+
+def run(args):
+    import os
+
+    from deeplab_keras.export.benchmark import benchmark, to_markdown
+
+    results = []
+    for path in args.files:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path}")
+        results.append(benchmark(path, threads=args.threads, runs=args.runs, warmup=args.warmup))
+    print(to_markdown(results))
+    print(f"memory: {results[0]['memory_method']}")
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(tmp, args.json)
+    return 0

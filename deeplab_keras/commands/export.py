@@ -1,0 +1,123 @@
+"""``deeplab-keras export``: one verified deployment artifact (SavedModel, TFLite or ONNX).
+
+    deeplab-keras export --preset deeplabv3_mobilenetv2_voc --format tflite --quantize int8 \\
+        --input-size 513 --calibration images/ --output deeplab_int8.tflite
+
+The artifact is written only if it passes its parity gate against the Keras model; the report
+goes to ``--report-dir`` (default ``export/reports``) as JSON and markdown.
+"""
+import json
+import os
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("export", help="export a verified SavedModel / TFLite / ONNX artifact")
+    src = p.add_argument_group("model")
+    src.add_argument("--preset", help="preset name (architecture, config, labels and weights)")
+    src.add_argument("--weights", help="weights file/URL/preset to load instead of the preset's own; "
+                     "'none' keeps the fresh initialisation")
+    src.add_argument("--architecture", help="deeplabv1/deeplabv2/deeplabv3/deeplabv3plus (fresh model, with --config)")
+    src.add_argument("--config", help="builder kwargs as JSON text or a .json file (with --architecture)")
+    src.add_argument("--allow-unpinned", action="store_true", help="allow unpinned weight downloads")
+    p.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8", "qat"),
+                   help="TFLite quantization (default none = float32)")
+    p.add_argument("--input-size", required=True, help="N or HxW: the artifact's fixed input size")
+    p.add_argument("--output-mode", default="classes",
+                   choices=("classes", "logits", "probabilities", "lowres_logits"))
+    p.add_argument("--gpu-delegate", action="store_true",
+                   help="TFLite graph for the GPU delegate: float output, no ArgMax, no int64")
+    p.add_argument("--io-dtype", default="uint8", choices=("uint8", "int8"),
+                   help="input (and quantized output) type of int8/QAT TFLite files")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--calibration", help="folder of images for int8 calibration / QAT fine-tuning")
+    p.add_argument("--num-calibration", type=int, default=16, help="calibration images (default 16)")
+    p.add_argument("--parity-images", help="folder of images for the parity gate "
+                   "(default: the calibration images, else deterministic synthetic images)")
+    p.add_argument("--num-parity", type=int, default=4, help="images for the parity gate (default 4)")
+    p.add_argument("--threshold", type=float, help="override the gate's argmax-agreement threshold")
+    p.add_argument("--qat-steps", type=int, default=100, help="QAT fine-tuning steps (default 100)")
+    p.add_argument("--qat-lr", type=float, default=1e-5, help="QAT learning rate (default 1e-5)")
+    p.add_argument("--report-dir", default=os.path.join("export", "reports"),
+                   help="where the JSON + markdown report goes (default export/reports)")
+    p.add_argument("--output", required=True, help="output file (.tflite/.onnx) or SavedModel directory")
+    return p
+
+
+def _load_config(text):
+    if text is None:
+        return {}
+    if os.path.isfile(text):
+        with open(text) as f:
+            return json.load(f)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--config is neither a file nor JSON: {err}") from None
+
+
+def build(args):
+    """``(model, architecture, config, labels)`` from the model arguments."""
+    from deeplab_keras import zoo
+    from deeplab_keras.models import build_model
+    from deeplab_keras.weights import load_weights
+
+    if bool(args.preset) == bool(args.architecture):
+        raise ValueError("give exactly one of --preset and --architecture")
+    labels = None
+    if args.preset:
+        preset = zoo.get_preset(args.preset)
+        architecture, config = preset["architecture"], dict(preset["config"])
+        config.update(_load_config(args.config))
+        labels = preset.get("labels")
+        if config.get("num_classes") is None:
+            raise ValueError(f"preset {args.preset!r} is a backbone; export a segmentation preset")
+        if args.weights:
+            model = build_model(architecture, **config)
+            if args.weights != "none":
+                load_weights(model, args.weights, allow_unpinned=args.allow_unpinned)
+        else:
+            model = zoo.from_preset(args.preset, allow_unpinned=args.allow_unpinned,
+                                    **_load_config(args.config))
+    else:
+        architecture, config = args.architecture, _load_config(args.config)
+        model = build_model(architecture, **config)
+        if args.weights and args.weights != "none":
+            load_weights(model, args.weights, allow_unpinned=args.allow_unpinned)
+    if labels is not None and len(labels) != model.outputs[0].shape[-1]:
+        labels = None
+    return model, architecture, config, labels
+
+
+def run(args):
+    from deeplab_keras.export import api, calibration, graph, qat
+
+    model, architecture, config, labels = build(args)
+    size = graph.parse_size(args.input_size)
+    qat_model, notes = None, {}
+    if args.quantize == "qat":
+        if args.format != "tflite":
+            raise ValueError("--quantize qat produces TFLite files (use --format tflite)")
+        images, desc = calibration.get_images(args.calibration, size, args.num_calibration)
+        qat_model, info = qat.quantization_aware_model(model, architecture, config, size,
+                                                       data=images, steps=args.qat_steps,
+                                                       learning_rate=args.qat_lr)
+        notes["qat"] = (f"tf_keras twin max |logit diff| {info['transfer_max_abs_diff']:.3g}; "
+                        f"{info['steps']} fine-tuning steps on {desc} (self-distillation); "
+                        f"custom configs {info['custom_quantize_configs']}")
+    report = api.export_model(
+        model, args.output, format=args.format, quantize=args.quantize, input_size=size,
+        output_mode=args.output_mode, calibration_data=args.calibration,
+        parity_data=args.parity_images, num_calibration=args.num_calibration,
+        num_parity=args.num_parity, io_dtype=args.io_dtype, gpu_delegate=args.gpu_delegate,
+        opset=args.opset, labels=labels, report_dir=args.report_dir, threshold=args.threshold,
+        qat_model=qat_model, architecture=architecture, extra_notes=notes)
+    m = report["parity"]
+    extra = f", max |logit err| {m['max_abs_error']:.3g}" if "max_abs_error" in m else ""
+    print(f"{args.output}: {report['format']} {report['quantize']} {report['output_mode']} "
+          f"{report['size_bytes'] / 2**20:.2f} MB; parity PASS on {report['parity_images']}: "
+          f"agreement {m['agreement']:.4f} (>= {report['threshold']}), mIoU vs Keras "
+          f"{m['miou_vs_keras']:.2f}{extra}")
+    for path in report.get("report_files", []):
+        print(f"report: {path}")
+    return 0

@@ -1,0 +1,183 @@
+"""Quantization-aware training with tfmot, which only accepts tf_keras (Keras 2) models.
+
+1. :func:`tf_keras_twin` rebuilds the same architecture with tf_keras
+   (``deeplab_keras.frontend.use(tf_keras)``) and copies the weights layer by layer (by name);
+   :func:`max_abs_diff` verifies both give the same logits.
+2. :func:`quantize` annotates every layer tfmot knows with its default 8-bit scheme. tfmot
+   0.8 has no scheme for two weightless layers of ours: ``Resize`` (bilinear resize) gets a
+   config that quantizes nothing (TFLite's int8 RESIZE_BILINEAR keeps its input's scale, so the
+   producing layer's fake-quant already models it), and ``Rescaling`` (the in-graph input
+   normalisation) gets an 8-bit output fake-quant.
+3. :func:`fine_tune` trains with fake quantization for ``steps`` steps (labels, or the float
+   model's own predictions as targets when only images are given: self-distillation).
+Then :func:`deeplab_keras.export.export_model` with ``quantize="qat", qat_model=...`` converts.
+"""
+import numpy as np
+import tensorflow as tf
+
+from deeplab_keras import frontend
+from deeplab_keras.layers.resize import resize_class
+
+
+def _modules():
+    try:
+        import tf_keras
+        import tensorflow_model_optimization as tfmot
+    except ImportError as err:
+        raise ImportError("QAT needs tf_keras and tensorflow-model-optimization "
+                          "(pip install 'deeplab-keras[qat]')") from err
+    return tf_keras, tfmot
+
+
+def tf_keras_twin(model, architecture, config, input_size):
+    """The tf_keras version of ``model`` (built by ``build_model(architecture, **config)``) at a
+    fixed input size, with ``model``'s weights copied by layer name."""
+    from deeplab_keras.models import build_model
+    tf_keras, _ = _modules()
+    config = dict(config or {})
+    config.pop("weights", None)
+    config["input_shape"] = (int(input_size[0]), int(input_size[1]), 3)
+    with frontend.use(tf_keras):
+        twin = build_model(architecture, **config)
+    source = {layer.name: layer for layer in model.layers}
+    missing = []
+    for layer in twin.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in source:
+            missing.append(layer.name)
+            continue
+        layer.set_weights(source[layer.name].get_weights())
+    if missing:
+        raise ValueError(f"tf_keras twin has layers missing from {model.name!r}: {missing[:5]}")
+    return twin
+
+
+def max_abs_diff(model, twin, images):
+    """Largest |logit difference| between the Keras 3 model and its tf_keras twin."""
+    worst = 0.0
+    for img in images:
+        x = np.asarray(img, np.float32)[None]
+        a = np.asarray(model(x, training=False))
+        b = np.asarray(twin(x, training=False))
+        worst = max(worst, float(np.abs(a - b).max()))
+    return worst
+
+
+def _config_classes(tfmot):
+    base = tfmot.quantization.keras.QuantizeConfig
+    quantizers = tfmot.quantization.keras.quantizers
+
+    class OutputQuantizeConfig(base):
+        """For weightless layers tfmot has no scheme for. ``quantize_output=False`` (our
+        ``Resize``): nothing is quantized and the output keeps the input's quantization, as
+        TFLite's int8 RESIZE_BILINEAR requires. ``True`` (``Rescaling``, the in-graph input
+        normalisation): an 8-bit moving-average fake-quant on the output."""
+
+        def __init__(self, quantize_output=True):
+            self.quantize_output = bool(quantize_output)
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            if not self.quantize_output:
+                return []
+            return [quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False,
+                                                      symmetric=False, narrow_range=False)]
+
+        def get_config(self):
+            return {"quantize_output": self.quantize_output}
+
+    return OutputQuantizeConfig
+
+
+def quantize(twin):
+    """tfmot's default 8-bit QAT model of a tf_keras DeepLab (see module docstring).
+
+    Returns ``(qat_model, custom)``: ``custom`` maps the layer classes tfmot does not support
+    to the config they got."""
+    tf_keras, tfmot = _modules()
+    qk = tfmot.quantization.keras
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry_lib)
+    registry = registry_lib.Default8BitQuantizeRegistry()
+    Resize = resize_class(tf_keras)
+    OutputQuantizeConfig = _config_classes(tfmot)
+    custom = {}
+
+    def annotate(layer):
+        if isinstance(layer, tf_keras.layers.InputLayer):
+            return layer
+        if registry.supports(layer) or layer.weights:
+            # layers with weights (BatchNorm included) go through tfmot's own transforms
+            # (conv + BN folding); quantize_apply raises if one cannot be quantized
+            return qk.quantize_annotate_layer(layer)
+        keep = isinstance(layer, Resize)
+        custom[type(layer).__name__] = ("no quantizer (keeps input scale)" if keep
+                                        else "8-bit output fake-quant")
+        return qk.quantize_annotate_layer(layer, quantize_config=OutputQuantizeConfig(not keep))
+
+    annotated = tf_keras.models.clone_model(twin, clone_function=annotate)
+    annotated.set_weights(twin.get_weights())
+    with qk.quantize_scope({"Resize": Resize, "OutputQuantizeConfig": OutputQuantizeConfig}):
+        return qk.quantize_apply(annotated), custom
+
+
+def fine_tune(qat_model, data, steps, learning_rate=1e-5, teacher=None, ignore_label=None,
+              batch_size=2):
+    """Train ``qat_model`` for ``steps`` steps with fake quantization.
+
+    ``data``: a tf.data pipeline of (image, label) batches, or a list/array of images (targets
+    are then ``teacher``'s argmax - self-distillation from the float model)."""
+    tf_keras, _ = _modules()
+    if steps < 1:
+        return qat_model
+    if isinstance(data, tf.data.Dataset):
+        ds = data
+    else:
+        if teacher is None:
+            raise ValueError("fine-tuning on images without labels needs the float model as teacher")
+        images = np.stack([np.asarray(i, np.float32) for i in data])
+        labels = np.concatenate([np.argmax(np.asarray(teacher(images[i:i + 1], training=False)), -1)
+                                 for i in range(len(images))]).astype(np.int32)
+        ds = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(len(images), seed=0)
+        ds = ds.batch(batch_size, drop_remainder=False)
+    ds = ds.repeat()
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=ignore_label)
+    qat_model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss=loss)
+    qat_model.fit(ds, steps_per_epoch=int(steps), epochs=1, verbose=0)
+    return qat_model
+
+
+def quantization_aware_model(model, architecture, config, input_size, data=None, steps=0,
+                             learning_rate=1e-5, check_images=None, ignore_label=None):
+    """Twin + weight transfer (verified) + tfmot QAT + ``steps`` of fine-tuning.
+
+    Returns ``(qat_model, info)`` with info = {"transfer_max_abs_diff", "steps", ...}."""
+    from deeplab_keras.export import calibration
+    twin = tf_keras_twin(model, architecture, config, input_size)
+    if check_images is None:
+        check_images = calibration.synthetic_images(tuple(input_size), 2, seed=3)
+    diff = max_abs_diff(model, twin, check_images)
+    ref_scale = max(1.0, float(np.abs(np.asarray(model(np.asarray(check_images[0], np.float32)[None]))).max()))
+    if diff > 1e-3 * ref_scale:
+        raise ValueError(f"tf_keras twin differs from the Keras 3 model by {diff:.3g} (logits)")
+    qat_model, custom = quantize(twin)
+    if steps:
+        fine_tune(qat_model, data if data is not None else check_images, steps, learning_rate,
+                  teacher=model, ignore_label=ignore_label)
+    return qat_model, {"transfer_max_abs_diff": diff, "steps": int(steps),
+                       "learning_rate": learning_rate, "custom_quantize_configs": custom,
+                       "quantized_layers": sum(1 for l in qat_model.layers
+                                               if type(l).__name__ == "QuantizeWrapperV2")}
