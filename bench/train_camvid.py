@@ -1,0 +1,96 @@
+"""The CamVid result: fine-tune DeepLab v3+ MobileNetV2 (Google's VOC weights) on CamVid train at
+480x360 within a wall-clock budget, then evaluate the best checkpoint on all 101 val images at
+full 480x360 (mIoU + per-class IoU) and write JSON.
+
+    nohup nice -n 5 python bench/train_camvid.py --minutes 50 > runs/camvid.log 2>&1 &
+
+Killed? Run the same command again: training resumes from runs/<name>/backup.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+RECIPE = "zoo/recipes/camvid_deeplabv3plus_mobilenetv2.json"
+
+
+def evaluate(model, pairs, info, batch_size=4):
+    """Confusion matrix over full-size images (ignore label excluded) -> IoU per class."""
+    from deeplab_keras import data
+    ds = data.make_dataset(pairs, dataset_info=info, batch_size=batch_size)
+    n = info.num_classes
+    cm = np.zeros((n, n), np.int64)
+    start = time.time()
+    for images, labels in ds:
+        pred = np.argmax(model.predict_on_batch(images), axis=-1)
+        labels = labels.numpy()
+        ok = (labels >= 0) & (labels < n)
+        cm += np.bincount(n * labels[ok] + pred[ok], minlength=n * n).reshape(n, n)
+    seconds = time.time() - start
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return {"miou": float(np.nanmean(iou) * 100),
+            "per_class_iou": {name: round(float(v) * 100, 2) for name, v in zip(info.labels, iou)},
+            "pixel_accuracy": float(tp.sum() / cm.sum() * 100),
+            "images": len(pairs), "eval_seconds": seconds,
+            "confusion_matrix": cm.tolist()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", default=RECIPE)
+    p.add_argument("--minutes", type=float, default=50.0, help="training wall-clock budget")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--output-dir", default="runs/camvid")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--eval-only", action="store_true", help="only evaluate output-dir's checkpoint")
+    args = p.parse_args(argv)
+
+    from deeplab_keras import data
+    from deeplab_keras.training import make_config, parse_override, train
+    from deeplab_keras.training.trainer import build_model, dataset_info
+
+    overrides = dict(parse_override(s) for s in args.set)
+    overrides.update(output_dir=args.output_dir, minutes=args.minutes, verbose=2)
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    config = make_config(args.recipe, **overrides)
+    info = dataset_info(config)
+    result = {"command": "python bench/train_camvid.py " + " ".join(argv or sys.argv[1:]),
+              "config": config}
+    if not args.eval_only:
+        start = time.time()
+        _, history = train(config)
+        result["train_wall_seconds"] = time.time() - start
+        result["history"] = history.history
+    with open(os.path.join(args.output_dir, "history.json")) as f:
+        epochs = json.load(f)
+    result["epochs_done"] = len(epochs)
+    rates = [e["images_per_sec"] for e in epochs[1:]] or [e["images_per_sec"] for e in epochs]
+    result["train_images_per_sec"] = float(np.median(rates))
+    result["train_seconds_total"] = float(sum(e["train_seconds"] for e in epochs))
+
+    model, _ = build_model(dict(config, init_tflite=None, init_weights=None), info)
+    pairs = data.list_pairs("camvid", config["data_root"], "val")
+    for which in ("best", "last"):
+        path = os.path.join(args.output_dir, f"{which}.weights.h5")
+        model.load_weights(path)
+        result[which] = evaluate(model, pairs, info)
+        print(which, json.dumps({k: v for k, v in result[which].items() if k != "confusion_matrix"}),
+              flush=True)
+    out = os.path.join(args.output_dir, "result.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(out + ".tmp", out)
+    print("wrote", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""``train(recipe, **overrides)``: data, model, loss, optimizer, callbacks and ``model.fit``
+under a ``tf.distribute`` strategy, from one flat configuration (see :mod:`.config`)."""
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from deeplab_keras import data as dkdata
+from deeplab_keras.training import bn as bnlib
+from deeplab_keras.training.callbacks import AtomicCheckpoint, NaNGuard, Throughput, TimeBudget
+from deeplab_keras.training.config import make_config
+from deeplab_keras.training.losses import SegmentationLoss, median_frequency_weights
+from deeplab_keras.training.schedules import PolyWarmup
+from deeplab_keras.training.strategy import get_strategy, worker_info
+
+
+def dataset_info(config):
+    if config["dataset"] == "folder":
+        return dkdata.custom_info(config["num_classes"], config["ignore_label"])
+    return dkdata.get_dataset_info(config["dataset"])
+
+
+def _pairs(config, split, limit):
+    if config["tfrecords"]:
+        return config["tfrecords"][split] if isinstance(config["tfrecords"], dict) else config["tfrecords"]
+    if not config["data_root"]:
+        raise ValueError("set data_root (folder of the dataset) or tfrecords")
+    pairs = dkdata.list_pairs(config["dataset"], config["data_root"], split)
+    return pairs[:limit] if limit else pairs
+
+
+def build_datasets(config, info, num_outputs=1):
+    """Training (augmented, repeated) and validation datasets, labels repeated for multi-output
+    models (DeepLab v2 multi-scale: one loss per scale + fused)."""
+    train_pairs = _pairs(config, config["train_split"], config["max_train_images"])
+    train = dkdata.make_dataset(
+        train_pairs, dataset_info=info, batch_size=config["batch_size"],
+        crop_size=config["crop_size"], training=True, seed=config["seed"],
+        min_scale=config["min_scale"], max_scale=config["max_scale"], cache=config["cache"],
+        repeat=True)
+    val = None
+    if config["val_split"]:
+        val_pairs = _pairs(config, config["val_split"], config["max_val_images"])
+        val = dkdata.make_dataset(val_pairs, dataset_info=info,
+                                  batch_size=config["val_batch_size"], cache=config["cache"])
+    if num_outputs > 1:
+        train = train.map(lambda x, y: (x, (y,) * num_outputs))
+        val = val.map(lambda x, y: (x, (y,) * num_outputs)) if val is not None else None
+    n = len(train_pairs) if isinstance(train_pairs, list) and train_pairs and isinstance(train_pairs[0], tuple) else None
+    return train, val, n
+
+
+def class_weights(config, info, train_pairs=None):
+    spec = config["class_weights"]
+    if spec is None:
+        return None
+    if spec == "median_frequency":
+        ds = dkdata.make_dataset(_pairs(config, config["train_split"], config["max_train_images"]),
+                                 dataset_info=info, batch_size=8, check=None)
+        pixels, images = dkdata.class_pixel_counts(ds, info.num_classes)
+        return median_frequency_weights(pixels, images, config["class_weight_power"]).tolist()
+    if len(spec) != info.num_classes:
+        raise ValueError(f"class_weights has {len(spec)} values for {info.num_classes} classes")
+    return [float(w) ** config["class_weight_power"] for w in spec]
+
+
+def build_model(config, info):
+    import deeplab_keras as dk
+    kwargs = dict(config["model"])
+    kwargs.setdefault("num_classes", info.num_classes)
+    if kwargs["num_classes"] != info.num_classes:
+        raise ValueError(f"model num_classes={kwargs['num_classes']} but the data has "
+                         f"{info.num_classes} classes")
+    model = dk.build_model(config["architecture"], **kwargs)
+    before = {layer.name: [w.copy() for w in layer.get_weights()]
+              for layer in bnlib.batch_norm_layers(model)}
+    report = None
+    if config["init_tflite"]:
+        from deeplab_keras.importers.tflite import import_tflite
+        report = import_tflite(model, config["init_tflite"], skip_classifier=True, allow_missing=True)
+    elif config["init_weights"]:
+        from deeplab_keras.weights import load_weights
+        model.load_weights(config["init_weights"], skip_mismatch=True) \
+            if str(config["init_weights"]).endswith(".weights.h5") else load_weights(model, config["init_weights"])
+    pretrained = {layer.name for layer in bnlib.batch_norm_layers(model)
+                  if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
+    freeze = config["freeze_bn"]
+    if freeze == "pretrained":
+        frozen = bnlib.freeze_batch_norm(model, pretrained) if pretrained else 0
+    elif freeze:
+        frozen = bnlib.freeze_batch_norm(model)
+    else:
+        frozen = 0
+    if config["sync_bn"]:
+        bnlib.synchronize_batch_norm(model)
+    return model, {"import": report, "frozen_bn": frozen}
+
+
+def make_optimizer(config, total_steps):
+    schedule = PolyWarmup(config["learning_rate"], total_steps, power=config["poly_power"],
+                          warmup_steps=config["warmup_steps"])
+    name = config["optimizer"].lower()
+    if name == "sgd":
+        opt = keras.optimizers.SGD(schedule, momentum=config["momentum"],
+                                   weight_decay=config["weight_decay"] or None)
+    elif name == "adamw":
+        opt = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"])
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config['optimizer']!r}")
+    if config["weight_decay"]:
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return opt
+
+
+def train(config_or_recipe=None, **overrides):
+    """Train from a recipe (name, path or dict) with ``overrides``; returns ``(model, history)``.
+
+    Resumes automatically from ``output_dir/backup`` (``keras.callbacks.BackupAndRestore``) when
+    a previous run with the same ``output_dir`` was interrupted."""
+    config = make_config(config_or_recipe, **overrides)
+    if config["mixed_precision"]:
+        keras.mixed_precision.set_global_policy(config["mixed_precision"])
+    keras.utils.set_random_seed(int(config["seed"]))
+    strategy = get_strategy(config["strategy"])
+    task, is_chief = worker_info() if config["strategy"] == "multi_worker" else (0, True)
+    out = config["output_dir"]
+    os.makedirs(out, exist_ok=True)
+    info = dataset_info(config)
+    cw = class_weights(config, info)
+    with strategy.scope():
+        model, build_report = build_model(config, info)
+        num_outputs = len(model.outputs)
+    train_ds, val_ds, n_train = build_datasets(config, info, num_outputs)
+    steps = config["steps_per_epoch"] or max(1, (n_train or 0) // config["batch_size"])
+    if not steps:
+        raise ValueError("set steps_per_epoch (the number of training images is unknown)")
+    total = steps * config["epochs"]
+    with strategy.scope():
+        loss = SegmentationLoss(info.num_classes, info.ignore_label, cw, config["top_k_percent"])
+        metrics = [keras.metrics.MeanIoU(info.num_classes, ignore_class=info.ignore_label,
+                                         sparse_y_pred=False, name="mean_iou")]
+        model.compile(optimizer=make_optimizer(config, total),
+                      loss=[loss] * num_outputs if num_outputs > 1 else loss,
+                      metrics=[metrics] + [[]] * (num_outputs - 1) if num_outputs > 1 else metrics,
+                      jit_compile=config["jit_compile"])
+    backup = os.path.join(out, "backup" if task == 0 else f"backup_worker{task}")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+        Throughput(config["batch_size"]),
+        AtomicCheckpoint(out, monitor="val_mean_iou" if val_ds is not None else "mean_iou",
+                         is_chief=is_chief),
+        NaNGuard(out),
+    ]
+    if config["tensorboard"] and is_chief:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=10))
+    if config["minutes"]:
+        callbacks.append(TimeBudget(config["minutes"]))
+    if is_chief:
+        with open(os.path.join(out, "config.json.tmp"), "w") as f:
+            json.dump(dict(config, class_weights_used=cw, frozen_bn=build_report["frozen_bn"]), f,
+                      indent=1)
+        os.replace(os.path.join(out, "config.json.tmp"), os.path.join(out, "config.json"))
+    start = time.time()
+    history = model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=steps,
+                        validation_data=val_ds, validation_freq=config["validation_freq"],
+                        callbacks=callbacks, verbose=config["verbose"])
+    history.seconds = time.time() - start
+    history.steps_per_epoch = steps
+    return model, history
