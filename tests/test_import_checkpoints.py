@@ -157,3 +157,34 @@ def test_keras_h5_mismatch_is_loud(tmp_path):
         bad = tmp_path / "bad.h5"
         bad.write_bytes(b"garbage")
         import_keras_h5(wider, str(bad))
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "vgg16"])
+def test_keras_applications_resnet_vgg_h5(tmp_path, arch):
+    """Names, BGR->RGB flip of the first conv and (ResNet) conv-bias folding into BatchNorm."""
+    import keras
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(4)
+    if arch == "resnet50":
+        ka = tf_keras.applications.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
+        for layer in ka.layers:  # non-zero conv biases and BN statistics
+            if layer.weights:
+                layer.set_weights([w + np.random.default_rng(0).normal(0, 0.1, w.shape).astype(w.dtype)
+                                   if w.ndim == 1 else w for w in layer.get_weights()])
+        ours = dk.DeepLabV3(num_classes=2, backbone="resnet50", input_shape=(32, 32, 3),
+                            include_preprocessing=False)
+        pairs = [("conv1_bn", "conv1_BatchNorm")]
+    else:
+        ka = tf_keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+        ours = dk.DeepLabV1(num_classes=2, input_shape=(32, 32, 3), include_preprocessing=False)
+        pairs = [("block1_conv2", "conv1_2")]
+    path = str(tmp_path / f"{arch}_notop.h5")
+    ka.save_weights(path)
+    report = import_keras_h5(ours, path)
+    assert "logits_semantic" in report["kept"] or "fc8" in report["kept"]
+    x = np.random.default_rng(2).uniform(-100, 100, (1, 32, 32, 3)).astype("float32")
+    for theirs, mine in pairs:
+        a = tf_keras.Model(ka.input, ka.get_layer(theirs).output).predict(x[..., ::-1], verbose=0)
+        b = keras.Model(ours.input, ours.get_layer(mine).output).predict(x, verbose=0)
+        np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-3)

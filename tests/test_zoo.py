@@ -171,3 +171,15 @@ def test_real_google_tflite_through_mirror(tmp_path, monkeypatch):
     agreement = float(np.mean(ours.argmax(-1) == expected.argmax(-1)))
     assert agreement > 0.99, agreement
     assert np.abs(ours - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_cli_demo(tmp_path, capsys):
+    out = str(tmp_path / "demo")
+    assert main(["demo", "--output", out, "--alpha", "0.35"]) == 0
+    captured = capsys.readouterr()
+    assert "segmented 480x360 synthetic road scene" in captured.out
+    if not zoo.is_preset("deeplabv3plus_mobilenetv2_camvid"):
+        assert "RANDOM weights" in captured.err
+    for name in ("demo_road.png", "demo_road_classes.png", "demo_road_overlay.png"):
+        assert Image.open(os.path.join(out, name)).size == (480, 360)
+    assert np.asarray(Image.open(os.path.join(out, "demo_road_classes.png"))).max() < 11
