@@ -1,0 +1,140 @@
+"""``deeplab-keras evaluate``: mIoU and per-class IoU of a model on a dataset split.
+
+    deeplab-keras evaluate --preset deeplabv3plus_mobilenetv2_camvid \\
+        --dataset camvid --data-root ../shared/data/camvid --split val --output results.json
+    deeplab-keras evaluate --weights runs/camvid/best.weights.h5 --config runs/camvid/config.json \\
+        --dataset camvid --data-root ../shared/data/camvid --scales 0.75 1 1.25 --flip --crf
+
+The model comes from ``--preset``, or from ``--weights``: a ``.keras`` file is complete; other
+weight files need the architecture from ``--config`` (a preset JSON, a training config/recipe with
+``architecture`` + ``model``, or plain builder arguments; a file or an inline JSON string) and/or
+``--architecture``. ``num_classes`` defaults to the dataset's.
+"""
+import json
+import os
+
+
+def _floats(values):
+    out = []
+    for value in values:
+        out += [float(v) for v in str(value).replace(",", " ").split()]
+    return out
+
+
+def _window(text):
+    parts = str(text).lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) not in (1, 2):
+        raise ValueError(f"--sliding-window takes CROP or HxW, got {text!r}")
+    return tuple(int(p) for p in parts) if len(parts) == 2 else int(parts[0])
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="mIoU / per-class IoU on a dataset split",
+                              description=__doc__.split("\n\n")[0])
+    src = p.add_argument_group("model")
+    src.add_argument("--preset", help="preset name (see `deeplab-keras zoo list`)")
+    src.add_argument("--weights", help="weights file (.keras, .weights.h5, .tflite, ...) or preset")
+    src.add_argument("--config", help="JSON file or string: preset, training config or builder kwargs")
+    src.add_argument("--architecture", help="deeplabv1 | deeplabv2 | deeplabv3 | deeplabv3plus")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", required=True,
+                      help="camvid | voc | cityscapes | ade20k | folder (images/ + masks/)")
+    data.add_argument("--data-root", required=True, help="dataset folder")
+    data.add_argument("--split", default="val")
+    data.add_argument("--num-classes", type=int, help="classes of a 'folder' dataset")
+    data.add_argument("--ignore-label", type=int, default=255, help="ignore label of a 'folder' dataset")
+    data.add_argument("--limit", type=int, help="evaluate only the first N images")
+    inf = p.add_argument_group("inference")
+    inf.add_argument("--scales", nargs="+", default=["1.0"],
+                     help="image scales to average, e.g. 0.5 0.75 1 1.25 1.5 1.75")
+    inf.add_argument("--flip", action="store_true", help="also average the mirrored image")
+    inf.add_argument("--sliding-window", type=_window, metavar="CROP",
+                     help="tiled inference with CROP or HxW windows")
+    inf.add_argument("--overlap", type=float, default=1 / 3, help="window overlap fraction")
+    inf.add_argument("--weighting", choices=("gaussian", "uniform"), default="gaussian")
+    inf.add_argument("--crf", action="store_true", help="DenseCRF refinement (DeepLab's settings)")
+    out = p.add_argument_group("output")
+    out.add_argument("--output", help="write the results as JSON here (atomically)")
+    out.add_argument("--progress", action="store_true", help="print progress per image")
+    return p
+
+
+def _load_config(text):
+    if os.path.isfile(text):
+        with open(text) as f:
+            try:
+                return json.load(f)
+            except ValueError as err:
+                raise ValueError(f"--config {text}: not valid JSON ({err})") from None
+    try:
+        config = json.loads(text)
+    except ValueError:
+        raise ValueError(f"--config {text!r} is neither a file nor a JSON string") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"--config must be a JSON object, got {config!r}")
+    return config
+
+
+def build_model(args, num_classes):
+    """The model the arguments name (see the module docstring)."""
+    from deeplab_keras.weights import load_weights
+
+    if args.preset:
+        from deeplab_keras import zoo
+        if not args.weights:
+            return zoo.from_preset(args.preset)
+        model = zoo.from_preset(args.preset, num_classes=num_classes, weights=False)
+        return load_weights(model, args.weights)
+    if not args.weights:
+        raise ValueError("give --preset NAME or --weights FILE")
+    if str(args.weights).endswith(".keras") and not (args.config or args.architecture):
+        import keras
+        if not os.path.isfile(args.weights):
+            raise FileNotFoundError(f"model file not found: {args.weights}")
+        return keras.saving.load_model(args.weights, compile=False)
+    config = _load_config(args.config) if args.config else {}
+    if "config" in config and "architecture" in config:  # preset JSON
+        architecture, kwargs = config["architecture"], dict(config["config"])
+    elif "model" in config and "architecture" in config:  # training recipe / config
+        architecture, kwargs = config["architecture"], dict(config["model"])
+        if config.get("num_classes"):
+            kwargs.setdefault("num_classes", config["num_classes"])
+    else:
+        architecture, kwargs = config.pop("architecture", None), config
+    architecture = args.architecture or architecture
+    if not architecture:
+        raise ValueError("--weights needs the architecture: --architecture or --config")
+    kwargs.setdefault("num_classes", num_classes)
+    from deeplab_keras.models import build_model as build
+    return load_weights(build(architecture, **kwargs), args.weights)
+
+
+def run(args):
+    from deeplab_keras import data
+    from deeplab_keras.evaluation import evaluate, format_table, write_json
+
+    if args.dataset == "folder":
+        if args.num_classes is None:
+            raise ValueError("--dataset folder needs --num-classes (and --ignore-label)")
+        info = data.custom_info(args.num_classes, args.ignore_label)
+    else:
+        info = data.get_dataset_info(args.dataset)
+        if args.num_classes is not None and args.num_classes != info.num_classes:
+            raise ValueError(f"--num-classes {args.num_classes} but {args.dataset} has {info.num_classes}")
+    pairs = data.list_pairs(args.dataset, args.data_root, args.split)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be positive, got {args.limit}")
+        pairs = pairs[:args.limit]
+    model = build_model(args, info.num_classes)
+    result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
+                      sliding_window=args.sliding_window, overlap=args.overlap,
+                      weighting=args.weighting, crf=True if args.crf else None,
+                      progress=args.progress)
+    result.update(split=args.split, data_root=os.path.abspath(args.data_root),
+                  model={"preset": args.preset, "weights": args.weights, "name": model.name})
+    print(f"{model.name} on {args.dataset} {args.split}")
+    print(format_table(result))
+    if args.output:
+        print(f"wrote {write_json(result, args.output)}")
+    return 0

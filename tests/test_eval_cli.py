@@ -1,0 +1,128 @@
+"""``evaluate()`` and ``deeplab-keras evaluate``: on a synthetic image folder (always) and on real
+CamVid val images (when ../shared is present) with tiny randomly initialised models."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from deeplab_keras import cli
+from deeplab_keras.evaluation import confusion_matrix, evaluate, metrics_from_confusion
+
+CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
+
+
+def _tiny_model(num_classes, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 127.5, -1.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(x), name="tiny")
+
+
+def _folder(tmp_path, n=2, h=40, w=48):
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir(parents=True)
+    (tmp_path / "masks").mkdir()
+    images, masks = [], []
+    for i in range(n):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        mask = rng.integers(0, 3, (h, w), dtype=np.uint8)
+        mask[:5] = 255
+        Image.fromarray(image).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+        images.append(image)
+        masks.append(mask)
+    return np.stack(images), np.stack(masks)
+
+
+def _reference(model, images, masks, num_classes, ignore_label):
+    pred = np.argmax(model.predict(images.astype("float32"), verbose=0), -1)
+    return metrics_from_confusion(confusion_matrix(masks, pred, num_classes, ignore_label))
+
+
+def test_evaluate_api_on_arrays_matches_direct_metrics():
+    model = _tiny_model(3)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 24, 32, 3)).astype(np.float32)
+    masks = rng.integers(0, 3, (3, 24, 32))
+    masks[:, 0] = 255
+    result = evaluate(model, [(images[i], masks[i]) for i in range(3)], ignore_label=255, limit=2)
+    ref = _reference(model, images[:2], masks[:2], 3, 255)
+    assert result["num_images"] == 2
+    assert result["miou"] == pytest.approx(ref["miou"], abs=1e-6)
+    assert list(result["per_class"]) == ["class_0", "class_1", "class_2"]
+    with pytest.raises(ValueError, match="predicts 3 classes but the dataset 'camvid' has 11"):
+        evaluate(model, [(images[0], masks[0])], dataset="camvid")
+
+
+def test_cli_on_an_image_folder(tmp_path, capsys):
+    images, masks = _folder(tmp_path / "data")
+    model = _tiny_model(3)
+    model.save(tmp_path / "tiny.keras")
+    out = tmp_path / "out" / "results.json"
+    rc = cli.main(["evaluate", "--weights", str(tmp_path / "tiny.keras"), "--dataset", "folder",
+                   "--data-root", str(tmp_path / "data"), "--num-classes", "3",
+                   "--output", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "class_2" in text and "mIoU" in text and "fwIoU" in text
+    result = json.loads(out.read_text())
+    ref = _reference(model, images, masks, 3, 255)
+    for key in ("miou", "pixel_accuracy", "mean_class_accuracy", "fw_iou"):
+        assert result[key] == pytest.approx(ref[key], abs=1e-6)
+    assert result["num_images"] == 2 and result["ignore_label"] == 255
+    assert not [p for p in os.listdir(out.parent) if p.startswith(".tmp")]  # atomic write
+    rc = cli.main(["evaluate", "--weights", str(tmp_path / "tiny.keras"), "--dataset", "folder",
+                   "--data-root", str(tmp_path / "data")])
+    assert rc == 1 and "needs --num-classes" in capsys.readouterr().err
+
+
+def test_cli_preset_architecture_with_own_weights(tmp_path, capsys):
+    from deeplab_keras import zoo
+    _folder(tmp_path / "data", n=1)
+    preset = "deeplabv3_mobilenetv2_dm05_voc"
+    model = zoo.from_preset(preset, num_classes=3, weights=False)
+    model.save_weights(str(tmp_path / "own.weights.h5"))
+    out = tmp_path / "r.json"
+    rc = cli.main(["evaluate", "--preset", preset, "--weights", str(tmp_path / "own.weights.h5"),
+                   "--dataset", "folder", "--data-root", str(tmp_path / "data"),
+                   "--num-classes", "3", "--output", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["model"]["preset"] == preset and result["num_images"] == 1
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID), reason="../shared/data/camvid (CamVid) is not present")
+def test_cli_on_real_camvid_val_images(tmp_path, capsys):
+    import deeplab_keras as dk
+    from deeplab_keras.data import list_pairs
+
+    keras.utils.set_random_seed(0)
+    model = dk.DeepLabV3Plus(num_classes=11, backbone="mobilenet_v2", alpha=0.35)
+    weights = str(tmp_path / "tiny.weights.h5")
+    model.save_weights(weights)
+    out = tmp_path / "results.json"
+    config = json.dumps({"architecture": "deeplabv3plus", "backbone": "mobilenet_v2", "alpha": 0.35})
+    rc = cli.main(["evaluate", "--weights", weights, "--config", config, "--dataset", "camvid",
+                   "--data-root", CAMVID, "--split", "val", "--limit", "2", "--flip",
+                   "--scales", "1", "--sliding-window", "256", "--output", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    for name in ("Sky", "Bicyclist", "mIoU", "pixel acc", "fwIoU"):
+        assert name in text
+    result = json.loads(out.read_text())
+    assert result["num_images"] == 2 and result["dataset"] == "camvid" and result["ignore_label"] == 11
+    assert result["settings"] == {"scales": [1.0], "flip": True, "sliding_window": [256, 256],
+                                  "overlap": pytest.approx(1 / 3), "weighting": "gaussian", "crf": None}
+    cm = np.array(result["confusion_matrix"])
+    masks = [np.array(Image.open(m)) for _, m in list_pairs("camvid", CAMVID, "val")[:2]]
+    assert cm.sum() == sum(int(np.sum(m != 11)) for m in masks)
+    assert result["miou"] == pytest.approx(metrics_from_confusion(cm)["miou"])
+    assert set(result["per_class"]) == set(dk.data.DATASETS["camvid"].labels)
+    # the Python API on the same images and settings gives the same numbers
+    api = evaluate(model, list_pairs("camvid", CAMVID, "val"), dataset="camvid", limit=2,
+                   flip=True, sliding_window=256)
+    assert api["confusion_matrix"] == result["confusion_matrix"]
