@@ -188,3 +188,23 @@ def test_keras_applications_resnet_vgg_h5(tmp_path, arch):
         a = tf_keras.Model(ka.input, ka.get_layer(theirs).output).predict(x[..., ::-1], verbose=0)
         b = keras.Model(ours.input, ours.get_layer(mine).output).predict(x, verbose=0)
         np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-3)
+
+
+def test_tf1_fused_separable_layout(tmp_path):
+    """Older Xception checkpoints: one separable_conv2d scope with depthwise + pointwise weights."""
+    from deeplab_keras.importers.tf1_checkpoint import read_checkpoint
+
+    scope = "xception_65/entry_flow/block1/unit_1/xception_module/separable_conv1"
+    names = [f"{scope}_depthwise/depthwise_weights", f"{scope}_depthwise/pointwise_weights",
+             f"{scope}_pointwise/BatchNorm/beta", "xception_65/logits/biases"]
+    values = [np.ones((3, 3, 4, 1), np.float32), np.ones((1, 1, 4, 8), np.float32),
+              np.zeros(8, np.float32), np.zeros(10, np.float32)]
+    prefix = str(tmp_path / "model.ckpt")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * 4,
+                      tensors=[tf.constant(v) for v in values])
+    source, ignored = read_checkpoint(prefix)
+    layer = "entry_flow_block1_unit_1_xception_module_separable_conv1"
+    assert source[layer + "_pointwise"]["kernel"].shape == (1, 1, 4, 8)
+    assert source[layer + "_pointwise_BatchNorm"]["beta"].shape == (8,)
+    np.testing.assert_allclose(source[layer + "_depthwise_BatchNorm"]["moving_variance"], 0.999)
+    assert ignored == ["xception_65/logits/biases"]

@@ -14,6 +14,8 @@ import glob
 import os
 import re
 
+import numpy as np
+
 from deeplab_keras.importers.mapping import assign
 from deeplab_keras.layers.conv import BN_SUFFIX
 
@@ -21,7 +23,8 @@ _BACKBONE_SCOPE = re.compile(r"^(MobilenetV2|xception_\d+|resnet_v1_\d+(?:_beta)
 _IGNORED = re.compile(r"(^global_step$|/(Momentum|Adam(_1)?|RMSProp(_1)?|ExponentialMovingAverage)$"
                       r"|^(MobilenetV2/(Conv_1|Logits)|xception_\d+/logits|resnet_v1_\d+(_beta)?/logits"
                       r"|vgg_16/fc8)/)")
-_PARAMS = {"weights": "kernel", "depthwise_weights": "kernel", "biases": "bias", "gamma": "gamma",
+_PARAMS = {"weights": "kernel", "depthwise_weights": "kernel", "pointwise_weights": "pointwise",
+           "biases": "bias", "gamma": "gamma",
            "beta": "beta", "moving_mean": "moving_mean", "moving_variance": "moving_variance"}
 
 
@@ -65,7 +68,26 @@ def read_checkpoint(path):
             source.setdefault(name, {})["?"] = reader.get_tensor(name)  # reported as unused
             continue
         source.setdefault(layer, {})[param] = reader.get_tensor(name)
+    _split_fused_separable(source)
     return source, ignored
+
+
+def _split_fused_separable(source):
+    """Older Xception checkpoints hold one slim ``separable_conv2d`` per scope
+    (``X_depthwise/{depthwise,pointwise}_weights`` with BatchNorm only after the pointwise conv,
+    under ``X_pointwise/BatchNorm``): split it into our depthwise + pointwise layers, with an
+    identity BatchNorm (exact: var = 1 - eps) after the depthwise conv."""
+    from deeplab_keras.backbones.xception import BN_EPSILON
+
+    for layer in [k for k, v in source.items() if "pointwise" in v and k.endswith("_depthwise")]:
+        pointwise = source[layer].pop("pointwise")
+        source.setdefault(layer[:-len("depthwise")] + "pointwise", {})["kernel"] = pointwise
+        bn = layer + BN_SUFFIX
+        if bn not in source:
+            channels = source[layer]["kernel"].shape[2] * source[layer]["kernel"].shape[3]
+            source[bn] = {"gamma": np.ones(channels, np.float32), "beta": np.zeros(channels, np.float32),
+                          "moving_mean": np.zeros(channels, np.float32),
+                          "moving_variance": np.full(channels, 1.0 - BN_EPSILON, np.float32)}
 
 
 def _layer_and_param(variable):
