@@ -28,14 +28,20 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.is_chief = is_chief
         self.best = None
-        path = os.path.join(directory, "history.json")
         self.history = []
-        if os.path.isfile(path):  # resumed run: keep what finished before
+
+    def on_train_begin(self, logs=None):
+        # BackupAndRestore (earlier in the callback list) sets _initial_epoch when resuming:
+        # keep the finished epochs' history and best value; a fresh run starts clean.
+        resumed = getattr(self.model, "_initial_epoch", None)
+        path = os.path.join(self.directory, "history.json")
+        self.history, self.best = [], None
+        if resumed and os.path.isfile(path):
             with open(path) as f:
-                self.history = json.load(f)
-            values = [h[monitor] for h in self.history if monitor in h]
+                self.history = [h for h in json.load(f) if h["epoch"] <= resumed]
+            values = [h[self.monitor] for h in self.history if self.monitor in h]
             if values:
-                self.best = max(values) if mode == "max" else min(values)
+                self.best = max(values) if self.mode == "max" else min(values)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.is_chief:
@@ -47,7 +53,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         atomic_save_weights(self.model, os.path.join(self.directory, "last.weights.h5"))
         value = logs.get(self.monitor)
         if value is None:  # multi-output models prefix metric names with the output's name
-            matches = [k for k in logs if k.endswith(self.monitor[4:]) and
+            suffix = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+            matches = [k for k in logs if k.endswith(suffix) and
                        k.startswith("val_") == self.monitor.startswith("val_")]
             value = logs[matches[0]] if matches else None
         if value is not None and (self.best is None or
@@ -58,6 +65,26 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         with open(tmp, "w") as f:
             json.dump(self.history, f, indent=1)
         os.replace(tmp, os.path.join(self.directory, "history.json"))
+
+
+class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` where only the chief writes (and deletes) the backup
+    and every worker restores from it, as tf.keras did for multi-worker training: all workers
+    then resume from the same epoch (per-worker backups can disagree by one epoch when a
+    worker dies between two workers' saves, and the cluster would deadlock). ``backup_dir``
+    must be on storage all workers see."""
+
+    def __init__(self, backup_dir, is_chief=True, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.is_chief = is_chief
+
+    def _save_model(self):
+        if self.is_chief:
+            super()._save_model()
+
+    def on_train_end(self, logs=None):
+        if self.is_chief:
+            super().on_train_end(logs)
 
 
 class Throughput(keras.callbacks.Callback):

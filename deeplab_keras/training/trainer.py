@@ -9,7 +9,8 @@ import numpy as np
 
 from deeplab_keras import data as dkdata
 from deeplab_keras.training import bn as bnlib
-from deeplab_keras.training.callbacks import AtomicCheckpoint, NaNGuard, Throughput, TimeBudget
+from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
+                                             Throughput, TimeBudget)
 from deeplab_keras.training.config import make_config
 from deeplab_keras.training.losses import SegmentationLoss, median_frequency_weights
 from deeplab_keras.training.schedules import PolyWarmup
@@ -114,8 +115,9 @@ def make_optimizer(config, total_steps):
     return opt
 
 
-def train(config_or_recipe=None, **overrides):
+def train(config_or_recipe=None, *, callbacks=None, **overrides):
     """Train from a recipe (name, path or dict) with ``overrides``; returns ``(model, history)``.
+    ``callbacks``: extra Keras callbacks.
 
     Resumes automatically from ``output_dir/backup`` (``keras.callbacks.BackupAndRestore``) when
     a previous run with the same ``output_dir`` was interrupted."""
@@ -124,7 +126,7 @@ def train(config_or_recipe=None, **overrides):
         keras.mixed_precision.set_global_policy(config["mixed_precision"])
     keras.utils.set_random_seed(int(config["seed"]))
     strategy = get_strategy(config["strategy"])
-    task, is_chief = worker_info() if config["strategy"] == "multi_worker" else (0, True)
+    _, is_chief = worker_info() if config["strategy"] == "multi_worker" else (0, True)
     out = config["output_dir"]
     os.makedirs(out, exist_ok=True)
     info = dataset_info(config)
@@ -145,9 +147,10 @@ def train(config_or_recipe=None, **overrides):
                       loss=[loss] * num_outputs if num_outputs > 1 else loss,
                       metrics=[metrics] + [[]] * (num_outputs - 1) if num_outputs > 1 else metrics,
                       jit_compile=config["jit_compile"])
-    backup = os.path.join(out, "backup" if task == 0 else f"backup_worker{task}")
+    extra = list(callbacks or [])
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+        ChiefBackupAndRestore(os.path.join(out, "backup"), is_chief=is_chief,
+                              double_checkpoint=True),
         Throughput(config["batch_size"]),
         AtomicCheckpoint(out, monitor="val_mean_iou" if val_ds is not None else "mean_iou",
                          is_chief=is_chief),
@@ -157,6 +160,7 @@ def train(config_or_recipe=None, **overrides):
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=10))
     if config["minutes"]:
         callbacks.append(TimeBudget(config["minutes"]))
+    callbacks += extra
     if is_chief:
         with open(os.path.join(out, "config.json.tmp"), "w") as f:
             json.dump(dict(config, class_weights_used=cw, frozen_bn=build_report["frozen_bn"]), f,

@@ -1,0 +1,152 @@
+"""Data pipelines: layouts, label mapping, seeded augmentation, TFRecords, bad data named."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from deeplab_keras import data
+
+CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
+
+
+def _write(path, array, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array, mode).save(path)
+
+
+def make_folder(root, n=4, size=(24, 32), num_classes=3, ignore=255, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        label = rng.integers(0, num_classes, size).astype(np.uint8)
+        label[0, :3] = ignore
+        image = np.stack([label * 40] * 3, -1).astype(np.uint8)  # colour encodes the class
+        _write(os.path.join(root, "images", f"im{i}.png"), image)
+        _write(os.path.join(root, "masks", f"im{i}.png"), label)
+    return data.list_pairs("folder", root)
+
+
+def test_folder_pipeline_shapes_and_eval_padding(tmp_path):
+    pairs = make_folder(tmp_path)
+    _write(str(tmp_path / "images" / "im4.png"), np.zeros((20, 30, 3), np.uint8))
+    _write(str(tmp_path / "masks" / "im4.png"), np.full((20, 30), 255, np.uint8))
+    pairs = data.list_pairs("folder", tmp_path)
+    assert len(pairs) == 5
+    train = data.make_dataset(pairs, num_classes=3, batch_size=2, crop_size=(16, 16),
+                              training=True, seed=1)
+    x, y = next(iter(train))
+    assert x.shape == (2, 16, 16, 3) and x.dtype == tf.float32
+    assert y.shape == (2, 16, 16) and y.dtype == tf.int32
+    batches = list(data.make_dataset(pairs, num_classes=3, batch_size=5))  # mixed sizes: padded
+    x, y = batches[0]
+    assert x.shape == (5, 24, 32, 3)
+    assert np.all(y.numpy()[4, 20:, :] == 255) and np.all(x.numpy()[4, 20:, :] == 127.5)
+
+
+def test_augmentation_is_seeded_and_keeps_image_and_label_aligned(tmp_path):
+    pairs = make_folder(tmp_path, n=4)
+
+    def batches(seed, **kw):
+        ds = data.make_dataset(pairs, num_classes=3, batch_size=2, crop_size=(20, 20),
+                               training=True, seed=seed, **kw)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    a, b, c = batches(3), batches(3), batches(4)
+    assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(a, b))
+    assert not all(np.array_equal(p[1], q[1]) for p, q in zip(a, c))
+    for x, y in batches(5, min_scale=1.0, max_scale=1.0):  # no resampling: exact alignment
+        keep = y != 255
+        assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
+    for x, y in batches(6, min_scale=0.5, max_scale=0.6):  # smaller than the crop: padded
+        assert np.all(x[y == 255].min() >= 0) and (y == 255).sum() > 0.3 * y.size
+
+
+def test_dataset_label_maps(tmp_path):
+    city = tmp_path / "cs"
+    ids = np.array([[7, 8, 26, 0], [33, 1, 24, 255]], np.uint8)
+    _write(str(city / "leftImg8bit/val/aachen/a_000000_000019_leftImg8bit.png"), np.zeros((2, 4, 3), np.uint8))
+    _write(str(city / "gtFine/val/aachen/a_000000_000019_gtFine_labelIds.png"), ids)
+    pairs = data.list_pairs("cityscapes", city, "val")
+    _, y = next(iter(data.make_dataset(pairs, dataset_info="cityscapes", batch_size=1)))
+    assert y.numpy()[0].tolist() == [[0, 1, 13, 255], [18, 255, 11, 255]]
+
+    ade = tmp_path / "ADEChallengeData2016"
+    _write(str(ade / "images/validation/x.jpg"), np.zeros((2, 3, 3), np.uint8))
+    _write(str(ade / "annotations/validation/x.png"), np.array([[0, 1, 150], [2, 0, 0]], np.uint8))
+    _, y = next(iter(data.make_dataset(data.list_pairs("ade20k", tmp_path, "val"),
+                                       dataset_info="ade20k", batch_size=1)))
+    assert y.numpy()[0].tolist() == [[255, 0, 149], [1, 255, 255]]
+
+    voc = tmp_path / "VOC2012"
+    palette = data.DATASETS["voc"].palette
+    mask = Image.fromarray(np.array([[0, 15, 255]], np.uint8), "P")
+    mask.putpalette([v for c in (palette + ((0, 0, 0),) * 234 + ((224, 224, 192),)) for v in c])
+    os.makedirs(voc / "SegmentationClass")
+    mask.save(voc / "SegmentationClass" / "2007_1.png")
+    _write(str(voc / "JPEGImages" / "2007_1.jpg"), np.zeros((1, 3, 3), np.uint8))
+    os.makedirs(voc / "ImageSets" / "Segmentation")
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_1\n")
+    _, y = next(iter(data.make_dataset(data.list_pairs("voc", tmp_path, "val"),
+                                       dataset_info="voc", batch_size=1)))
+    assert y.numpy()[0].tolist() == [[0, 15, 255]]
+
+
+def test_tfrecords_round_trip(tmp_path):
+    pairs = make_folder(tmp_path / "d", n=3)
+    files = data.write_tfrecords(pairs, str(tmp_path / "rec" / "train"), num_shards=2)
+    assert [os.path.basename(f) for f in files] == ["train-00000-of-00002.tfrecord",
+                                                    "train-00001-of-00002.tfrecord"]
+    from_files = sorted(y.numpy().tobytes() for _, y in data.make_dataset(pairs, num_classes=3, batch_size=1))
+    from_records = sorted(y.numpy().tobytes() for _, y in data.make_dataset(files, num_classes=3, batch_size=1))
+    assert from_files == from_records
+
+
+def test_bad_data_is_named(tmp_path):
+    pairs = make_folder(tmp_path, n=2)
+    bad_mask = pairs[1][1]
+    _write(bad_mask, np.zeros((10, 10), np.uint8))  # size differs from its image
+    with pytest.raises(ValueError, match=r"differs from its image.*im1\.png"):
+        data.make_dataset(pairs, num_classes=3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"mask size differs[\s\S]*im1\.png"):
+        list(data.make_dataset(pairs, num_classes=3, check=None))
+
+    _write(bad_mask, np.full((24, 32), 7, np.uint8))  # label 7 with 3 classes
+    with pytest.raises(ValueError, match=r"im1\.png has label values \[7\]"):
+        data.make_dataset(pairs, num_classes=3, check="full")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside classes 0..2[\s\S]*im1\.png"):
+        list(data.make_dataset(pairs, num_classes=3))
+
+    with open(pairs[0][0], "wb") as f:  # corrupt image
+        f.write(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ValueError, match=r"unreadable image file .*im0\.png"):
+        data.make_dataset(pairs, num_classes=3)
+    os.remove(pairs[0][1])
+    with pytest.raises(ValueError, match=r"have no mask"):
+        data.list_pairs("folder", tmp_path)
+    with pytest.raises(ValueError, match="ignore_label=2 is one of the 3 classes"):
+        data.make_dataset(pairs, num_classes=3, ignore_label=2)
+
+
+def test_class_pixel_counts(tmp_path):
+    pairs = make_folder(tmp_path, n=2, size=(4, 5))
+    pixels, images = data.class_pixel_counts(data.make_dataset(pairs, num_classes=3, batch_size=2), 3)
+    labels = [np.asarray(Image.open(m)) for _, m in pairs]
+    expected = sum(np.bincount(l[l < 3], minlength=3) for l in labels)
+    assert pixels.tolist() == expected.tolist()
+    assert images.tolist() == [sum((l == c).any() for l in labels) for c in range(3)]
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID), reason="../shared/data/camvid (real CamVid) not present")
+def test_real_camvid():
+    info = data.DATASETS["camvid"]
+    assert info.num_classes == 11 and info.ignore_label == 11 and info.labels[0] == "Sky"
+    assert len(data.list_pairs("camvid", CAMVID, "train")) == 367
+    pairs = data.list_pairs("camvid", CAMVID, "val")[:3]
+    assert len(data.list_pairs("camvid", CAMVID, "val")) == 101
+    x, y = next(iter(data.make_dataset(pairs, dataset_info="camvid", batch_size=3, check="full")))
+    assert x.shape == (3, 360, 480, 3) and y.shape == (3, 360, 480)
+    assert set(np.unique(y.numpy())) <= set(range(12)) and len(np.unique(y.numpy())) > 5
+    x, y = next(iter(data.make_dataset(pairs, dataset_info="camvid", batch_size=2, training=True,
+                                       crop_size=(97, 97), seed=0)))
+    assert x.shape == (2, 97, 97, 3) and y.numpy().max() <= 11
