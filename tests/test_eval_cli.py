@@ -58,6 +58,18 @@ def test_evaluate_api_on_arrays_matches_direct_metrics():
         evaluate(model, [(images[0], masks[0])], dataset="camvid")
 
 
+def test_evaluate_api_on_a_batched_tf_data_pipeline(tmp_path):
+    from deeplab_keras.data import list_pairs, make_dataset
+    images, masks = _folder(tmp_path, n=3)
+    model = _tiny_model(3)
+    pairs = list_pairs("folder", tmp_path, None)
+    ds = make_dataset(pairs, num_classes=3, ignore_label=255, batch_size=2)
+    result = evaluate(model, ds, num_classes=3, ignore_label=255)
+    ref = _reference(model, images, masks, 3, 255)
+    assert result["num_images"] == 3 and result["miou"] == pytest.approx(ref["miou"], abs=1e-6)
+    assert evaluate(model, pairs, num_classes=3)["confusion_matrix"] == result["confusion_matrix"]
+
+
 def test_cli_on_an_image_folder(tmp_path, capsys):
     images, masks = _folder(tmp_path / "data")
     model = _tiny_model(3)

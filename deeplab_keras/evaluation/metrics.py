@@ -4,7 +4,9 @@ Conventions (the ones DeepLab's, Cityscapes' and mmseg's evaluators use):
 
 * the confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``; pixels
   whose true label is ``ignore_label`` are left out, any other label outside ``[0, num_classes)``
-  (in the truth or in the prediction) is an error, never silently dropped;
+  (in the truth or in the prediction) is an error, never silently dropped (NumPy: ValueError;
+  TF: InvalidArgumentError; Keras metric: counted, ``result()`` becomes nan and ``results()``
+  raises ValueError, because a compiled / XLA step cannot raise a Python error);
 * IoU of class c = TP / (TP + FP + FN); a class that appears neither in the ground truth nor in
   the predictions has IoU ``nan`` and is left out of the mean, so **mIoU averages the classes
   present in the ground truth or in the predictions** (a class only predicted counts, with IoU 0);
@@ -140,11 +142,13 @@ class SegmentationMetrics(keras.metrics.Metric):
         class_names: optional names used by :meth:`results`.
 
     ``y_true`` may be ``(N, H, W)`` or ``(N, H, W, 1)``; ``sample_weight`` is not supported (use
-    ``ignore_label`` to leave pixels out).
+    ``ignore_label`` to leave pixels out). Unlike ``keras.metrics.MeanIoU``, which drops labels
+    outside the classes without a word, out-of-range pixels make ``result()`` nan (visible in the
+    training log) and :meth:`results` raise. Works under XLA (static shapes) and tf.distribute.
     """
 
     def __init__(self, num_classes, ignore_label=None, from_logits=True, class_names=None,
-                 name="miou", dtype=None, **kwargs):
+                 name="mean_iou", dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.num_classes = _check_num_classes(num_classes)
         self.ignore_label = None if ignore_label is None else int(ignore_label)
