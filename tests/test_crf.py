@@ -1,4 +1,5 @@
 """DenseCRF refinement (pydensecrf2) with DeepLab's settings."""
+import os
 import sys
 
 import numpy as np
@@ -49,3 +50,25 @@ def test_missing_pydensecrf_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)
     with pytest.raises(ImportError, match="pip install pydensecrf2"):
         crf_module.check_available()
+
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(REFERENCE, "deeplabv3_mnv2_pascal_quant.tflite")),
+                    reason="../shared/reference (Google's DeepLab TFLite + bird test image) is not present")
+def test_crf_sharpens_googles_voc_model_on_the_bird_image():
+    """Real weights, real image, Google's golden mask: DeepLab's CRF settings raise bird IoU."""
+    from PIL import Image
+
+    from deeplab_keras.evaluation import evaluate
+    from deeplab_keras.importers.tflite import load_google_tflite
+
+    model = load_google_tflite(os.path.join(REFERENCE, "deeplabv3_mnv2_pascal_quant.tflite"))
+    image = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation.bmp")).convert("RGB"))
+    mask = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation_mask.bmp"))).astype(np.int64)
+    plain = evaluate(model, [(image, mask)], dataset="voc")
+    refined = evaluate(model, [(image, mask)], dataset="voc", crf=True)
+    assert plain["per_class"]["bird"] > 0.85
+    assert refined["per_class"]["bird"] > plain["per_class"]["bird"] + 0.01
+    assert refined["pixel_accuracy"] > plain["pixel_accuracy"]

@@ -15,12 +15,26 @@ reaches the output. Window probabilities are blended with ``"gaussian"`` weights
 count most, which hides seams) or ``"uniform"`` ones. A model with a fixed input size is always
 run this way, with windows of its input size.
 """
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
 from deeplab_keras.layers.resize import scaled_size
 
 WEIGHTINGS = ("gaussian", "uniform")
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> its traced inference function
+
+
+def _model_function(model):
+    """One ``tf.function`` per model, kept while the model lives, so repeated calls (one
+    :func:`predict_probabilities` per image) reuse its traces instead of re-tracing."""
+    fn = _FUNCTIONS.get(model)
+    if fn is None:
+        ref = weakref.ref(model)
+        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        _FUNCTIONS[model] = fn
+    return fn
 
 
 def _pair(value, what):
@@ -114,7 +128,7 @@ class Predictor:
                 align_corners = False
         self.align_corners = align_corners
         self.crf = _crf_params(crf)
-        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._call = _model_function(model)
 
     def _probs(self, x):
         """Softmax probabilities of one model call on ``x`` (N, h, w, 3) -> numpy (N, h, w, C)."""
