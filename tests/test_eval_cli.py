@@ -90,6 +90,11 @@ def test_cli_on_an_image_folder(tmp_path, capsys):
     rc = cli.main(["evaluate", "--weights", str(tmp_path / "tiny.keras"), "--dataset", "folder",
                    "--data-root", str(tmp_path / "data")])
     assert rc == 1 and "needs --num-classes" in capsys.readouterr().err
+    _tiny_model(2).save(tmp_path / "two.keras")
+    rc = cli.main(["evaluate", "--weights", str(tmp_path / "two.keras"), "--dataset", "folder",
+                   "--data-root", str(tmp_path / "data"), "--num-classes", "2"])  # masks hold 2
+    err = capsys.readouterr().err
+    assert rc == 1 and "outside classes 0..1" in err and ".png" in err
 
 
 def test_cli_preset_architecture_with_own_weights(tmp_path, capsys):

@@ -22,6 +22,19 @@ def _dataset_info(dataset, num_classes, ignore_label, class_names):
     return info, names
 
 
+def _named_errors(iterator):
+    """tf.data's checks (bad mask values, size mismatch: messages name the file) as ValueError."""
+    import tensorflow as tf
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as err:
+            raise ValueError(f"bad evaluation data: {err.message.strip().splitlines()[0]}") from None
+        yield item
+
+
 def _batches(data, info, limit):
     """Yield ``(images (N,H,W,3), labels (N,H,W))`` NumPy batches, at most ``limit`` images."""
     import tensorflow as tf
@@ -34,7 +47,7 @@ def _batches(data, info, limit):
     elif isinstance(data, (list, tuple)) and not data:
         raise ValueError("no evaluation data given (empty list of pairs)")
     seen = 0
-    iterator = data.as_numpy_iterator() if isinstance(data, tf.data.Dataset) else iter(data)
+    iterator = _named_errors(data.as_numpy_iterator()) if isinstance(data, tf.data.Dataset) else iter(data)
     for item in iterator:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise ValueError("evaluation data must yield (image, label) pairs")
