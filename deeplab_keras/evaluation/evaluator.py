@@ -31,7 +31,9 @@ def _named_errors(iterator):
         except StopIteration:
             return
         except tf.errors.OpError as err:
-            raise ValueError(f"bad evaluation data: {err.message.strip().splitlines()[0]}") from None
+            message = err.message.strip().splitlines()[0]
+            message = message.split("assertion failed:", 1)[-1].strip()
+            raise ValueError(f"bad evaluation data: {message}") from None
         yield item
 
 
