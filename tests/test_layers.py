@@ -240,3 +240,37 @@ def test_rate_schedules():
     assert dl.hdc(4, 8) == (4, 8, 12, 4) and dl.hdc(2, 2, pattern=(1, 3)) == (1, 3)
     with pytest.raises(ValueError, match="num_units"):
         dl.hdc(0, 2)
+
+
+# ---------------------------------------------------------------- multiply-add counter
+
+def test_flops_counts_a_hand_computable_model():
+    from deeplab_keras.utils.flops import count
+    L = keras.layers
+    inp = keras.Input((9, 9, 4))
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="c1")(inp)  # 5x5x8, k 3x3x4
+    x = L.BatchNormalization(name="bn")(x)  # not counted
+    x = L.DepthwiseConv2D(3, dilation_rate=2, padding="same", name="dw")(x)  # 5x5x8, k 3x3
+    x = L.Conv2D(6, 1, groups=2, name="g")(x)  # 5x5x6, k 1x1x(8/2)
+    x = L.SeparableConv2D(2, 3, padding="same", name="sep")(x)  # dw 5x5x6x9 + pw 5x5x6x2
+    x = dl.Resize(size=(9, 9))(x)  # not counted
+    y = L.Dense(3, name="fc")(L.GlobalAveragePooling2D()(x))  # 2x3
+    c = count(keras.Model(inp, y))
+    expected = {"c1": 25 * 8 * 9 * 4, "dw": 25 * 8 * 9, "g": 25 * 6 * 4, "sep": 25 * 6 * (9 + 2),
+                "fc": 2 * 3}
+    assert c.per_layer == expected
+    assert c.mult_adds == sum(expected.values())
+    assert c.params == keras.Model(inp, y).count_params()
+    assert c.counted_params == (8 * 36 + 8) + (8 * 9 + 8) + (6 * 4 + 6) + (6 * 9 + 6 * 2 + 2) + (2 * 3 + 3)
+
+
+def test_flops_nested_model_per_call_and_dynamic_shapes():
+    from deeplab_keras.utils.flops import count
+    core_in = keras.Input((None, None, 2))
+    core = keras.Model(core_in, keras.layers.Conv2D(3, 1, name="k")(core_in), name="core")
+    inp = keras.Input((8, 8, 2))
+    small = dl.Resize(scale=0.5, name="half")(inp)  # (8 - 1) * 0.5 + 1 = 4 (truncated)
+    c = count(keras.Model(inp, [core(inp), core(small)]))
+    assert c.mult_adds == (64 + 16) * 3 * 2 and c.per_layer == {"k": (64 + 16) * 6}
+    with pytest.raises(ValueError, match="static input_shape"):
+        count(core)
