@@ -13,6 +13,8 @@ METADATA_NAME = "deeplab_keras"  # key of our entry in the TFLite Model.metadata
 
 def _converter(serve):
     cf = serve.get_concrete_function()
+    # without trackable_obj: the converter then freezes the captured variables itself (passing
+    # the Keras model here produced wrong outputs in TF 2.20, caught by the parity gate)
     return tf.lite.TFLiteConverter.from_concrete_functions([cf])
 
 

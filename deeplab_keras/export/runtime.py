@@ -20,8 +20,10 @@ def artifact_format(path):
 class Artifact:
     """``Artifact(path, num_threads)(image)`` -> float/int numpy output of the first output.
 
-    ``image`` is (H, W, 3) or (1, H, W, 3) RGB 0-255; quantized inputs get the file's own
-    quantization applied (raw pixels when scale is 1) and quantized outputs are dequantized."""
+    ``image`` is (H, W, 3) or (1, H, W, 3) RGB 0-255. A uint8 input gets the raw pixels (the
+    convention of our int8 files, whose uint8 input has scale 1 / zero point 0, and of Google's
+    quantized DeepLab, whose input quantization folds the normalisation); an int8 input gets
+    ``round(x / scale) + zero_point`` (x - 128 for ours). Quantized outputs are dequantized."""
 
     def __init__(self, path, num_threads=None):
         if not os.path.exists(path):
@@ -78,7 +80,7 @@ class Artifact:
             raise ValueError(f"{self.path}: expects input {self.input_shape}, got {tuple(x.shape)}")
         scale, zero = self.input_quantization
         if self.input_dtype.kind in "iu":
-            if scale:
+            if scale and self.input_dtype != np.uint8:
                 x = np.round(x / scale) + zero
             info = np.iinfo(self.input_dtype)
             x = np.clip(x, info.min, info.max)
