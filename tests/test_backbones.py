@@ -140,7 +140,8 @@ def test_vgg16_largefov(output_stride, fc_rate):
 
 def test_registry_and_errors():
     assert {"mobilenet_v2", "vgg16", "resnet50", "resnet101", "resnet50_beta", "resnet101_beta",
-            "xception41", "xception65", "xception71"} <= set(BACKBONES)
+            "xception41", "xception65", "xception71", "mobilenet_v3_large",
+            "mobilenet_v3_small"} <= set(BACKBONES)
     assert get_backbone("Xception").name == "xception65"
     assert get_backbone("resnet_v1_101").name == "resnet101"
     with pytest.raises(ValueError, match="Unknown backbone 'efficientnet'. Available:"):
@@ -153,3 +154,25 @@ def test_registry_and_errors():
         _features("xception41", 16, multi_grid=(1, 2, 4, 8))
     with pytest.raises(ValueError, match="output_stride must be one of"):
         _features("mobilenet_v2", 12)
+
+
+@pytest.mark.parametrize("variant", ["large", "small"])
+def test_mobilenet_v3_matches_keras_applications_and_dilates(variant):
+    from deeplab_keras.utils.flops import count
+    app = {"large": keras.applications.MobileNetV3Large,
+           "small": keras.applications.MobileNetV3Small}[variant](
+        weights=None, include_top=False, input_shape=(65, 65, 3), include_preprocessing=False)
+    inp, f = _features(f"mobilenet_v3_{variant}", 32)
+    ours = keras.Model(inp, f["out"])
+    # same architecture as Keras' own MobileNetV3 (up to the last 1x1 conv): params and mult-adds
+    assert ours.count_params() == app.count_params()
+    assert count(ours).mult_adds == count(app).mult_adds
+    assert f["out"].shape[1:] == app.output.shape[1:] == (3, 3, 960 if variant == "large" else 576)
+    inp, f = _features(f"mobilenet_v3_{variant}", 8)
+    assert _hw(f["out"]) == (9, 9) and _hw(f[4]) == (17, 17)
+    model = keras.Model(inp, f["out"])
+    rates = _rates(model, keras.layers.DepthwiseConv2D)
+    last = 14 if variant == "large" else 10
+    assert rates[f"expanded_conv_{last}_depthwise"] == 4
+    assert "expanded_conv_3_squeeze_excite_Conv_1" in {l.name for l in model.layers}
+    _forward_odd(inp, f, [4, "out"])

@@ -85,8 +85,9 @@ def test_issue_call_v1_largefov(tmp_path):
     ("deeplabv3plus", dict(backbone="xception65", output_stride=16)),
     ("deeplabv3plus", dict(backbone="mobilenet_v2", output_stride=8, align_corners=True)),
     ("deeplabv3plus", dict(backbone="resnet50_beta", output_stride=16, multi_grid=(1, 2, 4))),
+    ("deeplabv3plus", dict(backbone="mobilenet_v3_large", output_stride=16, alpha=0.75)),
 ], ids=["v2-msc-resnet50", "v3-resnet50", "v3-xception41", "v3-mobilenet_v2", "v3plus-xception65",
-        "v3plus-mobilenet_v2-os8", "v3plus-resnet50_beta"])
+        "v3plus-mobilenet_v2-os8", "v3plus-resnet50_beta", "v3plus-mobilenet_v3_large"])
 def test_builds_runs_and_round_trips(arch, config, tmp_path):
     model = dk.build_model(arch, num_classes=3, weights=None, input_shape=(None, None, 3), **config)
     outputs = _round_trip(model, tmp_path, _image())

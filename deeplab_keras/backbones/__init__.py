@@ -4,6 +4,7 @@ import dataclasses
 import functools
 
 from deeplab_keras.backbones.mobilenet_v2 import mobilenet_v2
+from deeplab_keras.backbones.mobilenet_v3 import mobilenet_v3
 from deeplab_keras.backbones.resnet import resnet
 from deeplab_keras.backbones.vgg import vgg16
 from deeplab_keras.backbones.xception import xception
@@ -29,6 +30,9 @@ _SPECS = [
                  options=("alpha", "divisible_by", "bn_momentum")),
     BackboneSpec("vgg16", vgg16, mean=VGG_MEAN_RGB),
 ]
+for _v in ("large", "small"):
+    _SPECS.append(BackboneSpec(f"mobilenet_v3_{_v}", functools.partial(mobilenet_v3, variant=_v),
+                               scale_offset=ZERO_MEAN_UNIT_RANGE, options=("alpha", "bn_momentum")))
 for _d in (50, 101):
     for _stem in ("resnet", "beta"):
         _name = f"resnet{_d}" + ("_beta" if _stem == "beta" else "")
@@ -43,7 +47,8 @@ for _d in (41, 65, 71):
 BACKBONES = {spec.name: spec for spec in _SPECS}
 _ALIASES = {"mobilenetv2": "mobilenet_v2", "xception": "xception65", "resnet": "resnet101",
             "vgg": "vgg16", "xception_65": "xception65", "resnet_v1_101": "resnet101",
-            "resnet_v1_50": "resnet50"}
+            "resnet_v1_50": "resnet50",
+            "mobilenetv3_large": "mobilenet_v3_large", "mobilenetv3_small": "mobilenet_v3_small"}
 
 
 def get_backbone(name):
@@ -66,5 +71,5 @@ def build_backbone(name, x, output_stride, **options):
     return spec.build(x, output_stride=output_stride, **options)
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "get_backbone", "build_backbone", "mobilenet_v2",
+__all__ = ["BACKBONES", "BackboneSpec", "get_backbone", "build_backbone", "mobilenet_v2", "mobilenet_v3",
            "resnet", "xception", "vgg16"]
