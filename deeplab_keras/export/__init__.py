@@ -11,7 +11,8 @@ from deeplab_keras.export.convert import QUANTIZE_MODES, read_onnx_metadata, rea
 from deeplab_keras.export.graph import OUTPUT_MODES, serving_function
 from deeplab_keras.export.parity import THRESHOLDS, ParityError
 from deeplab_keras.export.runtime import Artifact
+from deeplab_keras.export.verify import export_and_verify
 
-__all__ = ["export_model", "benchmark", "serving_function", "Artifact", "ParityError",
+__all__ = ["export_model", "export_and_verify", "benchmark", "serving_function", "Artifact", "ParityError",
            "read_tflite_metadata", "read_onnx_metadata", "FORMATS", "QUANTIZE_MODES",
            "OUTPUT_MODES", "THRESHOLDS"]

@@ -1,0 +1,126 @@
+"""Benchmark (c): CamVid val mIoU of the trained preset as Keras float32 vs TFLite float16 vs
+post-training int8 vs QAT int8 (tfmot, fine-tuned with fake quantization on CamVid train).
+
+    python bench/export_camvid.py --preset deeplabv3plus_mobilenetv2_camvid --qat-steps 300
+
+Needs /work/shared/data/camvid (101 val images, 480x360, 11 classes, 11 = ignore) and the
+preset's weights (or --weights FILE). Every export passes its parity gate on val images first.
+"""
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
+CAMVID = os.path.join(SHARED, "data", "camvid")
+NUM_CLASSES, IGNORE = 11, 11
+
+
+def miou(predict, pairs):
+    import numpy as np
+    from PIL import Image
+
+    from deeplab_keras.export.parity import confusion
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    for image_path, label_path in pairs:
+        image = np.asarray(Image.open(image_path).convert("RGB"), np.float32)
+        label = np.asarray(Image.open(label_path)).astype(np.int64)
+        pred = np.asarray(predict(image)).reshape(label.shape)
+        keep = label != IGNORE
+        cm += confusion(np.clip(pred[keep], 0, NUM_CLASSES - 1), label[keep], NUM_CLASSES)
+    inter = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - inter
+    return float(100 * np.mean(inter[union > 0] / union[union > 0])), float(inter.sum() / cm.sum() * 100)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="deeplabv3plus_mobilenetv2_camvid")
+    p.add_argument("--weights", help="weights file instead of the preset's own")
+    p.add_argument("--qat-steps", type=int, default=300)
+    p.add_argument("--qat-lr", type=float, default=1e-5)
+    p.add_argument("--qat-batch", type=int, default=4)
+    p.add_argument("--num-calibration", type=int, default=32)
+    p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
+    p.add_argument("--output", default=os.path.join(HERE, "results", "export_camvid.md"))
+    args = p.parse_args(argv)
+    from deeplab_keras import zoo
+    if not os.path.isdir(CAMVID):
+        print(f"skipped: CamVid not found at {CAMVID}")
+        return 0
+    if not zoo.is_preset(args.preset):
+        print(f"skipped: preset {args.preset!r} is not in the catalogue yet (helper 'train' publishes it)")
+        return 0
+    import numpy as np
+
+    from deeplab_keras.data import list_pairs, make_dataset
+    from deeplab_keras.export import benchmark, export_model, qat
+    from deeplab_keras.export.runtime import Artifact
+    from deeplab_keras.models import build_model
+    from deeplab_keras.weights import load_weights
+
+    preset = zoo.get_preset(args.preset)
+    architecture, config = preset["architecture"], dict(preset["config"])
+    if args.weights:
+        model = build_model(architecture, **config)
+        load_weights(model, args.weights)
+    else:
+        model = zoo.from_preset(args.preset)
+    train = list_pairs("camvid", CAMVID, "train")
+    val = list_pairs("camvid", CAMVID, "val")[:args.val_limit]
+    size = (360, 480)
+    os.makedirs(args.workdir, exist_ok=True)
+    calib = [img for img, _ in train[::max(1, len(train) // args.num_calibration)][:args.num_calibration]]
+    check = [img for img, _ in val[:4]]
+    rows, t0 = [], time.time()
+    f_miou, f_acc = miou(lambda x: np.argmax(np.asarray(model(x[None]))[0], -1), val)
+    rows.append(("Keras float32", f_miou, f_acc, None, None))
+    exports = [("TFLite float16", "float16", None), ("TFLite int8 PTQ", "int8", None)]
+    qat_info = None
+    if args.qat_steps:
+        data = make_dataset(train, dataset_info="camvid", batch_size=args.qat_batch,
+                            crop_size=size, training=True, seed=0, cache=True)
+        qat_model, qat_info = qat.quantization_aware_model(
+            model, architecture, config, size, data=data, steps=args.qat_steps,
+            learning_rate=args.qat_lr, ignore_label=IGNORE)
+        exports.append((f"TFLite int8 QAT ({args.qat_steps} steps)", "qat", qat_model))
+    for name, quantize, qm in exports:
+        path = os.path.join(args.workdir, f"camvid_{quantize}.tflite")
+        report = export_model(model, path, "tflite", quantize, size, output_mode="classes",
+                              calibration_data=calib, num_calibration=len(calib), parity_data=check,
+                              qat_model=qm, labels=preset.get("labels"),
+                              report_dir=os.path.join(args.workdir, "reports"))
+        art = Artifact(path, num_threads=args.threads)
+        m, acc = miou(lambda x: art(x)[0], val)
+        lat = benchmark(path, threads=args.threads, runs=10)
+        rows.append((name, m, acc, lat, report["parity"]["agreement"]))
+    lines = [f"# CamVid val ({len(val)} images, 480x360): float vs float16 vs int8 PTQ vs QAT", "",
+             f"`python bench/export_camvid.py --preset {args.preset} --qat-steps {args.qat_steps} "
+             f"--num-calibration {args.num_calibration} --threads {args.threads}`", "",
+             "| model | mIoU | delta vs float | pixel acc | agreement vs Keras (4 val imgs) | median ms ({} thr) | size MB |".format(args.threads),
+             "|---|---|---|---|---|---|---|"]
+    for name, m, acc, lat, agree in rows:
+        lines.append(f"| {name} | {m:.2f} | {m - f_miou:+.2f} | {acc:.2f} | "
+                     f"{'' if agree is None else f'{agree:.4f}'} | "
+                     f"{'' if lat is None else f'{lat['median_ms']:.1f}'} | "
+                     f"{'' if lat is None else f'{lat['size_mb']:.2f}'} |")
+    if qat_info:
+        lines += ["", f"QAT: tf_keras twin max |logit diff| {qat_info['transfer_max_abs_diff']:.3g}; "
+                  f"{qat_info['steps']} steps, lr {qat_info['learning_rate']}, batch {args.qat_batch}, "
+                  f"random scale/crop/flip on CamVid train; custom configs {qat_info['custom_quantize_configs']}."]
+    lines.append(f"\nPTQ calibration: {len(calib)} CamVid train images. Total time {time.time() - t0:.0f} s.")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(args.output + ".tmp", args.output)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

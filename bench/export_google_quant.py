@@ -1,0 +1,116 @@
+"""Benchmark (a): our int8 DeepLab v3 MobileNetV2-1.0 at 513x513 against Google's own
+quantized file ``deeplabv3_mnv2_pascal_quant.tflite``, same interpreter (ai-edge-litert, XNNPACK),
+same run, same threads.
+
+Our model: weights imported from Google's file (dequantized), then post-training int8
+quantization calibrated on a few real images (never the test image), exported with our deploy
+graph (uint8 raw-pixel input, int32 class map at 513x513). Reported: Google's golden-mask
+agreement on the bird image for both, and latency (median of interleaved rounds) with the
+ratio ours / Google's. Where the time goes: both graphs are cut after the logits conv and
+after the full-resolution resize and timed alike.
+
+    python bench/export_google_quant.py --threads 2
+"""
+import argparse
+import glob
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
+REF = os.path.join(SHARED, "reference")
+GOOGLE = os.path.join(REF, "deeplabv3_mnv2_pascal_quant.tflite")
+
+
+def calibration_sets():
+    camvid = sorted(glob.glob(os.path.join(SHARED, "data", "camvid", "train", "*.png")))
+    city = [os.path.join(REF, "cityscapes_segmentation.bmp")]
+    return {"camvid32+cityscapes": camvid[::11][:32] + city,  # the default
+            "camvid64": camvid[::5][:64],
+            "cityscapes only": city}
+
+
+def cut_after(path, out, op_name, occurrence=-1):
+    from deeplab_keras.export import profiling
+    ops = [i for i, name, _ in profiling.tflite_ops(path) if name == op_name]
+    return profiling.truncate_tflite(path, out, ops[occurrence])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
+    p.add_argument("--all-calibration-sets", action="store_true",
+                   help="also export with the other calibration sets and report their agreement")
+    p.add_argument("--output", default=os.path.join(HERE, "results", "export_google_quant.md"))
+    args = p.parse_args(argv)
+    if not os.path.isfile(GOOGLE):
+        print(f"skipped: {GOOGLE} not found (shared material)")
+        return 0
+    from deeplab_keras.export import Artifact, export_model, golden, profiling
+    from deeplab_keras.importers.tflite import load_google_tflite
+    import numpy as np
+
+    os.makedirs(args.workdir, exist_ok=True)
+    image, mask = golden.load_pair(os.path.join(REF, "bird_segmentation.bmp"),
+                                   os.path.join(REF, "bird_segmentation_mask.bmp"), (513, 513))
+    model = load_google_tflite(GOOGLE)
+    keras_agreement = golden.agreement(np.argmax(np.asarray(model(image[None]))[0], -1), mask)
+    google = Artifact(GOOGLE, num_threads=args.threads)
+    rows = [("Google deeplabv3_mnv2_pascal_quant.tflite (QAT, uint8)", golden.agreement(google(image)[0], mask))]
+    rows.append(("ours, Keras float32 (weights imported from that file)", keras_agreement))
+    sets = calibration_sets()
+    names = list(sets) if args.all_calibration_sets else list(sets)[:1]
+    ours_path = None
+    for name in names:
+        path = os.path.join(args.workdir, f"ours_int8_{len(rows)}.tflite")
+        report = export_model(model, path, "tflite", "int8", 513, output_mode="classes",
+                              calibration_data=sets[name], num_calibration=len(sets[name]),
+                              parity_data=sets["cityscapes only"], num_parity=1,
+                              report_dir=os.path.join(args.workdir, "reports"))
+        agree = golden.agreement(Artifact(path)(image)[0], mask)
+        rows.append((f"ours, PTQ int8 calibrated on {name} ({len(sets[name])} images); "
+                     f"gate agreement vs Keras {report['parity']['agreement']:.4f}", agree))
+        ours_path = ours_path or path
+    # where the time goes: cut both graphs after the logits conv and after the last resize
+    variants = {"google": GOOGLE, "ours": ours_path}
+    for who, path in list(variants.items()):
+        variants[who + " no ArgMax"] = cut_after(path, os.path.join(args.workdir, who + "_noargmax.tflite"), "RESIZE_BILINEAR")
+        variants[who + " low-res logits"] = cut_after(path, os.path.join(args.workdir, who + "_lowres.tflite"), "CONV_2D")
+    arts = {k: Artifact(v, num_threads=args.threads) for k, v in variants.items()}
+    lat = profiling.interleaved_latency(arts, image, runs=args.runs)
+    g, o = lat["google"]["median_ms"], lat["ours"]["median_ms"]
+    lines = [f"# Int8 DeepLab v3 MobileNetV2 513x513: ours vs Google's quantized TFLite", "",
+             f"`python bench/export_google_quant.py --threads {args.threads} --runs {args.runs}"
+             + (" --all-calibration-sets" if args.all_calibration_sets else "") + "`", "",
+             "Golden-mask agreement (Google's segmentation test: bird image, common/(2N-common)):", "",
+             "| model | agreement |", "|---|---|"]
+    lines += [f"| {n} | {a:.4f} |" for n, a in rows]
+    lines += ["", f"Latency, ai-edge-litert {args.threads} threads (XNNPACK), {args.runs} runs "
+              "interleaved in 3 rounds, same process:", "",
+              "| graph | median ms | p90 ms | ratio to Google full |", "|---|---|---|---|"]
+    for k, v in lat.items():
+        lines.append(f"| {k} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['median_ms'] / g:.2f} |")
+    def cost(who):
+        full, noarg, low = (lat[who]["median_ms"], lat[who + " no ArgMax"]["median_ms"],
+                            lat[who + " low-res logits"]["median_ms"])
+        return f"network {low:.1f} ms, full-res resize {noarg - low:.1f} ms, ArgMax {full - noarg:.1f} ms"
+    lines += ["", f"**Ours / Google = {o / g:.2f}** (target <= 0.70).", "",
+              f"Where the time goes (differences of the cuts): Google: {cost('google')}; "
+              f"ours: {cost('ours')}.", "",
+              f"Ops, Google: {', '.join(sorted(set(google.tflite_ops())))} (ArgMax output int64).  ",
+              f"Ops, ours: {', '.join(sorted(set(arts['ours'].tflite_ops())))} (ArgMax output int32).",
+              f"Sizes: Google {os.path.getsize(GOOGLE) / 2**20:.2f} MB, ours {os.path.getsize(ours_path) / 2**20:.2f} MB."]
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(args.output + ".tmp", args.output)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
