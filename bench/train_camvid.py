@@ -49,7 +49,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--output-dir", default="runs/camvid")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--eval-only", action="store_true", help="only evaluate output-dir's checkpoint")
+    p.add_argument("--eval-only", action="store_true", help="only evaluate output-dir's checkpoints")
+    p.add_argument("--recalibrate-bn", type=int, default=50, metavar="BATCHES",
+                   help="re-estimate the trainable BatchNorm statistics of the last checkpoint "
+                        "on this many augmented training batches (precise BN) -> final model")
     args = p.parse_args(argv)
 
     from deeplab_keras import data
@@ -76,15 +79,47 @@ def main(argv=None):
     result["train_images_per_sec"] = float(np.median(rates))
     result["train_seconds_total"] = float(sum(e["train_seconds"] for e in epochs))
 
-    model, _ = build_model(dict(config, init_tflite=None, init_weights=None), info)
+    # freeze_bn=False: the checkpoints hold the frozen layers' statistics already; which layers
+    # were frozen in training is re-applied below for the recalibration.
+    model, _ = build_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
     pairs = data.list_pairs("camvid", config["data_root"], "val")
+    out = os.path.join(args.output_dir, "result.json")
+    if args.eval_only and os.path.isfile(out):
+        with open(out) as f:
+            result = dict(json.load(f), eval_command=result["command"])
     for which in ("best", "last"):
-        path = os.path.join(args.output_dir, f"{which}.weights.h5")
-        model.load_weights(path)
+        if which in result:
+            continue
+        model.load_weights(os.path.join(args.output_dir, f"{which}.weights.h5"))
         result[which] = evaluate(model, pairs, info)
         print(which, json.dumps({k: v for k, v in result[which].items() if k != "confusion_matrix"}),
               flush=True)
-    out = os.path.join(args.output_dir, "result.json")
+    if args.recalibrate_bn:
+        from deeplab_keras.training import recalibrate_batch_norm
+        from deeplab_keras.training.trainer import _pairs
+        model.load_weights(os.path.join(args.output_dir, "last.weights.h5"))
+        with open(os.path.join(args.output_dir, "config.json")) as f:
+            frozen = set(json.load(f).get("frozen_bn_layers") or [])
+        if not frozen:  # layers the imported weights filled: all but the decoder's
+            frozen = {l.name for l in model.layers if "BatchNorm" in l.name and not l.name.startswith("decoder")}
+        for layer in model.layers:
+            if layer.name in frozen:
+                layer.trainable = False
+        train_ds = data.make_dataset(_pairs(config, config["train_split"], None), dataset_info=info,
+                                     batch_size=config["batch_size"], crop_size=config["crop_size"],
+                                     training=True, seed=config["seed"] + 1,
+                                     min_scale=config["min_scale"], max_scale=config["max_scale"])
+        start = time.time()
+        updated = recalibrate_batch_norm(model, train_ds, args.recalibrate_bn)
+        final = os.path.join(args.output_dir, "final.weights.h5")
+        from deeplab_keras.training.callbacks import atomic_save_weights
+        atomic_save_weights(model, final)
+        result["final"] = evaluate(model, pairs, info)
+        result["final"].update(weights=final, recalibrated_layers=[l.name for l in updated],
+                               recalibration_batches=args.recalibrate_bn,
+                               recalibration_seconds=time.time() - start)
+        print("final (last + precise BN)", json.dumps(
+            {k: v for k, v in result["final"].items() if k != "confusion_matrix"}), flush=True)
     with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1, default=str)
     os.replace(out + ".tmp", out)

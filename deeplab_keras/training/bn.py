@@ -38,3 +38,23 @@ def synchronize_batch_norm(model, enabled=True):
     for layer in layers:
         layer.synchronized = bool(enabled)
     return len(layers)
+
+
+def recalibrate_batch_norm(model, dataset, steps):
+    """"Precise BN" (Wu & Johnson, 2021): re-estimate the moving mean/variance of the trainable
+    BatchNorm layers as the plain average of their batch statistics over ``steps`` batches of
+    ``dataset`` (images only are used), weights unchanged. Fixes moving statistics that lag
+    behind the weights after a short run (momentum 0.99 averages over ~100 steps).
+    Frozen (``trainable=False``) layers are left alone. Returns the layers updated."""
+    layers = [layer for layer in batch_norm_layers(model) if layer.trainable]
+    saved = [layer.momentum for layer in layers]
+    try:
+        for k, batch in enumerate(dataset.take(steps), start=1):
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            for layer in layers:  # running average: new = old*(k-1)/k + batch/k
+                layer.momentum = (k - 1) / k
+            model(images, training=True)  # eager call: momentum is read each call
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+    return layers

@@ -96,6 +96,8 @@ def make_config(recipe=None, **overrides):
                 config["model"] = dict(value)
             elif key in DEFAULTS:
                 config[key] = value
+            elif key in ("class_weights_used", "frozen_bn", "frozen_bn_layers"):
+                pass  # written by train() into config.json for the record; not settings
             elif not key.startswith("_"):  # "_comment" etc. are allowed in recipes
                 raise ValueError(f"unknown training setting {key!r}; known: {', '.join(DEFAULTS)}")
     if config["output_dir"] is None:

@@ -25,6 +25,7 @@ def get_strategy(name="default", tpu=None):
             json.loads(config)
         except ValueError as err:
             raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from None
+        _fix_keras_multi_worker_reduce()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
@@ -43,3 +44,48 @@ def worker_info():
     has_chief = "chief" in config.get("cluster", {})
     is_chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
     return index, is_chief
+
+
+def fix_multi_worker_build(model, strategy):
+    """Work around keras-team/keras#20585: Keras 3's ``fit`` builds metrics/optimizer from a
+    first batch that it ``strategy.reduce``s, which ``MultiWorkerMirroredStrategy`` cannot do
+    for a nested (image, label) batch. Build from this worker's local batch instead (only
+    shapes matter for the build)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(local, next(it))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    return model
+
+
+def _fix_keras_multi_worker_reduce():
+    """Work around keras-team/keras#20585 (second half): under ``MultiWorkerMirroredStrategy``
+    Keras 3 averages each step's logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails
+    for scalar losses/metrics. Average them over replicas with ``axis=None`` instead; every
+    other case goes to Keras unchanged."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+    if getattr(tf_trainer.reduce_per_replica, "_deeplab_keras_fix", False):
+        return
+    original = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._deeplab_keras_fix = True
+    tf_trainer.reduce_per_replica = reduce_per_replica

@@ -14,7 +14,7 @@ from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRe
 from deeplab_keras.training.config import make_config
 from deeplab_keras.training.losses import SegmentationLoss, median_frequency_weights
 from deeplab_keras.training.schedules import PolyWarmup
-from deeplab_keras.training.strategy import get_strategy, worker_info
+from deeplab_keras.training.strategy import fix_multi_worker_build, get_strategy, worker_info
 
 
 def dataset_info(config):
@@ -89,11 +89,10 @@ def build_model(config, info):
                   if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
     freeze = config["freeze_bn"]
     if freeze == "pretrained":
-        frozen = bnlib.freeze_batch_norm(model, pretrained) if pretrained else 0
+        bnlib.freeze_batch_norm(model, pretrained) if pretrained else 0
     elif freeze:
-        frozen = bnlib.freeze_batch_norm(model)
-    else:
-        frozen = 0
+        bnlib.freeze_batch_norm(model)
+    frozen = sorted(layer.name for layer in bnlib.batch_norm_layers(model) if not layer.trainable)
     if config["sync_bn"]:
         bnlib.synchronize_batch_norm(model)
     return model, {"import": report, "frozen_bn": frozen}
@@ -122,8 +121,6 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     Resumes automatically from ``output_dir/backup`` (``keras.callbacks.BackupAndRestore``) when
     a previous run with the same ``output_dir`` was interrupted."""
     config = make_config(config_or_recipe, **overrides)
-    if config["mixed_precision"]:
-        keras.mixed_precision.set_global_policy(config["mixed_precision"])
     keras.utils.set_random_seed(int(config["seed"]))
     strategy = get_strategy(config["strategy"])
     _, is_chief = worker_info() if config["strategy"] == "multi_worker" else (0, True)
@@ -131,9 +128,15 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     os.makedirs(out, exist_ok=True)
     info = dataset_info(config)
     cw = class_weights(config, info)
-    with strategy.scope():
-        model, build_report = build_model(config, info)
-        num_outputs = len(model.outputs)
+    previous_policy = keras.mixed_precision.global_policy()
+    try:  # the policy matters while layers are created; leave the global one as it was
+        if config["mixed_precision"]:
+            keras.mixed_precision.set_global_policy(config["mixed_precision"])
+        with strategy.scope():
+            model, build_report = build_model(config, info)
+            num_outputs = len(model.outputs)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     train_ds, val_ds, n_train = build_datasets(config, info, num_outputs)
     steps = config["steps_per_epoch"] or max(1, (n_train or 0) // config["batch_size"])
     if not steps:
@@ -147,6 +150,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
                       loss=[loss] * num_outputs if num_outputs > 1 else loss,
                       metrics=[metrics] + [[]] * (num_outputs - 1) if num_outputs > 1 else metrics,
                       jit_compile=config["jit_compile"])
+    fix_multi_worker_build(model, strategy)
     extra = list(callbacks or [])
     callbacks = [
         ChiefBackupAndRestore(os.path.join(out, "backup"), is_chief=is_chief,
@@ -163,8 +167,8 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     callbacks += extra
     if is_chief:
         with open(os.path.join(out, "config.json.tmp"), "w") as f:
-            json.dump(dict(config, class_weights_used=cw, frozen_bn=build_report["frozen_bn"]), f,
-                      indent=1)
+            json.dump(dict(config, class_weights_used=cw, frozen_bn=len(build_report["frozen_bn"]),
+                           frozen_bn_layers=build_report["frozen_bn"]), f, indent=1)
         os.replace(os.path.join(out, "config.json.tmp"), os.path.join(out, "config.json"))
     start = time.time()
     history = model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=steps,

@@ -1,0 +1,166 @@
+"""Training: loss vs NumPy, class weights, poly schedule, BN freezing, NaN guard, resume from
+BackupAndRestore, v2 multi-scale losses and the train CLI - on tiny models and synthetic data."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from deeplab_keras import cli, training
+from deeplab_keras.training import (NaNGuard, PolyWarmup, SegmentationLoss,
+                                    median_frequency_weights)
+
+TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "atrous_rates": []}
+
+
+def make_folder(root, n=6, size=(40, 40), num_classes=3):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        label = rng.integers(0, num_classes, size).astype(np.uint8)
+        label[:4] = 255
+        for sub, arr in (("images", np.stack([label * 60] * 3, -1).astype(np.uint8)), ("masks", label)):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+            Image.fromarray(arr).save(os.path.join(root, sub, f"{i}.png"))
+    return str(root)
+
+
+def tiny_config(tmp_path, **kw):
+    config = {"name": "tiny", "architecture": "deeplabv3", "model": dict(TINY),
+              "dataset": "folder", "data_root": make_folder(tmp_path / "data"), "num_classes": 3,
+              "val_split": None, "crop_size": [33, 33], "batch_size": 2, "epochs": 1,
+              "steps_per_epoch": 2, "learning_rate": 0.01, "warmup_steps": 1, "verbose": 0,
+              "tensorboard": False, "output_dir": str(tmp_path / "run")}
+    config.update(kw)
+    return config
+
+
+def reference_loss(logits, labels, num_classes, ignore, weights=None, top_k=100.0):
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - logits.max(-1, keepdims=True)
+    out = []
+    for lp, lab in zip(logp, labels):
+        lab = lab.ravel()
+        lp = lp.reshape(-1, num_classes)
+        valid = (lab >= 0) & (lab < num_classes)
+        safe = np.where(valid, lab, 0)
+        w = valid * (1.0 if weights is None else np.asarray(weights)[safe])
+        ce = -lp[np.arange(lab.size), safe] * w
+        if top_k < 100:
+            k = max(int(lab.size * top_k / 100), 1)
+            order = np.argsort(-ce, kind="stable")[:k]
+            ce, w = ce[order], w[order]
+        out.append(ce.sum() / max(w.sum(), 1e-6))
+    return np.mean(out)
+
+
+@pytest.mark.parametrize("weights,top_k", [(None, 100.0), ([0.5, 2.0, 1.0, 3.0], 100.0),
+                                           ([0.5, 2.0, 1.0, 3.0], 30.0)])
+def test_loss_matches_numpy(weights, top_k):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 5, 6, 4)).astype(np.float32) * 3
+    labels = rng.integers(0, 4, (2, 5, 6))
+    labels[rng.random((2, 5, 6)) < 0.3] = 255
+    loss = SegmentationLoss(4, 255, weights, top_k)
+    got = float(loss(labels, logits))
+    np.testing.assert_allclose(got, reference_loss(logits, labels, 4, 255, weights, top_k), rtol=1e-5)
+    clone = SegmentationLoss.from_config(loss.get_config())
+    assert float(clone(labels, logits)) == pytest.approx(got)
+    # ignored pixels have no influence
+    changed = logits.copy()
+    changed[labels == 255] = 100.0
+    assert float(loss(labels, changed)) == pytest.approx(got, rel=1e-6)
+
+
+def test_median_frequency_weights():
+    w = median_frequency_weights([100, 10, 0, 50], [2, 1, 0, 1])
+    np.testing.assert_allclose(w, [1.0, 5.0, 0.0, 1.0])
+    np.testing.assert_allclose(median_frequency_weights([100, 10, 0, 50], [2, 1, 0, 1], power=0.5),
+                               [1.0, np.sqrt(5.0), 0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(median_frequency_weights([30, 10, 20]), [20 / 30, 2.0, 1.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        median_frequency_weights([0, 0])
+
+
+def test_poly_warmup_schedule():
+    s = PolyWarmup(0.1, total_steps=100, power=0.9, warmup_steps=10)
+    got = [float(s(t)) for t in (0, 5, 10, 55, 100, 200)]
+    np.testing.assert_allclose(got, [0.0, 0.05, 0.1, 0.1 * 0.5 ** 0.9, 0.0, 0.0], atol=1e-7)
+    opt = keras.optimizers.SGD(s, momentum=0.9)
+    restored = keras.optimizers.SGD.from_config(json.loads(json.dumps(opt.get_config())))
+    assert isinstance(restored._learning_rate, PolyWarmup)
+    assert float(restored._learning_rate(55)) == pytest.approx(got[3])
+    with pytest.raises(ValueError, match="warmup_steps"):
+        PolyWarmup(0.1, total_steps=10, warmup_steps=10)
+
+
+def test_freeze_and_synchronize_batch_norm():
+    import deeplab_keras as dk
+    model = dk.DeepLabV3(3, input_shape=(33, 33, 3), **TINY)
+    bns = training.bn.batch_norm_layers(model)
+    assert training.freeze_batch_norm(model, ("Conv", "expanded_conv_")) < len(bns)
+    frozen = [b for b in bns if not b.trainable]
+    assert frozen and all(b.name.startswith(("Conv", "expanded_conv")) for b in frozen)
+    before = [b.moving_mean.numpy().copy() for b in frozen]
+    model.compile("sgd", SegmentationLoss(3, 255))
+    model.fit(np.random.rand(2, 33, 33, 3) * 255, np.random.randint(0, 3, (2, 33, 33)), verbose=0)
+    assert all(np.array_equal(a, b.moving_mean.numpy()) for a, b in zip(before, frozen))
+    assert training.synchronize_batch_norm(model) == len(bns) and all(b.synchronized for b in bns)
+
+
+def test_nan_guard_stops_with_message(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = np.ones((4, 3), np.float32)
+    x[2] = np.nan
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 2.*learning rate"):
+        model.fit(x, np.ones((4, 2)), batch_size=2, epochs=2, verbose=0,
+                  callbacks=[NaNGuard(str(tmp_path))])
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill after epoch 2")
+
+
+def test_interrupted_training_resumes_from_backup(tmp_path):
+    config = tiny_config(tmp_path, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, callbacks=[_Crash()])
+    out = tmp_path / "run"
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    model, history = training.train(config)
+    assert history.epoch == [2]  # only the third epoch ran
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    assert int(model.optimizer.iterations.numpy()) == 6  # optimizer state came back too
+    assert not (out / "backup").exists() and (out / "last.weights.h5").exists()
+
+
+def test_deeplabv2_multi_scale_losses(tmp_path):
+    config = tiny_config(tmp_path, architecture="deeplabv2", steps_per_epoch=1, batch_size=1,
+                         warmup_steps=0,
+                         model={"backbone": "resnet50", "output_stride": 16,
+                                "atrous_rates": [1, 2], "multi_scale": True,
+                                "scales": [1.0, 0.5], "return_all_scales": True})
+    model, history = training.train(config)
+    assert len(model.outputs) == 3  # fused + 2 scales, one loss each
+    losses = [k for k in history.history if k.endswith("loss")]
+    assert len(losses) == 4 and np.isfinite(history.history["loss"][0])
+
+
+def test_cli_train_tiny_recipe(tmp_path, capsys):
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps(tiny_config(tmp_path, val_split="train")))
+    out = tmp_path / "cli_run"
+    rc = cli.main(["train", "--recipe", str(recipe), "--output-dir", str(out),
+                   "--set", "mixed_precision=mixed_bfloat16", "class_weights=median_frequency"])
+    assert rc == 0, capsys.readouterr().err
+    assert "trained 1 epoch(s)" in capsys.readouterr().out
+    saved = json.loads((out / "config.json").read_text())
+    assert len(saved["class_weights_used"]) == 3 and saved["mixed_precision"] == "mixed_bfloat16"
+    assert (out / "best.weights.h5").exists() and (out / "logs").is_dir() is False
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert cli.main(["train", "--recipe", str(recipe), "--set", "epoch=3"]) == 1
+    assert "unknown training setting 'epoch'" in capsys.readouterr().err
