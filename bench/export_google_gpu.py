@@ -65,10 +65,17 @@ def main(argv=None):
     model = load_google_tflite(GOOGLE)
     paths = {"ours logits (GPU contract)": os.path.join(args.workdir, "ours_257_logits.tflite"),
              "ours class map": os.path.join(args.workdir, "ours_257_classes.tflite")}
+    paths["ours int8 class map (PTQ)"] = os.path.join(args.workdir, "ours_257_int8.tflite")
+    sys.path.insert(0, HERE)
+    from export_google_quant import calibration_sets
+    calib = calibration_sets()["camvid32+cityscapes"]
     parity = {}
-    for (name, path), mode in zip(paths.items(), ("logits", "classes")):
-        r = export_model(model, path, "tflite", "none", 257, output_mode=mode,
-                         gpu_delegate=(mode == "logits"), parity_data=[os.path.join(REF, "cityscapes_segmentation.bmp")],
+    for (name, path), mode, quantize in zip(paths.items(), ("logits", "classes", "classes"),
+                                            ("none", "none", "int8")):
+        r = export_model(model, path, "tflite", quantize, 257, output_mode=mode,
+                         gpu_delegate=(mode == "logits"), calibration_data=calib,
+                         num_calibration=len(calib),
+                         parity_data=[os.path.join(REF, "cityscapes_segmentation.bmp")],
                          num_parity=1, report_dir=os.path.join(args.workdir, "reports"))
         parity[name] = r["parity"]
     google = NormalisedInput(Artifact(GOOGLE, num_threads=args.threads))
@@ -77,7 +84,9 @@ def main(argv=None):
     rows = [("Google deeplabv3_257_mv_gpu.tflite", score(np.argmax(google(small)[0], -1))),
             ("ours, Keras float32 (weights imported)", score(np.argmax(np.asarray(model(small[None]))[0], -1))),
             ("ours logits (GPU contract)", score(np.argmax(arts["ours logits (GPU contract)"](small)[0], -1))),
-            ("ours class map", score(arts["ours class map"](small)[0]))]
+            ("ours class map", score(arts["ours class map"](small)[0])),
+            ("ours int8 class map (PTQ, camvid32+cityscapes calibration)",
+             score(arts["ours int8 class map (PTQ)"](small)[0]))]
     g_logits = google(small)[0]
     o_logits = arts["ours logits (GPU contract)"](small)[0]
     lat = profiling.interleaved_latency(arts, small, runs=args.runs)
