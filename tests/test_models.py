@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import deeplab_keras as dk
+from deeplab_keras.utils.flops import count
 
 ODD = (1, 37, 45, 3)  # small odd image
 
@@ -47,6 +48,15 @@ def test_issue_call_v3plus_xception65_513():
     assert model.get_layer("decoder_feature_projection0").output.shape == (None, 129, 129, 48)
     assert model.get_layer("aspp3_depthwise").dilation_rate == (18, 18)
     assert 40e6 < model.count_params() < 45e6
+    # published: 54.17B multiply-adds (v3+ paper / Google's model zoo, tfprof); ours counts convs only
+    assert count(model).mult_adds / 1e9 == pytest.approx(54.17, rel=0.005)
+
+
+def test_mobile_head_mult_adds_match_google():
+    """Google's model zoo: MobileNetV2 DeepLab v3 (no ASPP, no decoder) at 513, OS 16: 2.75B."""
+    model = dk.DeepLabV3(num_classes=21, backbone="mobilenet_v2", output_stride=16, atrous_rates=(),
+                         input_shape=(513, 513, 3))
+    assert count(model).mult_adds / 1e9 == pytest.approx(2.75, rel=0.005)
 
 
 def test_issue_call_v3_mobilenet_v2_mobile_head_257(tmp_path):
