@@ -94,3 +94,6 @@ def test_same_convolutions_as_google_tflite(filename, kwargs):
     # Same topological order for the backbone (the head's branch order is free in a graph).
     backbone = [n for n in reference if n.startswith(("Conv", "expanded_conv"))]
     assert [n for n in ours if n in backbone] == backbone
+    # same residual connections (10 inverted-residual additions)
+    import keras
+    assert sum(isinstance(l, keras.layers.Add) for l in model.layers) == counts["ADD"] == 10
