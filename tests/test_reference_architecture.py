@@ -4,6 +4,7 @@ dilations, padding and output shapes. Reads the flatbuffer with LiteRT's schema 
 import collections
 import pathlib
 
+import keras
 import pytest
 
 import deeplab_keras as dk
@@ -57,7 +58,6 @@ def _padding(padding, kernel_hw, strides):
 
 
 def keras_convs(model):
-    import keras
     convs = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -95,5 +95,4 @@ def test_same_convolutions_as_google_tflite(filename, kwargs):
     backbone = [n for n in reference if n.startswith(("Conv", "expanded_conv"))]
     assert [n for n in ours if n in backbone] == backbone
     # same residual connections (10 inverted-residual additions)
-    import keras
     assert sum(isinstance(l, keras.layers.Add) for l in model.layers) == counts["ADD"] == 10
