@@ -133,6 +133,40 @@ def quantize(twin):
         return qk.quantize_apply(annotated), custom
 
 
+def freeze_batchnorm(qat_model):
+    """BatchNorm (wrapped or not) in inference mode with fixed statistics: fine-tuning batches
+    are small, and the folded conv + BN of the TFLite file must match what QAT saw."""
+    tf_keras, _ = _modules()
+    for layer in qat_model.layers:
+        if isinstance(getattr(layer, "layer", layer), tf_keras.layers.BatchNormalization):
+            layer.trainable = False
+    return qat_model
+
+
+def calibrate_ranges(qat_model, images, batch_size=8):
+    """Initialise the activation fake-quant ranges from real data.
+
+    tfmot starts every activation range at [-6, 6] and moves it by an EMA with decay 0.999, so
+    a short fine-tuning leaves ranges that clip or waste levels. One forward pass in training
+    mode with the EMA decay forced to 0 sets each range to the observed min/max of a batch of
+    calibration images (weights' ranges are set from the weights in the same pass); BatchNorm
+    must be frozen first (:func:`freeze_batchnorm`)."""
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+    original = quant_ops.MovingAvgQuantize
+
+    def last_value(*args, **kwargs):
+        kwargs["ema_decay"] = 0.0
+        return original(*args, **kwargs)
+
+    quant_ops.MovingAvgQuantize = last_value
+    try:
+        x = np.stack([np.asarray(i, np.float32) for i in images[:batch_size]])
+        qat_model(x, training=True)
+    finally:
+        quant_ops.MovingAvgQuantize = original
+    return qat_model
+
+
 def fine_tune(qat_model, data, steps, learning_rate=1e-5, teacher=None, ignore_label=None,
               batch_size=2):
     """Train ``qat_model`` for ``steps`` steps with fake quantization.
@@ -162,7 +196,9 @@ def fine_tune(qat_model, data, steps, learning_rate=1e-5, teacher=None, ignore_l
 
 def quantization_aware_model(model, architecture, config, input_size, data=None, steps=0,
                              learning_rate=1e-5, check_images=None, ignore_label=None):
-    """Twin + weight transfer (verified) + tfmot QAT + ``steps`` of fine-tuning.
+    """Twin + weight transfer (verified) + tfmot QAT (BatchNorm frozen, activation ranges
+    initialised on images: ``data`` when it is a list of images, else ``check_images``) +
+    ``steps`` of fine-tuning.
 
     Returns ``(qat_model, info)`` with info = {"transfer_max_abs_diff", "steps", ...}."""
     from deeplab_keras.export import calibration
@@ -174,6 +210,13 @@ def quantization_aware_model(model, architecture, config, input_size, data=None,
     if diff > 1e-3 * ref_scale:
         raise ValueError(f"tf_keras twin differs from the Keras 3 model by {diff:.3g} (logits)")
     qat_model, custom = quantize(twin)
+    freeze_batchnorm(qat_model)
+    if isinstance(data, tf.data.Dataset):
+        first = next(iter(data))
+        calib = list(np.asarray(first[0] if isinstance(first, (tuple, list)) else first))
+    else:
+        calib = check_images if data is None else data
+    calibrate_ranges(qat_model, calib)
     if steps:
         fine_tune(qat_model, data if data is not None else check_images, steps, learning_rate,
                   teacher=model, ignore_label=ignore_label)
