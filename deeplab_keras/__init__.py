@@ -3,11 +3,17 @@
     import deeplab_keras as dk
     model = dk.DeepLabV3Plus(num_classes=21, backbone="xception65", output_stride=16)
 """
-from deeplab_keras import backbones, frontend, layers
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides our own output; users
+# who want it can set TF_CPP_MIN_LOG_LEVEL themselves before importing.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from deeplab_keras import backbones  # noqa: E402, frontend, layers
 from deeplab_keras.models import BUILDERS, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus, build_model
 from deeplab_keras.version import __version__
 from deeplab_keras.zoo import from_preset, get_preset, list_presets
 
 __all__ = ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
-           "backbones", "layers", "frontend", "__version__"]
-__all__ += ["from_preset", "get_preset", "list_presets"]
+           "from_preset", "get_preset", "list_presets", "backbones", "layers", "frontend",
+           "__version__"]

@@ -16,12 +16,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"deeplab-keras {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"deeplab_keras.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"deeplab_keras.commands.{name}":
-                raise
-            continue  # TODO(integration): every listed command must exist before release
+        module = importlib.import_module(f"deeplab_keras.commands.{name}")
         module.add_parser(sub).set_defaults(_run=module.run)
     return parser
 
