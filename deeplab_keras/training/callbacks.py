@@ -19,7 +19,9 @@ def atomic_save_weights(model, path):
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Each epoch: write ``{directory}/last.weights.h5`` and, when ``monitor`` improves,
     ``best.weights.h5``; both atomically. ``history.json`` keeps every epoch's logs.
-    Only the chief writes when ``is_chief`` is False (multi-worker)."""
+    Only the chief writes when ``is_chief`` is False (multi-worker). Put it before
+    ``BackupAndRestore`` in the callback list, so an epoch is marked done in the backup only
+    after its checkpoint and history are written."""
 
     def __init__(self, directory, monitor="val_mean_iou", mode="max", is_chief=True):
         super().__init__()
@@ -29,16 +31,26 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.is_chief = is_chief
         self.best = None
         self.history = []
+        self._started = False
 
     def on_train_begin(self, logs=None):
-        # BackupAndRestore (earlier in the callback list) sets _initial_epoch when resuming:
-        # keep the finished epochs' history and best value; a fresh run starts clean.
-        resumed = getattr(self.model, "_initial_epoch", None)
+        self._started = False
+        if self.is_chief and os.path.isdir(self.directory):
+            for name in os.listdir(self.directory):  # left by a run killed while saving
+                if ".tmp-" in name:
+                    os.remove(os.path.join(self.directory, name))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._started:
+            return
+        # The first epoch tells whether BackupAndRestore resumed the run: keep the history of
+        # the epochs it restored (not of epochs run after the backup, which run again).
+        self._started = True
         path = os.path.join(self.directory, "history.json")
         self.history, self.best = [], None
-        if resumed and os.path.isfile(path):
+        if epoch > 0 and os.path.isfile(path):
             with open(path) as f:
-                self.history = [h for h in json.load(f) if h["epoch"] <= resumed]
+                self.history = [h for h in json.load(f) if h["epoch"] <= epoch]
             values = [h[self.monitor] for h in self.history if self.monitor in h]
             if values:
                 self.best = max(values) if self.mode == "max" else min(values)

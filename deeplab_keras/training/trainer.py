@@ -153,11 +153,11 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     fix_multi_worker_build(model, strategy)
     extra = list(callbacks or [])
     callbacks = [
-        ChiefBackupAndRestore(os.path.join(out, "backup"), is_chief=is_chief,
-                              double_checkpoint=True),
         Throughput(config["batch_size"]),
         AtomicCheckpoint(out, monitor="val_mean_iou" if val_ds is not None else "mean_iou",
                          is_chief=is_chief),
+        ChiefBackupAndRestore(os.path.join(out, "backup"), is_chief=is_chief,
+                              double_checkpoint=True),
         NaNGuard(out),
     ]
     if config["tensorboard"] and is_chief:
