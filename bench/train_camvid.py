@@ -42,6 +42,52 @@ def evaluate(model, pairs, info, batch_size=4):
             "confusion_matrix": cm.tolist()}
 
 
+PRESET = "deeplabv3plus_mobilenetv2_camvid"
+
+
+def publish(result, info, zoo_dir="zoo"):
+    """Ship the final weights as preset ``deeplabv3plus_mobilenetv2_camvid`` (zoo/weights +
+    zoo/presets), with sha256, size and the measured val mIoU."""
+    import hashlib
+    import shutil
+    final = result["final"]
+    name = f"{PRESET}.weights.h5"
+    target = os.path.join(zoo_dir, "weights", name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(final["weights"], target + ".tmp")
+    os.replace(target + ".tmp", target)
+    with open(target, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    model_cfg = dict(result["config"]["model"])
+    preset = {
+        "name": PRESET,
+        "description": "DeepLab v3+, MobileNetV2 1.0 (mobile head, OS 16), CamVid 11 classes, "
+                       "fine-tuned from Google's VOC MobileNetV2 weights (bench/train_camvid.py)",
+        "architecture": result["config"]["architecture"],
+        "backbone_only": False,
+        "config": model_cfg,
+        "dataset": "camvid",
+        "labels": list(info.labels),
+        "palette": [list(c) for c in info.palette],
+        "ignore_label": info.ignore_label,
+        "preprocessing": {"input_size": [360, 480], "normalization": "zero_mean_unit_range",
+                          "resize": "align_corners"},
+        "weights": [{"format": "keras_weights_h5", "url": None, "path": f"weights/{name}",
+                     "file": name, "sha256": sha, "size": os.path.getsize(target),
+                     "default": True}],
+        "metrics": {"miou": round(final["miou"], 2), "split": "val",
+                    "per_class_iou": final["per_class_iou"],
+                    "source": "measured: " + result["command"] +
+                              (" && " + result["eval_command"] if result.get("eval_command") else "") +
+                              " (101 CamVid val images at 480x360, single scale, no flip)"},
+    }
+    path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(preset, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print("published", path, target, sha)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default=RECIPE)
@@ -50,6 +96,8 @@ def main(argv=None):
     p.add_argument("--output-dir", default="runs/camvid")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--eval-only", action="store_true", help="only evaluate output-dir's checkpoints")
+    p.add_argument("--publish", action="store_true",
+                   help=f"copy the final weights to zoo/weights and write zoo/presets/{PRESET}.json")
     p.add_argument("--recalibrate-bn", type=int, default=50, metavar="BATCHES",
                    help="re-estimate the trainable BatchNorm statistics of the last checkpoint "
                         "on this many augmented training batches (precise BN) -> final model")
@@ -124,6 +172,8 @@ def main(argv=None):
         json.dump(result, f, indent=1, default=str)
     os.replace(out + ".tmp", out)
     print("wrote", out)
+    if args.publish:
+        publish(result, info)
     return 0
 
 

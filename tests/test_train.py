@@ -164,3 +164,18 @@ def test_cli_train_tiny_recipe(tmp_path, capsys):
     assert keras.mixed_precision.global_policy().name == "float32"
     assert cli.main(["train", "--recipe", str(recipe), "--set", "epoch=3"]) == 1
     assert "unknown training setting 'epoch'" in capsys.readouterr().err
+
+
+def test_recalibrate_batch_norm_averages_batch_statistics():
+    import tensorflow as tf
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(name="bn"),
+                              keras.layers.BatchNormalization(name="frozen")])
+    model.get_layer("frozen").trainable = False
+    batches = [np.full((2, 4), v, np.float32) + np.array([[0], [2]], np.float32) for v in (1, 3, 8)]
+    ds = tf.data.Dataset.from_tensor_slices(np.stack(batches)).map(lambda x: (x, x))
+    updated = training.recalibrate_batch_norm(model, ds, steps=3)
+    assert [layer.name for layer in updated] == ["bn"]
+    bn, frozen = model.get_layer("bn"), model.get_layer("frozen")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), np.full(4, (2 + 4 + 9) / 3), rtol=1e-6)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.ones(4), rtol=1e-5)
+    assert bn.momentum == 0.99 and np.all(frozen.moving_mean.numpy() == 0)
