@@ -44,6 +44,9 @@ def main(argv=None):
     p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
     p.add_argument("--all-calibration-sets", action="store_true",
                    help="also export with the other calibration sets and report their agreement")
+    p.add_argument("--qat-steps", type=int, default=0,
+                   help="also export a QAT int8 model fine-tuned this many steps (self-distillation "
+                        "on 8 of the default calibration images) and report it")
     p.add_argument("--output", default=os.path.join(HERE, "results", "export_google_quant.md"))
     args = p.parse_args(argv)
     if not os.path.isfile(GOOGLE):
@@ -74,17 +77,35 @@ def main(argv=None):
         rows.append((f"ours, PTQ int8 calibrated on {name} ({len(sets[name])} images); "
                      f"gate agreement vs Keras {report['parity']['agreement']:.4f}", agree))
         ours_path = ours_path or path
+    qat_path = None
+    if args.qat_steps:
+        from deeplab_keras.export import calibration, qat
+        default = sets[list(sets)[0]]
+        images, _ = calibration.get_images(default, (513, 513), 8)
+        qm, info = qat.quantization_aware_model(model, "deeplabv3", dict(
+            backbone="mobilenet_v2", alpha=1.0, output_stride=16, atrous_rates=(), num_classes=21,
+            align_corners=True), (513, 513), data=images, steps=args.qat_steps)
+        qat_path = os.path.join(args.workdir, "ours_qat.tflite")
+        report = export_model(model, qat_path, "tflite", "qat", 513, qat_model=qm,
+                              calibration_data=default, num_calibration=len(default),
+                              parity_data=sets["cityscapes only"], num_parity=1)
+        rows.append((f"ours, QAT int8 ({args.qat_steps} steps, lr 1e-5, self-distillation on 8 "
+                     f"images); gate agreement vs Keras {report['parity']['agreement']:.4f}",
+                     golden.agreement(Artifact(qat_path)(image)[0], mask)))
     # where the time goes: cut both graphs after the logits conv and after the last resize
     variants = {"google": GOOGLE, "ours": ours_path}
     for who, path in list(variants.items()):
         variants[who + " no ArgMax"] = cut_after(path, os.path.join(args.workdir, who + "_noargmax.tflite"), "RESIZE_BILINEAR")
         variants[who + " low-res logits"] = cut_after(path, os.path.join(args.workdir, who + "_lowres.tflite"), "CONV_2D")
+    if qat_path:
+        variants["ours QAT"] = qat_path
     arts = {k: Artifact(v, num_threads=args.threads) for k, v in variants.items()}
     lat = profiling.interleaved_latency(arts, image, runs=args.runs)
     g, o = lat["google"]["median_ms"], lat["ours"]["median_ms"]
     lines = [f"# Int8 DeepLab v3 MobileNetV2 513x513: ours vs Google's quantized TFLite", "",
              f"`python bench/export_google_quant.py --threads {args.threads} --runs {args.runs}"
-             + (" --all-calibration-sets" if args.all_calibration_sets else "") + "`", "",
+             + (" --all-calibration-sets" if args.all_calibration_sets else "")
+             + (f" --qat-steps {args.qat_steps}" if args.qat_steps else "") + "`", "",
              "Golden-mask agreement (Google's segmentation test: bird image, common/(2N-common)):", "",
              "| model | agreement |", "|---|---|"]
     lines += [f"| {n} | {a:.4f} |" for n, a in rows]

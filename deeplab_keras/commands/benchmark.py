@@ -9,6 +9,9 @@ def add_parser(subparsers):
     p.add_argument("--threads", type=int, default=1, help="interpreter / intra-op threads (default 1)")
     p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--same-process", action="store_true",
+                   help="measure every file in this process (default: a fresh process per file, "
+                        "so the peak-memory figure of one file is not hidden by another's)")
     p.add_argument("--json", help="also write the results to this JSON file")
     return p
 
@@ -22,7 +25,8 @@ def run(args):
     for path in args.files:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file: {path}")
-        results.append(benchmark(path, threads=args.threads, runs=args.runs, warmup=args.warmup))
+        results.append(benchmark(path, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                                 isolate=not args.same_process))
     print(to_markdown(results))
     print(f"memory: {results[0]['memory_method']}")
     if args.json:

@@ -5,6 +5,8 @@ as an app does per frame); median and 90th percentile in milliseconds.
 Peak memory: the process's peak resident set (``VmHWM`` in ``/proc/self/status``) is reset
 (``echo 5 > /proc/self/clear_refs``) just before the artifact is loaded; the figure is
 peak RSS while loading + running minus the RSS before loading (interpreter, arena, weights).
+With ``isolate=True`` (the CLI default) each file is measured in a fresh child process, so
+memory freed by a previous artifact and reused by the allocator does not hide this one's.
 """
 import os
 import time
@@ -34,8 +36,12 @@ def _reset_peak():
         return False
 
 
-def benchmark(path, threads=1, runs=20, warmup=3, image=None):
+def benchmark(path, threads=1, runs=20, warmup=3, image=None, isolate=False):
     """Dict with median_ms, p90_ms, mean_ms, size_bytes, peak_rss_delta_mb (or None), ..."""
+    if isolate:
+        import multiprocessing
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(benchmark, (os.fspath(path), threads, runs, warmup, image, False))
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     if threads < 1:

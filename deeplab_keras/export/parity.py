@@ -2,7 +2,9 @@
 
 Metrics per export: logit max/mean abs error (when the artifact outputs logits/probabilities),
 argmax agreement (fraction of pixels with the same class), and mIoU of the artifact's class map
-taking the Keras class map as ground truth (100 = identical; ``miou_delta`` = 100 - that).
+taking the Keras class map as ground truth, averaged over the classes present in the Keras map
+(100 = identical; ``miou_delta`` = 100 - that; a class the artifact alone predicts still lowers
+the IoU of the classes whose pixels it took).
 
 Thresholds on agreement, by quantization mode:
 * none (float32): 0.99 - same graph, same float maths; only summation order differs, so any
@@ -33,10 +35,12 @@ def confusion(pred, ref, num_classes):
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def miou_from_confusion(cm):
+def miou_from_confusion(cm, present_only=False):
+    """Mean IoU from a confusion matrix (rows = reference). ``present_only``: average over the
+    classes present in the reference, else over every class with a non-empty union."""
     inter = np.diag(cm).astype(np.float64)
     union = cm.sum(0) + cm.sum(1) - inter
-    valid = union > 0
+    valid = (cm.sum(1) > 0) if present_only else (union > 0)
     return float(100.0 * np.mean(inter[valid] / union[valid])) if valid.any() else 100.0
 
 
@@ -65,7 +69,7 @@ def compare(artifact, serve, images, num_classes):
         agree += int((pc == rc).sum())
         total += pc.size
         cm += confusion(np.clip(pc, 0, num_classes - 1), rc, num_classes)
-    miou = miou_from_confusion(cm)
+    miou = miou_from_confusion(cm, present_only=True)
     out = {"images": len(images), "pixels": total, "agreement": agree / total,
            "miou_vs_keras": miou, "miou_delta": 100.0 - miou}
     if mode != "classes":
