@@ -209,3 +209,14 @@ def test_google_quant_file_golden_agreement():
                                    REFERENCE / "bird_segmentation_mask.bmp", (513, 513))
     pred = Artifact(path, num_threads=2)(image)[0]
     assert golden.agreement(pred, mask) > 0.95
+
+
+def test_export_and_verify_for_the_demo(tiny, tmp_path):
+    pytest.importorskip("tf2onnx")
+    from deeplab_keras.export import export_and_verify
+    lines = []
+    reports = export_and_verify(tiny, tmp_path, name="tiny", input_size=SIZE, labels=LABELS,
+                                runs=3, print_fn=lines.append)
+    assert [os.path.basename(r["output"]) for r in reports] == ["tiny_int8.tflite", "tiny.onnx"]
+    assert all(r["passed"] and r["benchmark"]["median_ms"] > 0 for r in reports)
+    assert "tiny_int8.tflite" in lines[0] and "gate >= 0.9" in lines[0]

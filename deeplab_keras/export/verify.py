@@ -29,7 +29,7 @@ def export_and_verify(model, output_dir, *, name=None, input_size=513, labels=No
                               calibration_data=calibration_data, parity_data=parity_data,
                               num_calibration=num_calibration, num_parity=num_parity,
                               labels=labels, report_dir=report_dir or os.path.join(output_dir, "reports"))
-        report["benchmark"] = benchmark(path, threads=threads, runs=runs)
+        report["benchmark"] = benchmark(path, threads=threads, runs=runs, isolate=True)
         reports.append(report)
     if print_fn:
         print_fn(table(reports))
