@@ -39,6 +39,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="deeplabv3plus_mobilenetv2_camvid")
     p.add_argument("--weights", help="weights file instead of the preset's own")
+    p.add_argument("--architecture", help="with --config: a model of your own instead of a preset")
+    p.add_argument("--config", help="builder kwargs as JSON (with --architecture)")
     p.add_argument("--qat-steps", type=int, default=300)
     p.add_argument("--qat-lr", type=float, default=1e-5)
     p.add_argument("--qat-batch", type=int, default=4)
@@ -52,9 +54,8 @@ def main(argv=None):
     if not os.path.isdir(CAMVID):
         print(f"skipped: CamVid not found at {CAMVID}")
         return 0
-    if not zoo.is_preset(args.preset):
-        print(f"skipped: preset {args.preset!r} is not in the catalogue yet (helper 'train' publishes it)")
-        return 0
+    import json
+
     import numpy as np
 
     from deeplab_keras.data import list_pairs, make_dataset
@@ -63,13 +64,26 @@ def main(argv=None):
     from deeplab_keras.models import build_model
     from deeplab_keras.weights import load_weights
 
-    preset = zoo.get_preset(args.preset)
-    architecture, config = preset["architecture"], dict(preset["config"])
-    if args.weights:
+    if args.architecture:
+        preset = {"labels": None}
+        architecture, config = args.architecture, json.loads(args.config or "{}")
         model = build_model(architecture, **config)
-        load_weights(model, args.weights)
+        if args.weights:
+            load_weights(model, args.weights)
+        else:
+            print("WARNING: no --weights: random initialisation (a pipeline smoke test, not a result)")
+        args.preset = f"{architecture} {config}"
+    elif not zoo.is_preset(args.preset):
+        print(f"skipped: preset {args.preset!r} is not in the catalogue yet (helper 'train' publishes it)")
+        return 0
     else:
-        model = zoo.from_preset(args.preset)
+        preset = zoo.get_preset(args.preset)
+        architecture, config = preset["architecture"], dict(preset["config"])
+        if args.weights:
+            model = build_model(architecture, **config)
+            load_weights(model, args.weights)
+        else:
+            model = zoo.from_preset(args.preset)
     train = list_pairs("camvid", CAMVID, "train")
     val = list_pairs("camvid", CAMVID, "val")[:args.val_limit]
     size = (360, 480)
@@ -104,10 +118,10 @@ def main(argv=None):
              "| model | mIoU | delta vs float | pixel acc | agreement vs Keras (4 val imgs) | median ms ({} thr) | size MB |".format(args.threads),
              "|---|---|---|---|---|---|---|"]
     for name, m, acc, lat, agree in rows:
-        lines.append(f"| {name} | {m:.2f} | {m - f_miou:+.2f} | {acc:.2f} | "
-                     f"{'' if agree is None else f'{agree:.4f}'} | "
-                     f"{'' if lat is None else f'{lat['median_ms']:.1f}'} | "
-                     f"{'' if lat is None else f'{lat['size_mb']:.2f}'} |")
+        agree_s = "" if agree is None else f"{agree:.4f}"
+        ms = "" if lat is None else f"{lat['median_ms']:.1f}"
+        mb = "" if lat is None else f"{lat['size_mb']:.2f}"
+        lines.append(f"| {name} | {m:.2f} | {m - f_miou:+.2f} | {acc:.2f} | {agree_s} | {ms} | {mb} |")
     if qat_info:
         lines += ["", f"QAT: tf_keras twin max |logit diff| {qat_info['transfer_max_abs_diff']:.3g}; "
                   f"{qat_info['steps']} steps, lr {qat_info['learning_rate']}, batch {args.qat_batch}, "
