@@ -72,12 +72,14 @@ def main(argv=None):
             load_weights(model, args.weights)
         else:
             print("WARNING: no --weights: random initialisation (a pipeline smoke test, not a result)")
-        args.preset = f"{architecture} {config}"
+        source = f"--architecture {architecture} --config '{json.dumps(config)}'" + (
+            f" --weights {args.weights}" if args.weights else "")
     elif not zoo.is_preset(args.preset):
         print(f"skipped: preset {args.preset!r} is not in the catalogue yet (helper 'train' publishes it)")
         return 0
     else:
         preset = zoo.get_preset(args.preset)
+        source = f"--preset {args.preset}" + (f" --weights {args.weights}" if args.weights else "")
         architecture, config = preset["architecture"], dict(preset["config"])
         if args.weights:
             model = build_model(architecture, **config)
@@ -113,8 +115,9 @@ def main(argv=None):
         lat = benchmark(path, threads=args.threads, runs=10)
         rows.append((name, m, acc, lat, report["parity"]["agreement"]))
     lines = [f"# CamVid val ({len(val)} images, 480x360): float vs float16 vs int8 PTQ vs QAT", "",
-             f"`python bench/export_camvid.py --preset {args.preset} --qat-steps {args.qat_steps} "
-             f"--num-calibration {args.num_calibration} --threads {args.threads}`", "",
+             f"`python bench/export_camvid.py {source} --qat-steps {args.qat_steps} --qat-lr {args.qat_lr} "
+             f"--qat-batch {args.qat_batch} --num-calibration {args.num_calibration} --threads {args.threads}"
+             + (f" --val-limit {args.val_limit}" if args.val_limit else "") + "`", "",
              "| model | mIoU | delta vs float | pixel acc | agreement vs Keras (4 val imgs) | median ms ({} thr) | size MB |".format(args.threads),
              "|---|---|---|---|---|---|---|"]
     for name, m, acc, lat, agree in rows:
