@@ -121,6 +121,9 @@ def test_bad_data_is_named(tmp_path):
         f.write(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ValueError, match=r"unreadable image file .*im0\.png"):
         data.make_dataset(pairs, num_classes=3)
+    Image.fromarray(np.zeros((24, 32), np.uint8), "P").save(bad_mask)
+    with pytest.raises(ValueError, match=r"im1\.png is a palette PNG"):
+        data.make_dataset(pairs[1:], num_classes=3)
     os.remove(pairs[0][1])
     with pytest.raises(ValueError, match=r"have no mask"):
         data.list_pairs("folder", tmp_path)

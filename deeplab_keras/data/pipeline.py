@@ -54,19 +54,22 @@ def check_pairs(pairs, info, level="header"):
         if isize != msize:
             raise ValueError(f"mask size {msize[0]}x{msize[1]} differs from its image "
                              f"{isize[0]}x{isize[1]}: {mask_path} vs {image_path}")
-        if info.mask_palette is None and mode not in ("L", "P", "I", "I;16", "1"):
+        if info.mask_palette is None and mode == "P":
+            raise ValueError(f"mask {mask_path} is a palette PNG: TensorFlow decodes those to "
+                             "colours, not indices. Save masks as 8-bit grayscale PNGs of class "
+                             "indices (PIL: Image.fromarray(np.asarray(Image.open(p))).save(p))")
+        if info.mask_palette is None and mode not in ("L", "I", "I;16", "1"):
             raise ValueError(f"mask {mask_path} has mode {mode}; expected a single-channel PNG "
                              "of class indices")
-        if level == "full":
+        if level == "full" and mode != "RGB":  # colour masks are checked in the pipeline
             try:
                 with Image.open(mask_path) as im:
-                    values = np.unique(np.asarray(im if info.mask_palette is None or im.mode != "P"
-                                                  else im.convert("P")))
+                    values = np.unique(np.asarray(im))  # P mode: palette indices
             except Exception as err:
                 raise ValueError(f"unreadable mask file {mask_path}: {err}") from None
             mapped = values if lut is None else lut[np.clip(values, 0, 255)]
             bad = values[(mapped < 0) | ((mapped >= info.num_classes) & (mapped != info.ignore_label))]
-            if info.mask_palette is None and bad.size:
+            if bad.size:
                 raise ValueError(f"mask {mask_path} has label values {bad.tolist()} outside classes "
                                  f"0..{info.num_classes - 1} and the ignore label {info.ignore_label}")
 
