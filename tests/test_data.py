@@ -153,3 +153,33 @@ def test_real_camvid():
     x, y = next(iter(data.make_dataset(pairs, dataset_info="camvid", batch_size=2, training=True,
                                        crop_size=(97, 97), seed=0)))
     assert x.shape == (2, 97, 97, 3) and y.numpy().max() <= 11
+
+
+def test_sbd_train_aug(tmp_path):
+    from scipy.io import savemat
+    voc = tmp_path / "VOC2012"
+    palette = data.DATASETS["voc"].palette
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        os.makedirs(voc / sub)
+    for i in ("a", "b", "c"):
+        _write(str(voc / "JPEGImages" / f"{i}.jpg"), np.zeros((2, 3, 3), np.uint8))
+    mask = Image.fromarray(np.array([[1, 2, 255], [0, 0, 0]], np.uint8), "P")
+    mask.putpalette([v for c in (palette + ((0, 0, 0),) * 234 + ((224, 224, 192),)) for v in c])
+    mask.save(voc / "SegmentationClass" / "a.png")
+    (voc / "ImageSets/Segmentation/train.txt").write_text("a\n")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("c\n")
+    sbd = tmp_path / "sbd"
+    os.makedirs(sbd / "cls")
+    for i in ("b", "c"):
+        savemat(sbd / "cls" / f"{i}.mat",
+                {"GTcls": {"Segmentation": np.array([[3, 3, 0], [20, 0, 255]], np.uint8)}})
+    (sbd / "train.txt").write_text("b\nc\n")
+    assert data.sbd_to_png(str(voc), str(sbd)) == 2  # a (VOC train) + b; c is VOC val
+    pairs = data.list_pairs("voc", tmp_path, "train_aug")
+    labels = [y.numpy()[0].tolist() for _, y in data.make_dataset(pairs, dataset_info="voc",
+                                                                  batch_size=1, check="full")]
+    assert labels == [[[1, 2, 255], [0, 0, 0]], [[3, 3, 0], [20, 0, 255]]]
+    savemat(sbd / "cls" / "b.mat", {"other": 1})
+    os.remove(voc / "SegmentationClassAug" / "b.png")
+    with pytest.raises(ValueError, match=r"unreadable SBD annotation .*b\.mat"):
+        data.sbd_to_png(str(voc), str(sbd))

@@ -83,12 +83,14 @@ def _is_tfrecords(source):
 def _decode(image_bytes, mask_bytes, image_name, mask_name, info, lut, color_table):
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
-    if color_table is not None:
-        rgb = tf.cast(tf.io.decode_image(mask_bytes, channels=3, expand_animations=False), tf.int32)
-        key = rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2]
-        label = color_table.lookup(key)
+    raw = tf.io.decode_image(mask_bytes, channels=0, expand_animations=False)
+    if color_table is not None:  # palette/colour masks (VOC); grayscale ones hold indices
+        def from_colours():
+            rgb = tf.cast(raw[..., :3], tf.int32)
+            return color_table.lookup(rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2])
+        label = tf.cond(tf.equal(tf.shape(raw)[-1], 1),
+                        lambda: tf.cast(raw[..., 0], tf.int32), from_colours)
     else:
-        raw = tf.io.decode_image(mask_bytes, channels=0, expand_animations=False)
         one_channel = tf.debugging.Assert(tf.equal(tf.shape(raw)[-1], 1), [
             "mask is not single-channel (expected a PNG of class indices):", mask_name])
         with tf.control_dependencies([one_channel]):
