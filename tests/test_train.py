@@ -155,7 +155,8 @@ def test_cli_train_tiny_recipe(tmp_path, capsys):
     recipe.write_text(json.dumps(tiny_config(tmp_path, val_split="train")))
     out = tmp_path / "cli_run"
     rc = cli.main(["train", "--recipe", str(recipe), "--output-dir", str(out),
-                   "--strategy", "mirrored", "--set", "mixed_precision=mixed_bfloat16", "class_weights=median_frequency"])
+                   "--strategy", "mirrored",
+                   "--set", "mixed_precision=mixed_bfloat16", "class_weights=median_frequency"])
     assert rc == 0, capsys.readouterr().err
     assert "trained 1 epoch(s)" in capsys.readouterr().out
     saved = json.loads((out / "config.json").read_text())
