@@ -49,11 +49,10 @@ def build_datasets(config, info, num_outputs=1):
     if num_outputs > 1:
         train = train.map(lambda x, y: (x, (y,) * num_outputs))
         val = val.map(lambda x, y: (x, (y,) * num_outputs)) if val is not None else None
-    n = len(train_pairs) if isinstance(train_pairs, list) and train_pairs and isinstance(train_pairs[0], tuple) else None
-    return train, val, n
+    return train, val, None if config["tfrecords"] else len(train_pairs)
 
 
-def class_weights(config, info, train_pairs=None):
+def class_weights(config, info):
     spec = config["class_weights"]
     if spec is None:
         return None
