@@ -51,6 +51,12 @@ def publish(result, info, zoo_dir="zoo"):
     import hashlib
     import shutil
     final = result["final"]
+    commands = [result["command"]] + ([result["eval_command"]] if result.get("eval_command") else [])
+    init = result["config"].get("init_weights")  # a second stage: include the first's commands
+    if init and os.path.isfile(os.path.join(os.path.dirname(init), "result.json")):
+        with open(os.path.join(os.path.dirname(init), "result.json")) as f:
+            first = json.load(f)
+        commands = [first["command"]] + ([first["eval_command"]] if first.get("eval_command") else []) + commands
     name = f"{PRESET}.weights.h5"
     target = os.path.join(zoo_dir, "weights", name)
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -77,8 +83,7 @@ def publish(result, info, zoo_dir="zoo"):
                      "default": True}],
         "metrics": {"miou": round(final["miou"], 2), "split": "val",
                     "per_class_iou": final["per_class_iou"],
-                    "source": "measured: " + result["command"] +
-                              (" && " + result["eval_command"] if result.get("eval_command") else "") +
+                    "source": "measured: " + " && ".join(commands) +
                               " (101 CamVid val images at 480x360, single scale, no flip)"},
     }
     path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
@@ -142,6 +147,12 @@ def main(argv=None):
         result[which] = evaluate(model, pairs, info)
         print(which, json.dumps({k: v for k, v in result[which].items() if k != "confusion_matrix"}),
               flush=True)
+    if not args.recalibrate_bn and "final" not in result:  # final = last, model weights only
+        from deeplab_keras.training.callbacks import atomic_save_weights
+        model.load_weights(os.path.join(args.output_dir, "last.weights.h5"))
+        final = os.path.join(args.output_dir, "final.weights.h5")
+        atomic_save_weights(model, final)
+        result["final"] = dict(result["last"], weights=final)
     if args.recalibrate_bn:
         from deeplab_keras.training import recalibrate_batch_norm
         from deeplab_keras.training.trainer import _pairs
