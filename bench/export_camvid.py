@@ -112,7 +112,7 @@ def main(argv=None):
                               report_dir=os.path.join(args.workdir, "reports"))
         art = Artifact(path, num_threads=args.threads)
         m, acc = miou(lambda x: art(x)[0], val)
-        lat = benchmark(path, threads=args.threads, runs=10)
+        lat = benchmark(path, threads=args.threads, runs=10, isolate=True)
         rows.append((name, m, acc, lat, report["parity"]["agreement"]))
     lines = [f"# CamVid val ({len(val)} images, 480x360): float vs float16 vs int8 PTQ vs QAT", "",
              f"`python bench/export_camvid.py {source} --qat-steps {args.qat_steps} --qat-lr {args.qat_lr} "

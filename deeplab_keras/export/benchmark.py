@@ -39,9 +39,9 @@ def _reset_peak():
 def benchmark(path, threads=1, runs=20, warmup=3, image=None, isolate=False):
     """Dict with median_ms, p90_ms, mean_ms, size_bytes, peak_rss_delta_mb (or None), ..."""
     if isolate:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            return pool.apply(benchmark, (os.fspath(path), threads, runs, warmup, image, False))
+        if image is not None:
+            raise ValueError("isolate=True measures on its own random image; pass image=None")
+        return _in_child(path, threads, runs, warmup)
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     if threads < 1:
@@ -73,6 +73,20 @@ def benchmark(path, threads=1, runs=20, warmup=3, image=None, isolate=False):
             "input": f"{list(art.input_shape)} {art.input_dtype.name}"}
 
 
+def _in_child(path, threads, runs, warmup):
+    """Run :func:`benchmark` in a fresh interpreter (``python -m deeplab_keras.export.benchmark``)."""
+    import json
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "deeplab_keras.export.benchmark", os.fspath(path),
+           str(threads), str(runs), str(warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark of {path} failed in its child process: {proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
 def to_markdown(results):
     lines = ["| file | format | threads | median ms | p90 ms | size MB | peak RSS delta MB |",
              "|---|---|---|---|---|---|---|"]
@@ -81,3 +95,10 @@ def to_markdown(results):
         lines.append(f"| {os.path.basename(r['file'])} | {r['format']} | {r['threads']} | "
                      f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['size_mb']:.2f} | {mem} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the child process of benchmark(..., isolate=True)
+    import json
+    import sys
+    _path, _threads, _runs, _warmup = sys.argv[1], *map(int, sys.argv[2:5])
+    print(json.dumps(benchmark(_path, _threads, _runs, _warmup)))

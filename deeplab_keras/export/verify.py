@@ -11,7 +11,7 @@ DEFAULT_TARGETS = (("tflite", "int8"), ("onnx", "none"))
 def export_and_verify(model, output_dir, *, name=None, input_size=513, labels=None,
                       calibration_data=None, parity_data=None, num_calibration=16, num_parity=4,
                       targets=DEFAULT_TARGETS, output_mode="classes", threads=2, runs=10,
-                      report_dir=None, print_fn=print):
+                      report_dir=None, threshold=None, print_fn=print):
     """Export ``model`` to each ``(format, quantize)`` of ``targets`` in ``output_dir``, gate each
     against the Keras model, benchmark each on this CPU, print the table, return the reports
     (each with a ``"benchmark"`` entry). A failed gate raises :class:`ParityError`.
@@ -28,7 +28,8 @@ def export_and_verify(model, output_dir, *, name=None, input_size=513, labels=No
         report = export_model(model, path, fmt, quantize, input_size, output_mode=output_mode,
                               calibration_data=calibration_data, parity_data=parity_data,
                               num_calibration=num_calibration, num_parity=num_parity,
-                              labels=labels, report_dir=report_dir or os.path.join(output_dir, "reports"))
+                              labels=labels, threshold=threshold,
+                              report_dir=report_dir or os.path.join(output_dir, "reports"))
         report["benchmark"] = benchmark(path, threads=threads, runs=runs, isolate=True)
         reports.append(report)
     if print_fn:
@@ -49,3 +50,30 @@ def table(reports):
         lines.append(f"\nparity images: {reports[0]['parity_images']}; latency: "
                      f"{reports[0]['benchmark']['threads']} threads, {reports[0]['benchmark']['runs']} runs")
     return "\n".join(lines)
+
+
+def demo_step(ctx):
+    """Step for ``deeplab-keras demo`` (``commands/demo.py``: ``register_step(demo_step)``):
+    verified int8 .tflite + .onnx of ``ctx["model"]`` in ``<output>/export``, calibrated on 8
+    synthetic road scenes drawn by the demo and gated on 4 others; prints the table."""
+    import numpy as np
+
+    from deeplab_keras.commands.demo import road_scene
+
+    image = ctx["image"]
+    prep = (ctx.get("preset") or {}).get("preprocessing") or {}
+    size = tuple(prep.get("input_size") or image.shape[:2])
+    calib = np.stack([road_scene(size[0], size[1], seed=1 + i)[0] for i in range(8)]).astype("float32")
+    check = np.stack([road_scene(size[0], size[1], seed=100 + i)[0] for i in range(4)]).astype("float32")
+    out = os.path.join(ctx["args"].output, "export")
+    threshold = None
+    if ctx.get("pretrained") is False:
+        threshold = 0.0
+        print("WARNING: random weights: the parity gate is reported but not enforced (int8 noise "
+              "through random layers is not a deployment result)")
+    print(f"exporting to {out} (int8 TFLite calibrated on 8 synthetic road scenes, ONNX float32; "
+          "parity gate on 4 other scenes)")
+    ctx["export"] = export_and_verify(ctx["model"], out, name="deeplab_demo", input_size=size,
+                                      labels=(ctx.get("preset") or {}).get("labels"),
+                                      calibration_data=calib, parity_data=check,
+                                      num_calibration=8, num_parity=4, threshold=threshold)
