@@ -44,6 +44,9 @@ def main(argv=None):
     p.add_argument("--qat-steps", type=int, default=300)
     p.add_argument("--qat-lr", type=float, default=1e-5)
     p.add_argument("--qat-batch", type=int, default=4)
+    p.add_argument("--qat-targets", choices=("labels", "teacher"), default="teacher",
+                   help="fine-tune QAT on CamVid labels (augmented crops), or on the float model's "
+                        "own predictions for train images (self-distillation; default)")
     p.add_argument("--num-calibration", type=int, default=32)
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images")
     p.add_argument("--threads", type=int, default=2)
@@ -98,11 +101,15 @@ def main(argv=None):
     exports = [("TFLite float16", "float16", None), ("TFLite int8 PTQ", "int8", None)]
     qat_info = None
     if args.qat_steps:
-        data = make_dataset(train, dataset_info="camvid", batch_size=args.qat_batch,
-                            crop_size=size, training=True, seed=0, cache=True)
+        if args.qat_targets == "labels":
+            data = make_dataset(train, dataset_info="camvid", batch_size=args.qat_batch,
+                                crop_size=size, training=True, seed=0, cache=True)
+        else:
+            from deeplab_keras.export.calibration import load_image
+            data = [load_image(img, size) for img, _ in train[::3]]
         qat_model, qat_info = qat.quantization_aware_model(
             model, architecture, config, size, data=data, steps=args.qat_steps,
-            learning_rate=args.qat_lr, ignore_label=IGNORE)
+            learning_rate=args.qat_lr, ignore_label=IGNORE, batch_size=args.qat_batch)
         exports.append((f"TFLite int8 QAT ({args.qat_steps} steps)", "qat", qat_model))
     for name, quantize, qm in exports:
         path = os.path.join(args.workdir, f"camvid_{quantize}.tflite")
@@ -116,6 +123,7 @@ def main(argv=None):
         rows.append((name, m, acc, lat, report["parity"]["agreement"]))
     lines = [f"# CamVid val ({len(val)} images, 480x360): float vs float16 vs int8 PTQ vs QAT", "",
              f"`python bench/export_camvid.py {source} --qat-steps {args.qat_steps} --qat-lr {args.qat_lr} "
+             f"--qat-targets {args.qat_targets} "
              f"--qat-batch {args.qat_batch} --num-calibration {args.num_calibration} --threads {args.threads}"
              + (f" --val-limit {args.val_limit}" if args.val_limit else "") + "`", "",
              "| model | mIoU | delta vs float | pixel acc | agreement vs Keras (4 val imgs) | median ms ({} thr) | size MB |".format(args.threads),
@@ -128,7 +136,9 @@ def main(argv=None):
     if qat_info:
         lines += ["", f"QAT: tf_keras twin max |logit diff| {qat_info['transfer_max_abs_diff']:.3g}; "
                   f"{qat_info['steps']} steps, lr {qat_info['learning_rate']}, batch {args.qat_batch}, "
-                  f"random scale/crop/flip on CamVid train; custom configs {qat_info['custom_quantize_configs']}."]
+                  + ("random scale/crop/flip on CamVid train labels" if args.qat_targets == "labels" else
+                     "targets = the float model's argmax on every 3rd CamVid train image (self-distillation)")
+                  + f"; custom configs {qat_info['custom_quantize_configs']}."]
     lines.append(f"\nPTQ calibration: {len(calib)} CamVid train images. Total time {time.time() - t0:.0f} s.")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

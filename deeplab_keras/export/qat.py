@@ -195,7 +195,8 @@ def fine_tune(qat_model, data, steps, learning_rate=1e-5, teacher=None, ignore_l
 
 
 def quantization_aware_model(model, architecture, config, input_size, data=None, steps=0,
-                             learning_rate=1e-5, check_images=None, ignore_label=None):
+                             learning_rate=1e-5, check_images=None, ignore_label=None,
+                             batch_size=2):
     """Twin + weight transfer (verified) + tfmot QAT (BatchNorm frozen, activation ranges
     initialised on images: ``data`` when it is a list of images, else ``check_images``) +
     ``steps`` of fine-tuning.
@@ -219,7 +220,7 @@ def quantization_aware_model(model, architecture, config, input_size, data=None,
     calibrate_ranges(qat_model, calib)
     if steps:
         fine_tune(qat_model, data if data is not None else check_images, steps, learning_rate,
-                  teacher=model, ignore_label=ignore_label)
+                  teacher=model, ignore_label=ignore_label, batch_size=batch_size)
     return qat_model, {"transfer_max_abs_diff": diff, "steps": int(steps),
                        "learning_rate": learning_rate, "custom_quantize_configs": custom,
                        "quantized_layers": sum(1 for l in qat_model.layers
