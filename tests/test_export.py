@@ -168,8 +168,9 @@ def test_qat_two_steps(tiny, tmp_path):
     from deeplab_keras.export import qat
     qat_model, info = qat.quantization_aware_model(tiny, "deeplabv3", TINY, (SIZE, SIZE), steps=2)
     assert info["transfer_max_abs_diff"] < 1e-3  # logits span ±8
-    assert info["custom_quantize_configs"] == {"Rescaling": "8-bit output fake-quant",
-                                               "Resize": "no quantizer (keeps input scale)"}
+    assert info["custom_quantize_configs"] == {
+        "Rescaling": "8-bit output fake-quant", "Resize": "no quantizer (keeps input scale)",
+        "DepthwiseConv2D": "activations only (weights per-channel by the converter)"}
     out = tmp_path / "qat.tflite"
     # default int8 gate (0.90): BatchNorm frozen + activation ranges initialised on images
     # (without that, tfmot's [-6, 6] initial ranges gave 0.85 here)
