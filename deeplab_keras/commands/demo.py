@@ -129,7 +129,16 @@ def summarize(ctx):
         print(f"wrote {key}: {path}")
 
 
-STEPS = [build, make_image, segment, write_outputs, summarize]
+def export(ctx):
+    """Verified int8 .tflite + .onnx of the model, with the parity and latency table."""
+    if ctx["args"].no_export:
+        return
+    from deeplab_keras.export.verify import demo_step
+
+    demo_step(ctx)
+
+
+STEPS = [build, make_image, segment, write_outputs, summarize, export]
 
 
 def register_step(step, after=None):
@@ -145,6 +154,8 @@ def add_parser(subparsers):
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="MobileNetV2 width when no trained preset is available")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip the verified int8 TFLite / ONNX export at the end")
     return parser
 
 
