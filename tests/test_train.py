@@ -115,7 +115,7 @@ def test_nan_guard_stops_with_message(tmp_path):
     x = np.ones((4, 3), np.float32)
     x[2] = np.nan
     with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 2.*learning rate"):
-        model.fit(x, np.ones((4, 2)), batch_size=2, epochs=2, verbose=0,
+        model.fit(x, np.ones((4, 2)), batch_size=2, epochs=2, verbose=0, shuffle=False,
                   callbacks=[NaNGuard(str(tmp_path))])
 
 
