@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 SIZE = 513
@@ -110,11 +109,9 @@ def main(argv=None):
         lines.append(row)
         print(row, flush=True)
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.out)),
-                                     delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, args.out)
+    from deeplab_keras.utils.io import write_text
+
+    write_text(args.out, text)
     print(f"\n{text}\nwritten to {args.out} in {time.time() - start:.0f}s")
     return 0
 

@@ -13,6 +13,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+from deeplab_keras.utils.io import write_text  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 CAMVID = os.path.join(SHARED, "data", "camvid")
 NUM_CLASSES, IGNORE = 11, 11
@@ -141,10 +143,7 @@ def main(argv=None):
                   + f"; custom configs {qat_info['custom_quantize_configs']}."]
     lines.append(f"\nPTQ calibration: {len(calib)} CamVid train images. Total time {time.time() - t0:.0f} s.")
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(args.output + ".tmp", args.output)
+    write_text(args.output, text)
     print(text)
     return 0
 

@@ -15,6 +15,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+from deeplab_keras.utils.io import write_text  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 REF = os.path.join(SHARED, "reference")
 GOOGLE = os.path.join(REF, "deeplabv3_257_mv_gpu.tflite")
@@ -106,10 +108,7 @@ def main(argv=None):
     lines += ["", f"Parity gate of our exports (vs Keras, Cityscapes reference image): "
               + "; ".join(f"{k}: agreement {v['agreement']:.4f}" for k, v in parity.items())]
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(args.output + ".tmp", args.output)
+    write_text(args.output, text)
     print(text)
     return 0
 

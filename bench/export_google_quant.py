@@ -18,6 +18,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+from deeplab_keras.utils.io import write_text  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 REF = os.path.join(SHARED, "reference")
 GOOGLE = os.path.join(REF, "deeplabv3_mnv2_pascal_quant.tflite")
@@ -125,10 +127,7 @@ def main(argv=None):
               f"Ops, ours: {', '.join(sorted(set(arts['ours'].tflite_ops())))} (ArgMax output int32).",
               f"Sizes: Google {os.path.getsize(GOOGLE) / 2**20:.2f} MB, ours {os.path.getsize(ours_path) / 2**20:.2f} MB."]
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(args.output + ".tmp", args.output)
+    write_text(args.output, text)
     print(text)
     return 0
 

@@ -16,6 +16,8 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from deeplab_keras.utils.io import write_text  # noqa: E402
+
 MODELS = {
     "deeplabv1_vgg16": ("deeplabv1", dict(num_classes=5, fc_filters=64)),
     "deeplabv2_resnet50": ("deeplabv2", dict(num_classes=5, backbone="resnet50")),
@@ -95,10 +97,7 @@ def main(argv=None):
     lines += ["| " + " | ".join([k] + c) + " |" for k, c in rows]
     text = "\n".join(lines) + "\n"
     if not args.only:
-        os.makedirs(os.path.dirname(args.output), exist_ok=True)
-        with open(args.output + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(args.output + ".tmp", args.output)
+        write_text(args.output, text)
     print(text)
     return 0
 

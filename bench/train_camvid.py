@@ -16,6 +16,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from deeplab_keras.utils.io import write_json  # noqa: E402
+
 RECIPE = "zoo/recipes/camvid_deeplabv3plus_mobilenetv2.json"
 
 
@@ -87,9 +89,7 @@ def publish(result, info, zoo_dir="zoo"):
                               " (101 CamVid val images at 480x360, single scale, no flip)"},
     }
     path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(preset, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, preset)
     print("published", path, target, sha)
 
 
@@ -179,9 +179,7 @@ def main(argv=None):
                                recalibration_seconds=time.time() - start)
         print("final (last + precise BN)", json.dumps(
             {k: v for k, v in result["final"].items() if k != "confusion_matrix"}), flush=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(out + ".tmp", out)
+    write_json(out, result, default=str)
     print("wrote", out)
     if args.publish:
         publish(result, info)

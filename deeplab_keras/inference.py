@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from deeplab_keras.utils.io import atomic_path
+
 
 def load_image(path):
     """RGB uint8 array (H, W, 3) of an image file; ValueError naming the file if unreadable."""
@@ -89,9 +91,8 @@ def save_png(array, path):
 
     array = np.asarray(array)
     mode = "I" if array.dtype == np.int32 else None
-    tmp = path + ".tmp.png"
-    Image.fromarray(array, mode=mode).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array, mode=mode).save(tmp)
     return path
 
 

@@ -13,6 +13,7 @@ import json
 import os
 
 from deeplab_keras import download
+from deeplab_keras.utils.io import atomic_path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: where the catalogue may live: installed package data, then the source checkout
@@ -121,9 +122,8 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
         return target, preset
     model = build_preset_model(preset, num_classes=conversion_classes(preset))
     import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
-    tmp = target[:-len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, target)
+    with atomic_path(target, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
     return target, preset
 
 

@@ -1,6 +1,6 @@
 """``deeplab-keras benchmark FILE... --threads N [--runs R]``: CPU latency (median, p90), file
 size and peak memory of exported ``.tflite`` (ai-edge-litert) / ``.onnx`` (onnxruntime) files."""
-import json
+from deeplab_keras.utils.io import write_json
 
 
 def add_parser(subparsers):
@@ -30,8 +30,5 @@ def run(args):
     print(to_markdown(results))
     print(f"memory: {results[0]['memory_method']}")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, results)
     return 0

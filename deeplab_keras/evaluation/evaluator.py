@@ -1,13 +1,13 @@
 """Evaluate a model on a dataset: test-time inference (:class:`Predictor`), a streaming confusion
 matrix and the summary metrics, returned as a JSON-ready dict; plus the printed table."""
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from deeplab_keras.utils import io
 
 from deeplab_keras.evaluation.inference import Predictor
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
@@ -158,17 +158,4 @@ def write_json(result, path):
             return [clean(x) for x in v]
         return v
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(clean(result), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return io.write_json(path, clean(result), indent=2, allow_nan=False)

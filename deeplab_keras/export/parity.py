@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from deeplab_keras.utils import io
+
 THRESHOLDS = {"none": 0.99, "float16": 0.98, "dynamic": 0.95, "int8": 0.90, "qat": 0.90}
 FLOAT_LOGIT_RTOL = 1e-3
 
@@ -96,12 +98,7 @@ def write_report(report, report_dir, name):
     os.makedirs(report_dir, exist_ok=True)
     paths = []
     for ext, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", to_markdown(report))):
-        path = os.path.join(report_dir, name + ext)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-        paths.append(path)
+        paths.append(io.write_text(os.path.join(report_dir, name + ext), text + "\n"))
     return paths
 
 

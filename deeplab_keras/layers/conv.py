@@ -39,6 +39,16 @@ def fixed_padding(x, kernel_size, rate=1, name=None):
     return frontend.layers().ZeroPadding2D(((beg, end), (beg, end)), name=name)(x)
 
 
+def _pad(x, kernel_size, strides, rate, explicit_padding, name):
+    """Checks stride/rate and returns ``(x, padding)``: TF "same", or slim's fixed padding then
+    "valid" for strided convs with ``explicit_padding``."""
+    if strides > 1 and rate > 1:
+        raise ValueError(f"{name}: strides={strides} and rate={rate} cannot both be > 1")
+    if explicit_padding and strides > 1:
+        return fixed_padding(x, kernel_size, rate, name=name + "_pad"), "valid"
+    return x, "same"
+
+
 def batch_norm(x, name, epsilon=1e-5, momentum=0.99):
     return frontend.layers().BatchNormalization(epsilon=epsilon, momentum=momentum, name=name)(x)
 
@@ -49,13 +59,8 @@ def atrous_conv(x, filters, kernel_size=3, strides=1, rate=1, *, name, activatio
     """Conv (optionally dilated) + BatchNorm + activation, named like a TF-slim ``conv2d``.
 
     ``strides`` and ``rate`` cannot both exceed 1 (DeepLab trades one for the other)."""
-    if strides > 1 and rate > 1:
-        raise ValueError(f"{name}: strides={strides} and rate={rate} cannot both be > 1")
+    x, padding = _pad(x, kernel_size, strides, rate, explicit_padding, name)
     L = frontend.layers()
-    padding = "same"
-    if explicit_padding and strides > 1:
-        x = fixed_padding(x, kernel_size, rate, name=name + "_pad")
-        padding = "valid"
     x = L.Conv2D(filters, kernel_size, strides=strides, dilation_rate=rate, padding=padding,
                  use_bias=(not use_bn) if use_bias is None else use_bias,
                  kernel_initializer="he_normal", name=name)(x)
@@ -67,13 +72,8 @@ def atrous_conv(x, filters, kernel_size=3, strides=1, rate=1, *, name, activatio
 def depthwise_conv(x, kernel_size=3, strides=1, rate=1, *, name, activation="relu", use_bn=True,
                    explicit_padding=False, bn_epsilon=1e-5, bn_momentum=0.99):
     """Depthwise conv (optionally dilated) + BatchNorm + activation."""
-    if strides > 1 and rate > 1:
-        raise ValueError(f"{name}: strides={strides} and rate={rate} cannot both be > 1")
+    x, padding = _pad(x, kernel_size, strides, rate, explicit_padding, name)
     L = frontend.layers()
-    padding = "same"
-    if explicit_padding and strides > 1:
-        x = fixed_padding(x, kernel_size, rate, name=name + "_pad")
-        padding = "valid"
     x = L.DepthwiseConv2D(kernel_size, strides=strides, dilation_rate=rate, padding=padding,
                           use_bias=not use_bn, depthwise_initializer="he_normal", name=name)(x)
     if use_bn:

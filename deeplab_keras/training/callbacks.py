@@ -7,13 +7,13 @@ import time
 
 import keras
 
+from deeplab_keras.utils import io
+
 
 def atomic_save_weights(model, path):
     """``model.save_weights`` to a temp file in the same folder, then ``os.replace``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with io.atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -73,10 +73,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                                   (value > self.best if self.mode == "max" else value < self.best)):
             self.best = value
             atomic_save_weights(self.model, os.path.join(self.directory, "best.weights.h5"))
-        tmp = os.path.join(self.directory, "history.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.history, f, indent=1)
-        os.replace(tmp, os.path.join(self.directory, "history.json"))
+        io.write_json(os.path.join(self.directory, "history.json"), self.history)
 
 
 class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):

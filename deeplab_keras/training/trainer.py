@@ -1,6 +1,5 @@
 """``train(recipe, **overrides)``: data, model, loss, optimizer, callbacks and ``model.fit``
 under a ``tf.distribute`` strategy, from one flat configuration (see :mod:`.config`)."""
-import json
 import os
 import time
 
@@ -8,6 +7,7 @@ import keras
 import numpy as np
 
 from deeplab_keras import data as dkdata
+from deeplab_keras.utils import io
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
                                              Throughput, TimeBudget)
@@ -165,10 +165,9 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
         callbacks.append(TimeBudget(config["minutes"]))
     callbacks += extra
     if is_chief:
-        with open(os.path.join(out, "config.json.tmp"), "w") as f:
-            json.dump(dict(config, class_weights_used=cw, frozen_bn=len(build_report["frozen_bn"]),
-                           frozen_bn_layers=build_report["frozen_bn"]), f, indent=1)
-        os.replace(os.path.join(out, "config.json.tmp"), os.path.join(out, "config.json"))
+        io.write_json(os.path.join(out, "config.json"),
+                      dict(config, class_weights_used=cw, frozen_bn=len(build_report["frozen_bn"]),
+                           frozen_bn_layers=build_report["frozen_bn"]))
     start = time.time()
     history = model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=steps,
                         validation_data=val_ds, validation_freq=config["validation_freq"],
