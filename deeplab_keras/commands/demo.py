@@ -12,11 +12,6 @@ import sys
 import numpy as np
 
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
-CAMVID_LABELS = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
-                 "Car", "Pedestrian", "Bicyclist"]
-CAMVID_PALETTE = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-                  [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
-                  [0, 128, 192]]
 
 
 def road_scene(height=360, width=480, seed=0):
@@ -76,6 +71,7 @@ def build(ctx):
     else:
         reason = f"preset {PRESET!r} is not in this catalogue yet"
     import deeplab_keras as dk
+    from deeplab_keras.data import DATASETS
 
     print("=" * 78, file=sys.stderr)
     print(f"WARNING: {reason}.\nWARNING: using DeepLabV3Plus MobileNetV2 with RANDOM weights: "
@@ -83,7 +79,9 @@ def build(ctx):
     print("=" * 78, file=sys.stderr)
     ctx["model"] = dk.DeepLabV3Plus(num_classes=11, backbone="mobilenet_v2", alpha=args.alpha,
                                     output_stride=16)
-    ctx["preset"] = {"name": None, "labels": CAMVID_LABELS, "palette": CAMVID_PALETTE,
+    camvid = DATASETS["camvid"]
+    ctx["preset"] = {"name": None, "labels": list(camvid.labels),
+                     "palette": [list(c) for c in camvid.palette],
                      "preprocessing": {"input_size": None, "resize": "align_corners"}}
     ctx["pretrained"] = False
 
