@@ -7,7 +7,7 @@ Channel rounding follows Google's DeepLab: divisible by 8 at alpha 1.0 and by 1 
 (``divisible_by=8`` gives the keras.applications rounding)."""
 from deeplab_keras import frontend
 from deeplab_keras.layers.conv import atrous_conv, depthwise_conv
-from deeplab_keras.layers.rates import check_output_stride
+from deeplab_keras.layers.rates import check_output_stride, stride_to_rate
 
 # (expansion, channels, units, stride) - slim's V2_DEF without the final 1x1 conv.
 V2_DEF = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -49,12 +49,8 @@ def mobilenet_v2(x, *, output_stride=16, alpha=1.0, divisible_by=None, bn_moment
         out_channels = depth(channels)
         for unit in range(units):
             s = stride if unit == 0 else 1
-            if current_stride == output_stride and s > 1:
-                layer_stride, layer_rate = 1, rate
-                rate *= s
-            else:
-                layer_stride, layer_rate = s, rate if s == 1 else 1
-                current_stride *= s
+            layer_stride, layer_rate, current_stride, rate = stride_to_rate(
+                s, current_stride, rate, output_stride)
             scope = "expanded_conv" if index == 0 else f"expanded_conv_{index}"
             inputs = x
             if expansion != 1:

@@ -7,7 +7,7 @@ Multiply so the same code builds in Keras 3 and tf_keras and converts to plain T
 from deeplab_keras import frontend
 from deeplab_keras.backbones.mobilenet_v2 import make_divisible
 from deeplab_keras.layers.conv import atrous_conv, depthwise_conv
-from deeplab_keras.layers.rates import check_output_stride
+from deeplab_keras.layers.rates import check_output_stride, stride_to_rate
 
 BN_EPSILON = 1e-3
 HS = "hard_swish"
@@ -77,12 +77,8 @@ def mobilenet_v3(x, *, variant="large", output_stride=16, alpha=1.0, bn_momentum
     current_stride, rate, in_channels = 2, 1, x.shape[-1]
     for index, (kernel, expansion, channels, se, act, stride) in enumerate(spec):
         scope = "expanded_conv" if index == 0 else f"expanded_conv_{index}"
-        if current_stride == output_stride and stride > 1:
-            layer_stride, layer_rate = 1, rate
-            rate *= stride
-        else:
-            layer_stride, layer_rate = stride, rate if stride == 1 else 1
-            current_stride *= stride
+        layer_stride, layer_rate, current_stride, rate = stride_to_rate(
+            stride, current_stride, rate, output_stride)
         out_channels = make_divisible(channels * alpha, 8)
         inner = make_divisible(in_channels * expansion, 8)
         inputs = x

@@ -17,6 +17,15 @@ def check_output_stride(output_stride, allowed=(8, 16, 32)):
     return int(output_stride)
 
 
+def stride_to_rate(stride, current_stride, rate, output_stride):
+    """TF-slim MobileNet's output-stride rule for one layer: once ``current_stride`` has reached
+    ``output_stride``, a strided layer keeps the running ``rate`` and multiplies it by its stride
+    for the layers after it. Returns ``(layer_stride, layer_rate, current_stride, rate)``."""
+    if current_stride == output_stride and stride > 1:
+        return 1, rate, current_stride, rate * stride
+    return stride, rate if stride == 1 else 1, current_stride * stride, rate
+
+
 def multi_grid(grid, base_rate):
     """Multi-grid (v3 paper): unit rates = base rate x grid, e.g. (1, 2, 4) x 2 at OS 16."""
     grid = tuple(int(g) for g in grid)
