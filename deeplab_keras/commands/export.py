@@ -41,6 +41,8 @@ def add_parser(subparsers):
     p.add_argument("--report-dir", default=os.path.join("export", "reports"),
                    help="where the JSON + markdown report goes (default export/reports)")
     p.add_argument("--output", required=True, help="output file (.tflite/.onnx) or SavedModel directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output that "
+                   "is not a previous deeplab-keras export (default: refuse)")
     return p
 
 
@@ -92,6 +94,8 @@ def build(args):
 def run(args):
     from deeplab_keras.export import api, calibration, graph, qat
 
+    from deeplab_keras.export import ownership
+    ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
     model, architecture, config, labels = build(args)
     size = graph.parse_size(args.input_size)
     qat_model, notes = None, {}
@@ -111,7 +115,8 @@ def run(args):
         parity_data=args.parity_images, num_calibration=args.num_calibration,
         num_parity=args.num_parity, io_dtype=args.io_dtype, gpu_delegate=args.gpu_delegate,
         opset=args.opset, labels=labels, report_dir=args.report_dir, threshold=args.threshold,
-        qat_model=qat_model, architecture=architecture, extra_notes=notes)
+        qat_model=qat_model, architecture=architecture, extra_notes=notes,
+        overwrite=args.overwrite)
     m = report["parity"]
     extra = f", max |logit err| {m['max_abs_error']:.3g}" if "max_abs_error" in m else ""
     print(f"{args.output}: {report['format']} {report['quantize']} {report['output_mode']} "

@@ -7,7 +7,9 @@ import time
 import numpy as np
 
 from deeplab_keras.export import calibration, convert, graph, parity
+from deeplab_keras.export import ownership
 from deeplab_keras.export.runtime import Artifact
+from deeplab_keras.utils import io
 
 FORMATS = ("saved_model", "tflite", "onnx")
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}
@@ -25,10 +27,10 @@ def _remove(path):
         os.remove(path)
 
 
-def _publish(tmp, output):
-    if os.path.isdir(tmp) and os.path.isdir(output):
-        shutil.rmtree(output)  # os.replace cannot overwrite a non-empty directory
-    os.replace(tmp, output)
+def _publish(tmp, output, overwrite=False):
+    # issue 11: never replace what we did not write (checked again: the folder may have changed)
+    ownership.check_output(output, overwrite)
+    io.replace_path(tmp, output)
 
 
 def _num_classes(model):
@@ -39,7 +41,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                  output_mode="classes", calibration_data=None, parity_data=None,
                  num_calibration=16, num_parity=4, io_dtype="uint8", gpu_delegate=False,
                  opset=17, labels=None, report_dir=None, name=None, threshold=None,
-                 qat_model=None, architecture=None, extra_notes=None):
+                 qat_model=None, architecture=None, extra_notes=None, overwrite=False):
     """Export ``model`` (a deeplab_keras Keras 3 model) to ``output`` and verify it.
 
     Args:
@@ -57,6 +59,8 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         labels: class names to embed (TFLite Model.metadata / ONNX metadata_props / SavedModel
             assets.extra/deeplab_keras.json).
         threshold: override the agreement threshold of the gate.
+        overwrite: replace an existing ``output`` that is not a previous export of ours
+            (default: refuse with OutputExistsError before any work).
     Returns:
         the report dict (also written to ``report_dir`` as JSON + markdown when given).
     Raises:
@@ -72,6 +76,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         raise ValueError("quantize='qat' needs qat_model (see deeplab_keras.export.qat)")
     if gpu_delegate and format != "tflite":
         raise ValueError("gpu_delegate applies to TFLite exports only")
+    ownership.check_output(output, overwrite)  # issue 11: refuse before any work
     if gpu_delegate and output_mode == "classes":
         output_mode = "logits"
     size = graph.parse_size(input_size)
@@ -145,7 +150,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         if not passed:
             raise parity.ParityError(f"{name}: parity gate failed ({'; '.join(reasons)}); "
                                      f"nothing written to {output}")
-        _publish(tmp, os.fspath(output))
+        _publish(tmp, os.fspath(output), overwrite)
         return report
     finally:
         _remove(tmp)
