@@ -12,11 +12,14 @@
 """
 import hashlib
 import http.client
+import json
 import os
+import re
 import shutil
 import socket
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,19 +27,34 @@ import urllib.request
 CACHE_ENV = "DEEPLAB_KERAS_CACHE"
 MIRROR_ENV = "DEEPLAB_KERAS_MIRROR"
 CHUNK = 1 << 16
+LOCK_TIMEOUT = 3600.0  # seconds a process waits for another one downloading the same file
+RECORD_SUFFIX = ".record.json"  # sha256 recorded at an unpinned file's first download
 
 
 class ChecksumError(ValueError):
     """A file's content does not match its pinned checksum."""
 
 
+class FormatError(ChecksumError):
+    """A downloaded file is not in the format its name says (an HTML error page, a corrupt
+    ``.tflite``, a tarball that does not open)."""
+
+
 class DownloadError(OSError):
     """A file could not be fetched (offline, HTTP error, server cut the transfer)."""
 
 
+class CacheError(OSError):
+    """The cache folder cannot be created or written (read-only file system, permissions)."""
+
+
 def cache_dir():
     path = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".keras", "deeplab_keras")
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise CacheError(f"cannot create the download cache folder {path} "
+                         f"({err.strerror or err}); set {CACHE_ENV} to a writable folder") from None
     return path
 
 
@@ -70,76 +88,270 @@ def source_url(url, file):
 
 
 def fetch(url, file, *, sha256=None, md5=None, size=None, allow_unpinned=False, retries=2,
-          progress=True, timeout=60, subdir=None):
+          progress=True, timeout=60, subdir=None, lock_timeout=None):
     """Return the local path of ``file`` (in the cache), downloading it from ``url`` if needed.
 
-    Raises :class:`ChecksumError` for a file that does not match its pins (nothing is kept),
-    :class:`DownloadError` when it cannot be fetched (the message names the URL and where to put
-    the file by hand), ValueError for an unpinned file without ``allow_unpinned``.
+    Pinned files (``sha256``/``md5``) are cached as ``<cache>/<file>`` and verified on every use.
+    Unpinned ones (``allow_unpinned=True``) are cached under ``<cache>/unpinned/<hash of the
+    URL>/<file>``, their format checked before they are cached (a ``.tflite`` must parse, a
+    tarball must open, an HTML error page is refused), their sha256 recorded at the first
+    download and checked on every reuse. Concurrent calls (threads or processes) for one file
+    wait on a file lock for a single download.
+
+    Raises :class:`ChecksumError` for a file that does not match its pins or its format (nothing
+    is kept), :class:`DownloadError` when it cannot be fetched (the message names the URL and
+    where to put the file by hand), :class:`CacheError` for a cache folder that cannot be
+    written, ValueError for an unpinned file without ``allow_unpinned``.
     """
     folder = os.path.join(cache_dir(), subdir) if subdir else cache_dir()
-    os.makedirs(folder, exist_ok=True)
-    dest = os.path.join(folder, file)
     pinned = bool(sha256 or md5)
+    real_url = source_url(url, file)
+    if not pinned:  # never shared between URLs: key by the full URL actually used
+        folder = os.path.join(folder, "unpinned", url_key(real_url or file))
+    dest = os.path.join(folder, file)
     if not pinned and not allow_unpinned:
         raise ValueError(f"{file} has no pinned checksum in the catalogue, so it cannot be verified. "
                          "Pass allow_unpinned=True (CLI: --allow-unpinned) to use it anyway; its "
                          f"sha256 will be printed. Source: {url}; cache path: {dest}")
-    if os.path.exists(dest):
-        if not pinned:
-            _report_unpinned(dest)
-            return dest
-        try:
-            verify(dest, sha256, md5, size)
-            return dest
-        except ChecksumError as err:
-            print(f"deeplab-keras: cached file is corrupt ({err}); downloading it again",
-                  file=sys.stderr)
-            os.remove(dest)
-    real_url = source_url(url, file)
+    if os.path.exists(dest) and _cached_ok(dest, pinned, sha256, md5, size, real_url):
+        return dest  # fast path: no lock needed to read a verified, atomically written file
     if not real_url:
         raise DownloadError(f"{file} has no download URL; put the file at {dest}")
-    part = dest + ".part"
+    _make_writable_folder(folder, dest, sha256)
+    with _download_lock(dest, lock_timeout):
+        if os.path.exists(dest):  # another process may have finished it while we waited
+            if _cached_ok(dest, pinned, sha256, md5, size, real_url, quiet=True):
+                return dest
+            os.remove(dest)
+        return _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, progress,
+                             timeout)
+
+
+def _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, progress, timeout):
+    part = _adopt_part(dest)  # our own temp name; a killed run's part is resumed
     error = None
-    for attempt in range(retries + 1):
-        try:
-            resumed = _download(real_url, part, timeout, progress)
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout,
-                TimeoutError) as err:
-            error = err
-            if isinstance(err, urllib.error.HTTPError) and err.code in (403, 404, 410):
-                break  # retrying cannot help
-            if attempt < retries:
-                print(f"deeplab-keras: download of {real_url} interrupted ({err}); retrying "
-                      f"({attempt + 1}/{retries})", file=sys.stderr)
-                time.sleep(min(2.0 ** attempt, 5.0) * 0.5)
-            continue
-        try:
-            verify(part, sha256, md5, size)
-        except ChecksumError as err:
-            os.remove(part)
-            if resumed and attempt < retries:
-                error = err  # the kept part may have been stale: start over once more
+    try:
+        for attempt in range(retries + 1):
+            try:
+                resumed = _download(real_url, part, timeout, progress)
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
+                    socket.timeout, TimeoutError) as err:
+                error = err
+                if isinstance(err, urllib.error.HTTPError) and err.code in (403, 404, 410):
+                    break  # retrying cannot help
+                if attempt < retries:
+                    print(f"deeplab-keras: download of {real_url} interrupted ({err}); retrying "
+                          f"({attempt + 1}/{retries})", file=sys.stderr)
+                    time.sleep(min(2.0 ** attempt, 5.0) * 0.5)
                 continue
-            raise ChecksumError(f"download of {real_url} refused: {err}. Nothing was kept in "
+            try:
+                verify(part, sha256, md5, size)
+                if not pinned:
+                    check_format(part, file)
+            except ChecksumError as err:
+                os.remove(part)
+                if resumed and attempt < retries:
+                    error = err  # the kept part may have been stale: start over once more
+                    continue
+                raise type(err)(f"download of {real_url} refused: {err}. Nothing was kept in "
                                 f"the cache ({dest}).") from None
-        os.replace(part, dest)
-        if not pinned:
-            _report_unpinned(dest)
-        return dest
+            digest = file_hash(part)
+            os.replace(part, dest)
+            if not pinned:
+                from deeplab_keras.utils.io import write_json
+                write_json(dest + RECORD_SUFFIX, {"url": real_url, "sha256": digest,
+                                                  "size": os.path.getsize(dest)})
+                _report_unpinned(dest, digest)
+            return dest
+    finally:
+        if os.path.exists(part) and os.path.getsize(part) == 0:
+            os.remove(part)
     raise DownloadError(
         f"could not download {real_url}: {error}. If this machine is offline, fetch the file "
         f"elsewhere and put it at {dest}" + (f" (sha256 {sha256})" if sha256 else "")
         + f", or set {MIRROR_ENV} to a server holding it.")
 
 
-def _report_unpinned(path):
+def url_key(url):
+    """The cache folder name of an unpinned URL: 16 hex digits of its sha256."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def _cached_ok(dest, pinned, sha256, md5, size, url, quiet=False):
+    """Is the cached ``dest`` still what was verified (pinned: its pins; unpinned: the sha256
+    recorded at its first download)?"""
+    if pinned:
+        try:
+            verify(dest, sha256, md5, size)
+            return True
+        except ChecksumError as err:
+            if not quiet:
+                print(f"deeplab-keras: cached file is corrupt ({err}); downloading it again",
+                      file=sys.stderr)
+            return False
+    try:
+        with open(dest + RECORD_SUFFIX) as f:
+            recorded = json.load(f)["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        if not quiet:
+            print(f"deeplab-keras: cached unpinned file {dest} has no sha256 record; downloading "
+                  "it again", file=sys.stderr)
+        return False
+    actual = file_hash(dest)
+    if actual != recorded:
+        if not quiet:
+            print(f"deeplab-keras: cached unpinned file {dest} changed since it was downloaded "
+                  f"(sha256 {actual}, recorded {recorded}); downloading it again", file=sys.stderr)
+        return False
+    _report_unpinned(dest, actual)
+    return True
+
+
+def _make_writable_folder(folder, dest, sha256):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test.{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise CacheError(
+            f"cannot write the download cache folder {folder} ({err.strerror or err}). Set "
+            f"{CACHE_ENV} to a writable folder, or put the file at {dest} by hand"
+            + (f" (sha256 {sha256})" if sha256 else "") + ".") from None
+
+
+def _download_lock(dest, timeout=None):
+    """An inter-process lock (``filelock``) for downloading ``dest``. The lock file lives in the
+    system temp folder (keyed by the destination's real path) so the cache only ever holds the
+    files themselves."""
+    import filelock
+
+    folder = os.path.join(tempfile.gettempdir(), "deeplab_keras_locks")
+    os.makedirs(folder, exist_ok=True)
+    key = hashlib.sha256(os.path.realpath(dest).encode("utf-8")).hexdigest()[:32]
+    lock = filelock.FileLock(os.path.join(folder, key + ".lock"),
+                             timeout=LOCK_TIMEOUT if timeout is None else timeout)
+
+    class _Lock:
+        def __enter__(self):
+            try:
+                lock.acquire()
+            except filelock.Timeout:
+                raise DownloadError(f"another process has been downloading {dest} for more than "
+                                    f"{lock.timeout:.0f} s (lock {lock.lock_file}); try again "
+                                    "later") from None
+            return self
+
+        def __exit__(self, *exc):
+            lock.release()
+
+    return _Lock()
+
+
+def _adopt_part(dest):
+    """This process's temporary download file ``<dest>.part.<pid>``. Called with the download
+    lock held: a part left by a killed run (any other ``<dest>.part*``) is taken over so that
+    the download resumes where it stopped; the others are removed."""
+    mine = f"{dest}.part.{os.getpid()}"
+    folder, base = os.path.split(dest)
+    leftovers = sorted((os.path.join(folder, n) for n in os.listdir(folder)
+                        if n == base + ".part" or n.startswith(base + ".part.")),
+                       key=lambda p: os.path.getsize(p) if os.path.exists(p) else 0)
+    for path in leftovers[:-1]:
+        _remove_quietly(path)
+    if leftovers and leftovers[-1] != mine:
+        try:
+            os.replace(leftovers[-1], mine)
+            print(f"deeplab-keras: resuming the interrupted download {leftovers[-1]}",
+                  file=sys.stderr)
+        except OSError:
+            pass
+    return mine
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def check_format(path, name=None):
+    """Raise :class:`FormatError` unless ``path`` looks like the format its name says: an HTML
+    or XML page is never a weights file, a ``.tflite`` must parse as a TFLite flatbuffer, a
+    tarball must open, an ``.h5`` must be HDF5, a ``.keras`` / ``.zip`` a zip archive."""
+    name = os.path.basename(name or path)
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    start = head.lstrip()[:64].lower()
+    if start.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        raise FormatError(f"{name}: the server sent an HTML/XML page ({len(head)} bytes start "
+                          f"with {head[:40]!r}), not the file")
+    if not head:
+        raise FormatError(f"{name}: empty file")
+    if name.endswith(".tflite"):
+        _check_tflite(path, name, head)
+    elif name.endswith((".tar.gz", ".tgz", ".tar")):
+        try:
+            with tarfile.open(path) as tar:
+                if tar.next() is None:
+                    raise FormatError(f"{name}: empty tar archive")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise FormatError(f"{name}: not a readable tar archive ({err})") from None
+    elif name.endswith(".h5"):
+        signature = b"\x89HDF\r\n\x1a\n"
+        with open(path, "rb") as f:
+            if not any((f.seek(o) or f.read(8)) == signature for o in (0, 512, 1024, 2048)):
+                raise FormatError(f"{name}: not an HDF5 file (no HDF5 signature)")
+    elif name.endswith((".keras", ".zip")):
+        import zipfile
+        if not zipfile.is_zipfile(path):
+            raise FormatError(f"{name}: not a zip archive")
+
+
+def _check_tflite(path, name, head):
+    if head[4:8] != b"TFL3":
+        raise FormatError(f"{name}: not a TFLite flatbuffer (file identifier {head[4:8]!r}, "
+                          "expected b'TFL3')")
+    try:
+        from tensorflow.lite.python import schema_py_generated as schema
+        with open(path, "rb") as f:
+            buf = f.read()
+        model = schema.Model.GetRootAs(buf, 0)
+        buffers = model.BuffersLength()
+        if model.SubgraphsLength() < 1:
+            raise ValueError("no subgraphs")
+        for i in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(i)
+            for t in range(graph.TensorsLength()):
+                if graph.Tensors(t).Buffer() >= max(buffers, 1):
+                    raise ValueError(f"tensor {t} points to a missing buffer")
+            for o in range(graph.OperatorsLength()):
+                if graph.Operators(o).OpcodeIndex() >= model.OperatorCodesLength():
+                    raise ValueError(f"operator {o} has an unknown opcode")
+    except ImportError:
+        return  # TensorFlow is a dependency; without it only the identifier is checked
+    except Exception as err:  # struct.error, IndexError... from a corrupt flatbuffer
+        raise FormatError(f"{name}: corrupt TFLite flatbuffer ({err})") from None
+
+
+def _report_unpinned(path, digest=None):
     print(f"deeplab-keras: WARNING: {os.path.basename(path)} is not pinned in the catalogue; "
-          f"unverified file {path} has sha256 {file_hash(path)}", file=sys.stderr)
+          f"unverified file {path} has sha256 {digest or file_hash(path)}", file=sys.stderr)
+
+
+def _content_range_start(value):
+    """Start offset of a ``Content-Range: bytes START-END/TOTAL`` header, or None."""
+    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value or "")
+    return int(m.group(1)) if m else None
 
 
 def _download(url, part, timeout, progress):
-    """Download ``url`` into ``part``, resuming from its current size. Returns True if resumed."""
+    """Download ``url`` into ``part``, resuming from its current size. Returns True if resumed.
+
+    A ``206`` reply is appended only if its ``Content-Range`` starts exactly at the part's
+    size; otherwise the part is discarded and the file fetched again from byte 0."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(url, headers={"User-Agent": "deeplab-keras"})
     if have:
@@ -152,6 +364,17 @@ def _download(url, part, timeout, progress):
         raise
     with response:
         resumed = have > 0 and response.status == 206
+        if resumed:
+            start = _content_range_start(response.headers.get("Content-Range"))
+            if start != have:
+                print(f"deeplab-keras: {url} answered the resume request at byte {have} with "
+                      f"Content-Range {response.headers.get('Content-Range')!r}; restarting "
+                      "from byte 0", file=sys.stderr)
+                response.close()
+                os.remove(part)
+                return _download(url, part, timeout, progress)
+        elif response.status == 206:
+            raise http.client.HTTPException(f"{url}: unrequested partial content (206)")
         mode = "ab" if resumed else "wb"
         length = response.headers.get("Content-Length")
         total = (int(length) + (have if resumed else 0)) if length else None

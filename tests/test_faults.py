@@ -99,3 +99,238 @@ def test_export_replaces_own_previous_export_and_cleans_killed_temp(tiny_model, 
     assert (out / "user.txt").read_text() == "added by the user"
     export_model(tiny_model, out, "saved_model", input_size=65, overwrite=True)
     assert not (out / "user.txt").exists() and (out / "saved_model.pb").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# (2)-(4), (10) downloads: a bounded loopback server
+
+class Server:
+    """Serves ``files`` ({path: bytes}) on 127.0.0.1. ``behaviour[path]``: "cut_once" (first
+    reply cut in the middle), "bad_range" (a Range request answered 206 from byte 0),
+    "no_content_range" (206 without Content-Range), "slow" (the body in 10 slices, 50 ms
+    apart). ``requests`` records (path, Range header)."""
+
+    def __init__(self):
+        self.files, self.behaviour, self.requests = {}, {}, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name = self.path
+                rng = self.headers.get("Range")
+                outer.requests.append((name, rng))
+                if name not in outer.files:
+                    self.send_error(404)
+                    return
+                data, mode = outer.files[name], outer.behaviour.get(name, "")
+                first = sum(1 for n, _ in outer.requests if n == name) == 1
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                if rng and mode == "bad_range":
+                    self.send_response(206)  # claims partial content, sends it all from byte 0
+                    self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+                    start = 0
+                elif rng and mode == "no_content_range":
+                    self.send_response(206)
+                elif rng:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if first and mode in ("cut_once", "bad_range", "no_content_range"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    self.close_connection = True
+                    return
+                if mode == "slow":
+                    step = len(body) // 10 + 1
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def add(self, path, data, behaviour=None):
+        self.files[path] = data
+        if behaviour:
+            self.behaviour[path] = behaviour
+        return hashlib.sha256(data).hexdigest()
+
+    def gets(self, path):
+        return sum(1 for n, _ in self.requests if n == path)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv(download.CACHE_ENV, str(path))
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
+    return path
+
+
+DATA = os.urandom(300_000)
+HTML = b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n"
+
+
+def _tflite_bytes():
+    """A small real TFLite flatbuffer (one ADD op)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    def f(x):
+        return x + 1.0
+    return tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()]).convert()
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_unpinned_html_error_page_is_not_cached_and_urls_do_not_share_entries(server, cache):
+    good = _tflite_bytes()
+    server.add("/bad/model.tflite", HTML)
+    server.add("/good/model.tflite", good)
+    with pytest.raises(download.FormatError, match="HTML.*Nothing was kept"):
+        download.fetch(server.url + "/bad/model.tflite", "model.tflite", allow_unpinned=True,
+                       progress=False)
+    assert _files(cache) == []
+    path = download.fetch(server.url + "/good/model.tflite", "model.tflite", allow_unpinned=True,
+                          progress=False)
+    assert open(path, "rb").read() == good
+    with pytest.raises(download.FormatError):  # the good entry is never reused for another URL
+        download.fetch(server.url + "/bad/model.tflite", "model.tflite", allow_unpinned=True,
+                       progress=False)
+    assert server.gets("/bad/model.tflite") == 2
+
+
+@pytest.mark.parametrize("name,data,match", [
+    ("x.tflite", b"\x18\x00\x00\x00TFL3" + b"\xff" * 64, "corrupt TFLite"),
+    ("x.tflite", b"not a flatbuffer at all" * 4, "not a TFLite flatbuffer"),
+    ("ckpt.tar.gz", b"\x1f\x8b\x08\x00garbage" * 8, "not a readable tar"),
+    ("w.h5", b"junk" * 100, "not an HDF5"),
+])
+def test_unpinned_wrong_format_refused(server, cache, name, data, match):
+    server.add("/" + name, data)
+    with pytest.raises(download.FormatError, match=match):
+        download.fetch(server.url + "/" + name, name, allow_unpinned=True, progress=False)
+    assert _files(cache) == []
+
+
+def test_unpinned_sha256_recorded_and_checked_on_reuse(server, cache, capsys):
+    server.add("/u.bin", DATA)
+    path = download.fetch(server.url + "/u.bin", "u.bin", allow_unpinned=True, progress=False)
+    record = json.loads(open(path + download.RECORD_SUFFIX).read())
+    assert record["sha256"] == hashlib.sha256(DATA).hexdigest()
+    download.fetch(server.url + "/u.bin", "u.bin", allow_unpinned=True, progress=False)
+    assert server.gets("/u.bin") == 1  # reused after checking the record
+    with open(path, "r+b") as f:  # tampered in the cache
+        f.write(b"EVIL")
+    path2 = download.fetch(server.url + "/u.bin", "u.bin", allow_unpinned=True, progress=False)
+    assert "changed since it was downloaded" in capsys.readouterr().err
+    assert path2 == path and open(path, "rb").read() == DATA and server.gets("/u.bin") == 2
+
+
+@pytest.mark.parametrize("mode", ["bad_range", "no_content_range"])
+def test_resume_with_wrong_content_range_restarts_from_zero(server, cache, mode, capsys):
+    server.add("/r.bin", DATA, mode)  # unpinned: only the Content-Range check can catch it
+    path = download.fetch(server.url + "/r.bin", "r.bin", allow_unpinned=True, progress=False)
+    assert open(path, "rb").read() == DATA
+    assert [r for _, r in server.requests] == [None, f"bytes={len(DATA) // 2}-", None]
+    assert "restarting from byte 0" in capsys.readouterr().err
+
+
+_CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("dkdownload", sys.argv[1])
+download = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(download)
+kwargs = {"sha256": sys.argv[4]} if sys.argv[4] != "-" else {"allow_unpinned": True}
+print(download.fetch(sys.argv[2], sys.argv[3], progress=False, **kwargs))
+"""
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_four_processes_fetch_one_file_together(server, cache, tmp_path, pinned, monkeypatch):
+    """4 real processes, one cache, one mirror: one download, all succeed, nothing mixed."""
+    sha = server.add("/m.tflite.bin", DATA, "slow")
+    env = dict(os.environ, **{download.CACHE_ENV: str(cache), download.MIRROR_ENV: server.url})
+    env.pop("PYTHONPATH", None)  # the child loads download.py alone (no TensorFlow import)
+    module = os.path.join(REPO, "deeplab_keras", "download.py")
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, module, "https://x.invalid/m",
+                               "m.tflite.bin", sha if pinned else "-"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e for _, e in outs]
+    paths = {o.strip() for o, _ in outs}
+    assert len(paths) == 1
+    assert open(paths.pop(), "rb").read() == DATA
+    assert server.gets("/m.tflite.bin") == 1
+    assert not [f for f in _files(cache) if ".part" in f]
+
+
+def test_killed_download_part_is_resumed_by_next_run(server, cache):
+    sha = server.add("/k.bin", DATA)
+    cache.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (cache / f"k.bin.part.{dead.pid}").write_bytes(DATA[:100_000])  # a killed run's part
+    path = download.fetch(server.url + "/k.bin", "k.bin", sha256=sha, progress=False)
+    assert open(path, "rb").read() == DATA
+    assert server.requests == [("/k.bin", "bytes=100000-")]
+    assert _files(cache) == ["k.bin"]
+
+
+def read_only(folder, monkeypatch, *modules):
+    """Make ``folder`` read-only: chmod, and for root (who writes anyway) an ``open`` in the
+    given modules that fails like a read-only file system for writes below ``folder``."""
+    import builtins
+    os.chmod(folder, 0o555)
+    if os.access(folder, os.W_OK):
+        real = builtins.open
+
+        def fake_open(file, mode="r", *args, **kwargs):
+            if any(c in mode for c in "wax+") and os.path.abspath(os.fspath(file)).startswith(str(folder)):
+                raise OSError(30, "Read-only file system", os.fspath(file))
+            return real(file, mode, *args, **kwargs)
+        for module in modules:
+            monkeypatch.setattr(module, "open", fake_open, raising=False)
+
+
+def test_read_only_cache_clear_message_and_verified_reuse(server, cache, monkeypatch):
+    sha = server.add("/ro.bin", DATA)
+    download.fetch(server.url + "/ro.bin", "ro.bin", sha256=sha, progress=False)
+    server.add("/other.bin", DATA)
+    read_only(cache, monkeypatch, download)
+    try:
+        # already cached and verified: still usable from a read-only cache
+        assert download.fetch(server.url + "/ro.bin", "ro.bin", sha256=sha, progress=False)
+        with pytest.raises(download.CacheError, match="cannot write the download cache .*"
+                                                      + download.CACHE_ENV):
+            download.fetch(server.url + "/other.bin", "other.bin", sha256=sha, progress=False)
+    finally:
+        os.chmod(cache, 0o755)
