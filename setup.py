@@ -39,6 +39,7 @@ setup(
         "keras>=3.3,<4",
         "numpy>=1.23",
         "pillow>=9",
+        "filelock>=3.12",  # one download per file across processes (download.py)
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["deeplab-keras=deeplab_keras.cli:main"]},
