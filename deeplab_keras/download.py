@@ -118,7 +118,7 @@ def fetch(url, file, *, sha256=None, md5=None, size=None, allow_unpinned=False, 
     if not real_url:
         raise DownloadError(f"{file} has no download URL; put the file at {dest}")
     _make_writable_folder(folder, dest, sha256)
-    with _download_lock(dest, lock_timeout):
+    with file_lock(dest, lock_timeout):
         if os.path.exists(dest):  # another process may have finished it while we waited
             if _cached_ok(dest, pinned, sha256, md5, size, real_url, quiet=True):
                 return dest
@@ -221,8 +221,8 @@ def _make_writable_folder(folder, dest, sha256):
             + (f" (sha256 {sha256})" if sha256 else "") + ".") from None
 
 
-def _download_lock(dest, timeout=None):
-    """An inter-process lock (``filelock``) for downloading ``dest``. The lock file lives in the
+def file_lock(dest, timeout=None):
+    """An inter-process lock (``filelock``) for writing ``dest`` (downloads, conversions). The lock file lives in the
     system temp folder (keyed by the destination's real path) so the cache only ever holds the
     files themselves."""
     import filelock

@@ -118,13 +118,15 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
     folder = os.path.dirname(source) if os.path.dirname(os.path.abspath(source)).startswith(
         os.path.abspath(cache_root)) else cache_root
     target = os.path.join(folder, f"{os.path.basename(source)}.{name}.weights.h5")
-    if os.path.isfile(target):
-        return target, preset
-    model = build_preset_model(preset, num_classes=conversion_classes(preset))
-    import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
-    with atomic_path(target, suffix=".weights.h5") as tmp:
-        model.save_weights(tmp)
-    return target, preset
+
+    def convert(path):
+        model = build_preset_model(preset, num_classes=conversion_classes(preset))
+        import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
+        model.save_weights(path)
+
+    # issue 11: reused only if its manifest (source + converted sha256, version) checks out
+    from deeplab_keras.converted import convert_cached
+    return convert_cached(target, source, convert, entry.get("sha256")), preset
 
 
 def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, progress=True,

@@ -334,3 +334,72 @@ def test_read_only_cache_clear_message_and_verified_reuse(server, cache, monkeyp
             download.fetch(server.url + "/other.bin", "other.bin", sha256=sha, progress=False)
     finally:
         os.chmod(cache, 0o755)
+
+
+# ----------------------------------------------------------------------------------------------
+# (5) converted weights carry a manifest checked before use
+
+TINY = dict(num_classes=3, backbone="mobilenet_v2", alpha=0.35, atrous_rates=(), output_stride=16)
+
+
+@pytest.fixture
+def keras_zoo(tmp_path, monkeypatch, server, cache):
+    """A catalogue with one tiny preset whose weights are a .keras file (converted on use)."""
+    import shutil
+    import keras
+    import deeplab_keras as dk
+    from deeplab_keras import zoo
+    keras.utils.set_random_seed(1)
+    source = dk.DeepLabV3(input_shape=(33, 33, 3), **TINY)
+    path = str(tmp_path / "tiny.keras")
+    source.save(path)
+    data = open(path, "rb").read()
+    sha = server.add("/tiny.keras", data)
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_dir() + "/presets", root / "presets")
+    preset = {"name": "tinyk", "description": "test", "architecture": "deeplabv3",
+              "backbone_only": False, "config": TINY, "dataset": "test", "labels": ["a", "b", "c"],
+              "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]], "ignore_label": 255,
+              "preprocessing": {"input_size": [33, 33], "resize": "align_corners"},
+              "weights": [{"format": "keras_model", "url": "https://example.invalid/tiny.keras",
+                           "path": None, "file": "tiny.keras", "sha256": sha, "size": len(data),
+                           "default": True}],
+              "metrics": {"miou": None, "split": None, "source": "test"}}
+    (root / "presets" / "tinyk.json").write_text(json.dumps(preset))
+    monkeypatch.setattr(zoo, "ZOO_DIRS", (str(root),))
+    monkeypatch.setenv(download.MIRROR_ENV, server.url)
+    return source
+
+
+def test_tampered_converted_weights_are_reconverted(keras_zoo, cache, capsys):
+    import h5py
+    from deeplab_keras import converted, zoo
+    x = np.random.default_rng(0).uniform(0, 255, (1, 33, 33, 3)).astype("float32")
+    expected = keras_zoo.predict(x, verbose=0)
+    path, _ = zoo.converted_weights("tinyk", progress=False)
+    manifest = json.loads(open(converted.manifest_path(path)).read())
+    assert manifest["converted_sha256"] == download.file_hash(path)
+    assert manifest["source_sha256"] == download.file_hash(cache / "tiny.keras")
+    with h5py.File(path, "r+") as f:  # tamper one depthwise kernel in place
+        names = []
+        f.visit(names.append)
+        name = next(n for n in names if "depthwise" in n and isinstance(f[n], h5py.Dataset)
+                    and f[n].ndim == 4)
+        f[name][...] = f[name][...] * -3.0
+    import deeplab_keras as dk
+    model = dk.from_preset("tinyk", input_shape=(33, 33, 3), progress=False)
+    assert "changed after conversion" in capsys.readouterr().err
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+    assert converted.check_manifest(path, manifest["source_sha256"]) == (True, None)
+
+
+def test_converted_weights_in_read_only_cache(keras_zoo, cache, monkeypatch, capsys):
+    from deeplab_keras import converted, zoo
+    source, _ = zoo.fetch_weights("tinyk", progress=False)  # downloaded, verified; not converted
+    read_only(cache, monkeypatch, converted, download)
+    try:
+        path, _ = zoo.converted_weights("tinyk", progress=False)
+        assert not path.startswith(str(cache)) and os.path.isfile(path)
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        os.chmod(cache, 0o755)

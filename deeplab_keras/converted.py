@@ -1,0 +1,97 @@
+"""Converted weight files (a ``.weights.h5`` made from a verified download) carry a manifest,
+``<file>.manifest.json``: the source's sha256, the converted file's sha256 and the package
+version. It is checked before every use; a missing or mismatching manifest (tampered or
+truncated file, other source, other converter version) converts again from the verified
+source. A cache folder that cannot be written gets a temporary conversion outside it (deleted
+at exit) instead of a raw errno."""
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+
+from deeplab_keras import download
+from deeplab_keras.utils.io import atomic_path, write_json
+from deeplab_keras.version import __version__
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def manifest_path(target):
+    return os.fspath(target) + MANIFEST_SUFFIX
+
+
+def check_manifest(target, source_sha256):
+    """``(True, None)`` if ``target`` matches its manifest and ``source_sha256``, else
+    ``(False, reason)``."""
+    import json
+
+    if not os.path.isfile(target):
+        return False, "does not exist"
+    try:
+        with open(manifest_path(target)) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return False, "has no readable manifest"
+    if not isinstance(manifest, dict):
+        return False, "has a corrupt manifest"
+    if manifest.get("source_sha256") != source_sha256:
+        return False, (f"was converted from another source (sha256 "
+                       f"{manifest.get('source_sha256')}, now {source_sha256})")
+    if manifest.get("package_version") != __version__:
+        return False, (f"was converted by deeplab-keras {manifest.get('package_version')} "
+                       f"(this is {__version__})")
+    actual = download.file_hash(target)
+    if manifest.get("converted_sha256") != actual:
+        return False, (f"changed after conversion (sha256 {actual}, manifest "
+                       f"{manifest.get('converted_sha256')})")
+    return True, None
+
+
+def _writable(folder):
+    try:
+        probe = os.path.join(folder, f".write-test.{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+        return True
+    except OSError:
+        return False
+
+
+def convert_cached(target, source, convert, source_sha256=None):
+    """Path of ``target``, the conversion of the verified file ``source``: reused when its
+    manifest checks out, else made by ``convert(path)`` (which writes the converted file to
+    ``path``) atomically, under a file lock, with a new manifest."""
+    target = os.fspath(target)
+    source_sha256 = source_sha256 or download.file_hash(source)
+    ok, reason = check_manifest(target, source_sha256)
+    if ok:
+        return target
+    folder = os.path.dirname(os.path.abspath(target))
+    if not _writable(folder):
+        return _convert_outside_cache(target, convert, folder)
+    with download.file_lock(target):
+        ok, reason = check_manifest(target, source_sha256)  # done by another process meanwhile?
+        if ok:
+            return target
+        if os.path.exists(target):
+            print(f"deeplab-keras: converted weights {target} {reason}; converting again from "
+                  f"the verified source {source}", file=sys.stderr)
+        with atomic_path(target, suffix=".weights.h5") as tmp:
+            convert(tmp)
+        write_json(manifest_path(target), {
+            "source": os.path.basename(source), "source_sha256": source_sha256,
+            "converted_sha256": download.file_hash(target), "package_version": __version__})
+    return target
+
+
+def _convert_outside_cache(target, convert, folder):
+    tmpdir = tempfile.mkdtemp(prefix="deeplab_keras_converted_")
+    atexit.register(shutil.rmtree, tmpdir, ignore_errors=True)
+    path = os.path.join(tmpdir, os.path.basename(target))
+    print(f"deeplab-keras: the cache folder {folder} is not writable, so the converted weights "
+          f"are not cached: converting into {path} for this run only (set "
+          f"{download.CACHE_ENV} to a writable folder to keep them)", file=sys.stderr)
+    convert(path)
+    return path
