@@ -403,3 +403,63 @@ def test_converted_weights_in_read_only_cache(keras_zoo, cache, monkeypatch, cap
         assert "not writable" in capsys.readouterr().err
     finally:
         os.chmod(cache, 0o755)
+
+
+# ----------------------------------------------------------------------------------------------
+# (6) image modes, multi-frame files, decompression bombs
+
+def test_16bit_png_scaled_not_clipped(tmp_path):
+    from PIL import Image
+    from deeplab_keras.inference import load_image
+    ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I;16")
+    rgb = load_image(tmp_path / "g16.png")
+    assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[..., 0], np.round(ramp * (255 / 65535)).astype(np.uint8))
+    assert (rgb == 255).mean() < 0.01  # Image.convert("RGB") made 99% of these 255
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I", "1"])
+def test_other_modes_to_rgb(tmp_path, mode):
+    from PIL import Image
+    from deeplab_keras.inference import load_image
+    base = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), np.uint8))
+    im = base.convert(mode) if mode != "I" else Image.fromarray(
+        np.asarray(base.convert("L")).astype(np.int32) * 257)  # 16-bit range in an I image
+    ext = "tiff" if mode in ("CMYK", "I") else "png"
+    im.save(tmp_path / f"x.{ext}")
+    rgb = load_image(tmp_path / f"x.{ext}")
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+    if mode in ("L", "LA", "I"):
+        np.testing.assert_array_equal(rgb[..., 0], np.asarray(base.convert("L")))
+
+
+def test_float_and_out_of_range_modes_refused_naming_mode(tmp_path):
+    from PIL import Image
+    from deeplab_keras.inference import load_image
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(ValueError, match=r"f\.tiff.*mode F"):
+        load_image(tmp_path / "f.tiff")
+    Image.fromarray(np.full((8, 8), -5, np.int32)).save(tmp_path / "neg.tiff")
+    with pytest.raises(ValueError, match=r"mode I with values -5"):
+        load_image(tmp_path / "neg.tiff")
+
+
+def test_multi_frame_refused(tmp_path):
+    from PIL import Image
+    from deeplab_keras.inference import load_image
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ValueError, match=r"anim\.gif.*2 frames"):
+        load_image(tmp_path / "anim.gif")
+
+
+@pytest.mark.parametrize("limit", [1000, 3000])  # over 2x the limit: error; over 1x: warning
+def test_decompression_bomb_refused(tmp_path, monkeypatch, limit):
+    from PIL import Image
+    from deeplab_keras.inference import load_image
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")  # 4096 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(ValueError, match="big.png.*decompression bomb.*MAX_IMAGE_PIXELS"):
+        load_image(tmp_path / "big.png")
