@@ -20,11 +20,12 @@ def list_images(folder):
 def load_image(path, size):
     """RGB float32 0-255 of shape (H, W, 3), resized bilinearly to ``size`` = (h, w)."""
     from PIL import Image
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        return np.asarray(im, dtype=np.float32)
+
+    from deeplab_keras.inference import load_image as read_rgb8  # 16-bit, modes, bombs (issue 11)
+    im = Image.fromarray(read_rgb8(path))
+    if im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(im, dtype=np.float32)
 
 
 def synthetic_images(size, count, seed=0):
