@@ -142,15 +142,16 @@ def save_png(array, path):
 
 
 def segment_file(model, image_path, output_dir, palette=None, input_size=None,
-                 align_corners=True, labels=None):
+                 align_corners=True, labels=None, stem=None):
     """Segment one image file; writes ``<stem>_classes.png`` (class indices, image size) and
-    ``<stem>_overlay.png``. Returns a dict with the paths and per-class pixel fractions."""
+    ``<stem>_overlay.png`` (``stem``: default the file name without extension; it may hold
+    sub-folders). Returns a dict with the paths and per-class pixel fractions."""
     image = load_image(image_path)
     classes = predict_classes(model, image, input_size, align_corners)
     if palette is None:
         palette = default_palette(int(model.output_shape[-1]))
-    os.makedirs(output_dir, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
+    stem = stem or os.path.splitext(os.path.basename(image_path))[0]
+    os.makedirs(os.path.dirname(os.path.join(output_dir, stem)) or output_dir, exist_ok=True)
     class_path = save_png(classes, os.path.join(output_dir, f"{stem}_classes.png"))
     overlay_path = save_png(overlay(image, classes, palette),
                             os.path.join(output_dir, f"{stem}_overlay.png"))
@@ -159,3 +160,111 @@ def segment_file(model, image_path, output_dir, palette=None, input_size=None,
     fractions = {name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)}
     return {"image": image_path, "classes": class_path, "overlay": overlay_path,
             "fractions": fractions, "size": classes.shape}
+
+
+# --- Batches: folders, globs, bad files (issue 11) ---------------------------------------------
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
+
+
+def expand_inputs(inputs):
+    """``(files, problems)``: image files from files, folders (searched recursively for
+    ``IMAGE_EXTENSIONS``) and glob patterns (``**`` allowed), each file once; ``problems`` is a
+    list of ``(argument, message)`` for arguments that name nothing usable."""
+    import glob
+
+    files, problems, seen = [], [], set()
+
+    def add(path):
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    for arg in inputs:
+        arg = os.fspath(arg)
+        if os.path.isdir(arg):
+            found = sorted(os.path.join(d, f) for d, _, names in os.walk(arg) for f in names
+                           if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                problems.append((arg, f"folder {arg} holds no image files "
+                                      f"({', '.join(IMAGE_EXTENSIONS)})"))
+            for f in found:
+                add(f)
+        elif os.path.exists(arg):
+            add(arg)
+        elif glob.has_magic(arg):
+            found = sorted(f for f in glob.glob(arg, recursive=True) if os.path.isfile(f))
+            if not found:
+                problems.append((arg, f"no file matches {arg}"))
+            for f in found:
+                add(f)
+        else:
+            problems.append((arg, f"image not found: {arg}"))
+    return files, problems
+
+
+def output_stems(files):
+    """One output stem per file: its path below the files' common folder, without the
+    extension, so same-named files from different folders never collide (``a/x.png`` ->
+    ``a/x``, ``b/x.png`` -> ``b/x``); ``x.png`` beside ``x.jpg`` become ``x_png`` / ``x_jpg``."""
+    if not files:
+        return []
+    absolute = [os.path.abspath(f) for f in files]
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    stems = [os.path.splitext(os.path.relpath(a, root))[0] for a in absolute]
+    clash = {s for s in stems if stems.count(s) > 1}
+    out, used = [], set()
+    for a, s in zip(absolute, stems):
+        if s in clash:
+            s = f"{s}_{os.path.splitext(a)[1].lstrip('.').lower() or 'noext'}"
+        base, n = s, 1
+        while s.lower() in used:  # x.PNG and x.png; case-insensitive file systems
+            n += 1
+            s = f"{base}_{n}"
+        used.add(s.lower())
+        out.append(s)
+    return out
+
+
+def segment_files(model, inputs, output_dir, palette=None, input_size=None, align_corners=True,
+                  labels=None, on_result=None):
+    """Segment every image of ``inputs`` (files, folders, globs) into ``output_dir``, keeping
+    their relative folders (see :func:`output_stems`). A file that fails does not stop the
+    others. Returns ``(results, failures)``, failures a list of ``(path, message)``."""
+    files, failures = expand_inputs(inputs)
+    results = []
+    for path, stem in zip(files, output_stems(files)):
+        try:
+            result = segment_file(model, path, output_dir, palette, input_size, align_corners,
+                                  labels, stem=stem)
+        except Exception as err:  # one bad file must not lose the rest of the batch
+            failures.append((path, str(err) or type(err).__name__))
+            continue
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results, failures
+
+
+def predict_batch(model, inputs, output_dir, palette=None, input_size=None, align_corners=True,
+                  labels=None):
+    """The ``predict`` command's loop: :func:`segment_files` printing one line per image and,
+    at the end, every failure on stderr. Returns the exit status (1 if any input failed)."""
+    import sys
+
+    def show(result):
+        top = sorted(result["fractions"].items(), key=lambda kv: -kv[1])[:4]
+        print(f"{result['image']}: {result['classes']} {result['overlay']} "
+              + ", ".join(f"{k} {v:.0%}" for k, v in top))
+
+    results, failures = segment_files(model, inputs, output_dir, palette, input_size,
+                                      align_corners, labels, on_result=show)
+    if failures:
+        print(f"deeplab-keras predict: {len(failures)} input(s) failed, "
+              f"{len(results)} image(s) segmented:", file=sys.stderr)
+        for path, message in failures:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 1
+    return 0

@@ -463,3 +463,47 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch, limit):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     with pytest.raises(ValueError, match="big.png.*decompression bomb.*MAX_IMAGE_PIXELS"):
         load_image(tmp_path / "big.png")
+
+
+# ----------------------------------------------------------------------------------------------
+# (9) predict batches: folders, globs, bad files, name collisions
+
+def _png(path, seed=0, size=(24, 20)):
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, size[::-1] + (3,), np.uint8)).save(path)
+    return str(path)
+
+
+def test_predict_batch_continues_past_bad_files_and_keeps_folders(keras_zoo, tmp_path, capsys):
+    from deeplab_keras.cli import main
+    data = tmp_path / "data"
+    _png(data / "a" / "x.png", 1)
+    _png(data / "b" / "x.png", 2)          # same name, other folder
+    (data / "a" / "broken.png").write_bytes(b"\x89PNG not really")  # sorted before x.png
+    _png(data / "c" / "y.png", 3)
+    _png(data / "c" / "y.jpg", 4)          # same stem, other extension
+    single = _png(tmp_path / "single.png", 5)
+    out = tmp_path / "out"
+    code = main(["predict", "--preset", "tinyk", "--output", str(out), str(data),
+                 str(tmp_path / "nope.png"), single])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "2 input(s) failed" in err and "broken.png" in err and "image not found" in err
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*_classes.png"))
+    assert made == ["data/a/x_classes.png", "data/b/x_classes.png", "data/c/y_jpg_classes.png",
+                    "data/c/y_png_classes.png", "single_classes.png"]
+    # glob patterns, and a folder alone keeps its own relative layout
+    out2 = tmp_path / "out2"
+    assert main(["predict", "--preset", "tinyk", "--output", str(out2),
+                 str(data / "*" / "x.png")]) == 0
+    assert sorted(str(p.relative_to(out2)) for p in out2.rglob("*_classes.png")) == [
+        "a/x_classes.png", "b/x_classes.png"]
+
+
+def test_predict_input_size_validated_before_loading(capsys):
+    from deeplab_keras.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--preset", "nonexistent", "--output", "o", "--input-size", "0", "0", "x.png"])
+    assert exit_.value.code == 2
+    assert "--input-size must be an integer >= 1, got 0" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Checks of user settings by type and range, with messages naming the setting and what is
+allowed (issue 11: bad settings are refused before any work starts)."""
+import argparse
+import math
+import numbers
+
+
+class SettingError(ValueError):
+    """A setting has the wrong type or is out of range."""
+
+
+def describe(value):
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def check_number(name, value, *, kind=float, low=None, high=None, low_open=False,
+                 allow_none=False):
+    """Return ``value`` if it is an int (``kind=int``) or a real number within
+    ``[low, high]`` (``low_open``: ``low`` itself excluded); else raise :class:`SettingError`."""
+    if value is None and allow_none:
+        return value
+    if kind is int:
+        ok_type = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        type_text = "an integer"
+    else:
+        ok_type = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        type_text = "a finite number"
+    rng = range_text(low, high, low_open)
+    if not ok_type or (low is not None and (value < low or (low_open and value == low))) \
+            or (high is not None and value > high):
+        hint = ""
+        if isinstance(value, str):
+            hint = f" (write {value} without quotes)" if _parses(value, kind) else ""
+        raise SettingError(f"setting {name} must be {type_text}{rng}"
+                           f"{' or null' if allow_none else ''}, got {describe(value)}{hint}")
+    return value
+
+
+def _parses(text, kind):
+    try:
+        kind(text)
+        return True
+    except ValueError:
+        return False
+
+
+def range_text(low, high, low_open=False):
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""
+
+
+def check_choice(name, value, choices, allow_none=False):
+    if value is None and allow_none:
+        return value
+    if value not in choices:
+        raise SettingError(f"setting {name} must be one of {', '.join(map(repr, choices))}"
+                           f"{' or null' if allow_none else ''}, got {describe(value)}")
+    return value
+
+
+def positive_int(name):
+    """An argparse ``type=`` for integers >= 1 whose error names the flag."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {value}")
+        return value
+    return parse
