@@ -507,3 +507,80 @@ def test_predict_input_size_validated_before_loading(capsys):
         main(["predict", "--preset", "nonexistent", "--output", "o", "--input-size", "0", "0", "x.png"])
     assert exit_.value.code == 2
     assert "--input-size must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# (8) settings validated by type and range before any work; short runs; label values
+
+@pytest.mark.parametrize("override,message", [
+    ({"batch_size": "2"}, r"setting batch_size must be an integer >= 1, got '2' \(a str\) "
+                          r"\(write 2 without quotes\)"),
+    ({"learning_rate": -0.5}, r"setting learning_rate must be a finite number > 0, got -0.5"),
+    ({"epochs": 0}, r"setting epochs must be an integer >= 1, got 0"),
+    ({"crop_size": [513]}, r"setting crop_size must be \[height, width\]"),
+    ({"momentum": 1.5}, r"setting momentum must be a finite number in \[0, 1\]"),
+    ({"max_scale": 0.25}, r"setting max_scale must be a finite number >= 0.75"),
+    ({"optimizer": "adam"}, r"setting optimizer must be one of 'sgd', 'adamw'"),
+    ({"cache": "yes"}, r"setting cache must be true or false"),
+    ({"class_weights": [1, -2, 1]}, r"setting class_weights\[1\] must be a finite number >= 0"),
+    ({"top_k_percent": 0}, r"setting top_k_percent must be a finite number in \(0, 100\]"),
+])
+def test_bad_settings_named_with_allowed_range(override, message):
+    from deeplab_keras.training import make_config
+    with pytest.raises(ValueError, match=message):
+        make_config("camvid_deeplabv3plus_mobilenetv2", **override)
+
+
+def test_cli_train_bad_setting_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    from deeplab_keras.cli import main
+    from deeplab_keras.training import trainer
+    monkeypatch.setattr(trainer, "build_model", lambda *a: pytest.fail("work started"))
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"dataset": "folder", "num_classes": 3, "batch_size": "2"}))
+    assert main(["train", "--recipe", str(recipe)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "batch_size" in err and ">= 1" in err
+    assert main(["train", "--recipe", "camvid_deeplabv3plus_mobilenetv2", "--set",
+                 "learning_rate=-0.5"]) == 1
+    assert "setting learning_rate must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_short_run_scales_warmup(capsys):
+    from deeplab_keras.training.config import fit_warmup
+    from deeplab_keras.training.schedules import PolyWarmup
+    assert fit_warmup(5, 100) == 5
+    scaled = fit_warmup(30, 10)  # the camvid recipe's warm-up on a 10-step run
+    assert scaled == 1 and "Set warmup_steps below 10" in capsys.readouterr().err
+    PolyWarmup(0.1, 10, warmup_steps=scaled)  # accepted by the schedule
+    assert fit_warmup(30, 5) == 0
+
+
+def _folder_dataset(root, bad_value=None):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        for sub in ("images", "masks"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(root / "images" / f"{i}.png")
+        mask = rng.integers(0, 3, (40, 40)).astype(np.uint8)
+        if i == 1 and bad_value is not None:
+            mask[5, 7] = bad_value
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    return str(root)
+
+
+def test_label_values_out_of_range_found_before_training(tmp_path, capsys):
+    from deeplab_keras.cli import main
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({
+        "name": "bad", "architecture": "deeplabv3", "dataset": "folder", "num_classes": 3,
+        "data_root": _folder_dataset(tmp_path / "data", bad_value=7), "val_split": None,
+        "model": {"backbone": "mobilenet_v2", "alpha": 0.35, "atrous_rates": [],
+                  "output_stride": 16},
+        "crop_size": [33, 33], "batch_size": 2, "epochs": 1, "steps_per_epoch": 1,
+        "tensorboard": False, "verbose": 0, "output_dir": str(tmp_path / "run")}))
+    assert main(["train", "--recipe", str(recipe)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "1.png" in err and "[7]" in err and "0..2" in err
+    assert not (tmp_path / "run" / "last.weights.h5").exists()

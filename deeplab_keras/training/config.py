@@ -47,6 +47,7 @@ DEFAULTS = {
     "tensorboard": True,
     "verbose": 1,
     "jit_compile": False,
+    "check_data": "full",      # "full": every mask's label values checked before training; "header"; null
 }
 
 
@@ -101,5 +102,103 @@ def make_config(recipe=None, **overrides):
             elif not key.startswith("_"):  # "_comment" etc. are allowed in recipes
                 raise ValueError(f"unknown training setting {key!r}; known: {', '.join(DEFAULTS)}")
     if config["output_dir"] is None:
-        config["output_dir"] = os.path.join("runs", config["name"])
+        config["output_dir"] = os.path.join("runs", config["name"]) if isinstance(config["name"], str) else None
+    validate_config(config)
     return config
+
+
+# --- Validation by type and range before any work (issue 11) ----------------------------------
+
+def _check_str(name, value, allow_none=False):
+    from deeplab_keras.utils.validate import SettingError, describe
+    if (value is None and allow_none) or (isinstance(value, str) and value):
+        return value
+    raise SettingError(f"setting {name} must be a non-empty string{' or null' if allow_none else ''}, "
+                       f"got {describe(value)}")
+
+
+def _check_bool(name, value, extra=()):
+    from deeplab_keras.utils.validate import SettingError, describe
+    if isinstance(value, bool) or value in extra:
+        return value
+    allowed = "true or false" + "".join(f" or {e!r}" for e in extra)
+    raise SettingError(f"setting {name} must be {allowed}, got {describe(value)}")
+
+
+def validate_config(config):
+    """Raise :class:`deeplab_keras.utils.validate.SettingError` (a ValueError) naming the first
+    setting of ``config`` with a wrong type or out of range, and what is allowed."""
+    from deeplab_keras.utils.validate import (SettingError, check_choice, check_number, describe)
+
+    num, c = check_number, config
+    _check_str("name", c["name"])
+    _check_str("architecture", c["architecture"])
+    if not isinstance(c["model"], dict):
+        raise SettingError(f"setting model must be an object of builder arguments, got {describe(c['model'])}")
+    for key in ("init_tflite", "init_weights", "data_root", "output_dir"):
+        _check_str(key, c[key], allow_none=True)
+    _check_str("dataset", c["dataset"])
+    _check_str("train_split", c["train_split"])
+    _check_str("val_split", c["val_split"], allow_none=True)
+    num("num_classes", c["num_classes"], kind=int, low=1, allow_none=True)
+    if c["dataset"] == "folder" and c["num_classes"] is None and not c["tfrecords"]:
+        raise SettingError("setting num_classes is needed with dataset \"folder\" (an integer >= 1)")
+    num("ignore_label", c["ignore_label"], kind=int, low=0, high=65535)
+    if c["crop_size"] is not None:
+        crop = c["crop_size"]
+        if (not isinstance(crop, (list, tuple)) or len(crop) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop)):
+            raise SettingError(f"setting crop_size must be [height, width], two integers >= 1 "
+                               f"(or null), got {describe(crop)}")
+    num("min_scale", c["min_scale"], low=0, low_open=True)
+    num("max_scale", c["max_scale"], low=c["min_scale"])
+    num("batch_size", c["batch_size"], kind=int, low=1)
+    num("val_batch_size", c["val_batch_size"], kind=int, low=1)
+    _check_bool("cache", c["cache"])
+    num("max_train_images", c["max_train_images"], kind=int, low=1, allow_none=True)
+    num("max_val_images", c["max_val_images"], kind=int, low=1, allow_none=True)
+    weights = c["class_weights"]
+    if weights is not None and weights != "median_frequency":
+        if not isinstance(weights, (list, tuple)) or not weights:
+            raise SettingError(f"setting class_weights must be null, \"median_frequency\" or a list "
+                               f"of numbers >= 0, got {describe(weights)}")
+        for i, w in enumerate(weights):
+            num(f"class_weights[{i}]", w, low=0)
+    num("class_weight_power", c["class_weight_power"], low=0)
+    num("top_k_percent", c["top_k_percent"], low=0, high=100, low_open=True)
+    if not isinstance(c["optimizer"], str) or c["optimizer"].lower() not in ("sgd", "adamw"):
+        check_choice("optimizer", c["optimizer"], ("sgd", "adamw"))
+    num("learning_rate", c["learning_rate"], low=0, low_open=True)
+    num("weight_decay", c["weight_decay"], low=0)
+    num("momentum", c["momentum"], low=0, high=1)
+    num("warmup_steps", c["warmup_steps"], kind=int, low=0)
+    num("poly_power", c["poly_power"], low=0)
+    num("epochs", c["epochs"], kind=int, low=1)
+    num("steps_per_epoch", c["steps_per_epoch"], kind=int, low=1, allow_none=True)
+    num("validation_freq", c["validation_freq"], kind=int, low=1)
+    num("seed", c["seed"], kind=int, low=0, high=2**32 - 1)
+    check_choice("mixed_precision", c["mixed_precision"], ("mixed_float16", "mixed_bfloat16", "float32"),
+                 allow_none=True)
+    _check_bool("freeze_bn", c["freeze_bn"], extra=("pretrained",))
+    _check_bool("sync_bn", c["sync_bn"])
+    check_choice("strategy", c["strategy"], ("default", "mirrored", "multi_worker", "tpu"))
+    num("minutes", c["minutes"], low=0, low_open=True, allow_none=True)
+    _check_bool("tensorboard", c["tensorboard"])
+    check_choice("verbose", c["verbose"], (0, 1, 2, "auto"))
+    _check_bool("jit_compile", c["jit_compile"], extra=("auto",))
+    check_choice("check_data", c["check_data"], ("full", "header"), allow_none=True)
+    return config
+
+
+def fit_warmup(warmup_steps, total_steps):
+    """The warm-up for a run of ``total_steps``: ``warmup_steps`` if shorter than the run, else
+    scaled down to a tenth of the run (with a note saying which setting to change)."""
+    import sys
+
+    if warmup_steps < total_steps:
+        return warmup_steps
+    scaled = total_steps // 10
+    print(f"deeplab-keras train: warmup_steps={warmup_steps} is not shorter than this run's "
+          f"{total_steps} steps (epochs x steps_per_epoch); using warmup_steps={scaled} (a tenth "
+          f"of the run). Set warmup_steps below {total_steps} to choose it.", file=sys.stderr)
+    return scaled

@@ -11,7 +11,7 @@ from deeplab_keras.utils import io
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
                                              Throughput, TimeBudget)
-from deeplab_keras.training.config import make_config
+from deeplab_keras.training.config import fit_warmup, make_config
 from deeplab_keras.training.losses import SegmentationLoss, median_frequency_weights
 from deeplab_keras.training.schedules import PolyWarmup
 from deeplab_keras.training.strategy import fix_multi_worker_build, get_strategy, worker_info
@@ -40,12 +40,13 @@ def build_datasets(config, info, num_outputs=1):
         train_pairs, dataset_info=info, batch_size=config["batch_size"],
         crop_size=config["crop_size"], training=True, seed=config["seed"],
         min_scale=config["min_scale"], max_scale=config["max_scale"], cache=config["cache"],
-        repeat=True)
+        repeat=True, check=config["check_data"])
     val = None
     if config["val_split"]:
         val_pairs = _pairs(config, config["val_split"], config["max_val_images"])
         val = dkdata.make_dataset(val_pairs, dataset_info=info,
-                                  batch_size=config["val_batch_size"], cache=config["cache"])
+                                  batch_size=config["val_batch_size"], cache=config["cache"],
+                                  check=config["check_data"])
     if num_outputs > 1:
         train = train.map(lambda x, y: (x, (y,) * num_outputs))
         val = val.map(lambda x, y: (x, (y,) * num_outputs)) if val is not None else None
@@ -141,6 +142,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     if not steps:
         raise ValueError("set steps_per_epoch (the number of training images is unknown)")
     total = steps * config["epochs"]
+    config["warmup_steps"] = fit_warmup(config["warmup_steps"], total)  # short runs (issue 11)
     with strategy.scope():
         loss = SegmentationLoss(info.num_classes, info.ignore_label, cw, config["top_k_percent"])
         metrics = [keras.metrics.MeanIoU(info.num_classes, ignore_class=info.ignore_label,
