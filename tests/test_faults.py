@@ -584,3 +584,54 @@ def test_label_values_out_of_range_found_before_training(tmp_path, capsys):
     assert err.count("\n") == 0, err
     assert "1.png" in err and "[7]" in err and "0..2" in err
     assert not (tmp_path / "run" / "last.weights.h5").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# (7) tar bombs: only checkpoint members, bounded size and count, folder named by sha256
+
+def _tarball(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_checkpoint_tar_extracts_only_checkpoint_into_cache(tmp_path, cache):
+    from deeplab_keras.importers.tf1_checkpoint import find_checkpoint
+    archive = _tarball(tmp_path / "m.tar.gz", [
+        ("d/model.ckpt-5.index", b"i" * 10), ("d/model.ckpt-5.data-00000-of-00001", b"w" * 100),
+        ("d/frozen_inference_graph.pb", bytes(5_000_000))])  # not needed: never extracted
+    (tmp_path / "m.extracted").mkdir()  # a folder beside the archive is not trusted any more
+    prefix = find_checkpoint(archive)
+    digest = download.file_hash(archive)
+    assert prefix == str(cache / "extracted" / digest[:32] / "d" / "model.ckpt-5")
+    assert _files(cache / "extracted") == [f"{digest[:32]}/.deeplab_keras_source.json",
+                                           f"{digest[:32]}/d/model.ckpt-5.data-00000-of-00001",
+                                           f"{digest[:32]}/d/model.ckpt-5.index"]
+
+
+@pytest.mark.parametrize("limits,match", [({"max_bytes": 1000}, "more than 1000 bytes"),
+                                          ({"max_members": 3}, "more than 3 entries")])
+def test_tar_bomb_refused_and_nothing_left(tmp_path, cache, limits, match):
+    archive = _tarball(tmp_path / "bomb.tar.gz", [("model.ckpt.index", b"i")] + [
+        (f"model.ckpt.data-{i:05d}", bytes(400)) for i in range(4)])
+    with pytest.raises(ValueError, match=match + ".*tar bomb"):
+        download.extract_checkpoint(archive, **limits)
+    assert _files(cache) == [] and os.listdir(cache / "extracted") == []
+
+
+def test_extracted_folder_reused_only_for_its_archive(tmp_path, cache, capsys):
+    a = _tarball(tmp_path / "a.tar", [("model.ckpt.index", b"from a")])
+    b = _tarball(tmp_path / "b.tar", [("model.ckpt.index", b"from b")])
+    dest = str(tmp_path / "x")
+    download.extract_tar(a, dest, archive_sha256=download.file_hash(a))
+    download.extract_tar(b, dest, archive_sha256=download.file_hash(b))  # not a's folder
+    assert "was not extracted from" in capsys.readouterr().err
+    assert open(os.path.join(dest, "model.ckpt.index"), "rb").read() == b"from b"
+    folder = download.extract_checkpoint(a)
+    with open(os.path.join(folder, "model.ckpt.index"), "wb") as f:
+        f.write(b"stale")
+    os.remove(os.path.join(folder, download.SOURCE_MARKER))  # no marker: not trusted
+    assert open(os.path.join(download.extract_checkpoint(a), "model.ckpt.index"), "rb").read() == b"from a"

@@ -63,7 +63,8 @@ def write_tf1_checkpoint(model, prefix, drop=None, extra=None, reshape=None):
     return prefix
 
 
-def test_tf1_checkpoint_tarball_roundtrip(tmp_path):
+def test_tf1_checkpoint_tarball_roundtrip(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPLAB_KERAS_CACHE", str(tmp_path / "cache"))  # extracted there (by sha256)
     source = small_mobile_deeplab(seed=1)
     for layer in source.layers:  # non-trivial BN statistics
         if layer.name.endswith("_BatchNorm"):

@@ -32,9 +32,8 @@ def find_checkpoint(path):
     """The checkpoint prefix for a tarball, an extracted directory, a prefix or an .index file."""
     path = os.fspath(path)
     if os.path.isfile(path) and (path.endswith((".tar.gz", ".tgz", ".tar"))):
-        from deeplab_keras.download import extract_tar
-        stem = re.sub(r"\.(tar\.gz|tgz|tar)$", "", path)
-        path = extract_tar(path, stem + ".extracted")
+        from deeplab_keras.download import extract_checkpoint  # cache/extracted/<sha256>, bounded
+        path = extract_checkpoint(path)
     if path.endswith(".index") and os.path.isfile(path):
         return path[:-len(".index")]
     if os.path.isfile(path + ".index"):
