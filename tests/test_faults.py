@@ -635,3 +635,19 @@ def test_extracted_folder_reused_only_for_its_archive(tmp_path, cache, capsys):
         f.write(b"stale")
     os.remove(os.path.join(folder, download.SOURCE_MARKER))  # no marker: not trusted
     assert open(os.path.join(download.extract_checkpoint(a), "model.ckpt.index"), "rb").read() == b"from a"
+
+
+# ----------------------------------------------------------------------------------------------
+# (10) leftovers of killed runs
+
+def test_atomic_write_cleans_temp_files_of_dead_processes_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [tmp_path / f".report.json.{dead.pid}-0a1b2c3d.tmp",
+             tmp_path / f".report.json.tmp{dead.pid}.json"]
+    live = tmp_path / f".report.json.{os.getppid()}-0a1b2c3d.tmp"  # a running process's
+    for p in stale + [live]:
+        p.write_text("half written")
+    (tmp_path / "user.tmp").write_text("not ours")
+    dkio.write_json(tmp_path / "report.json", {"ok": 1})
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "report.json", "user.tmp"])
