@@ -227,7 +227,8 @@ def file_lock(dest, timeout=None):
     files themselves."""
     import filelock
 
-    folder = os.path.join(tempfile.gettempdir(), "deeplab_keras_locks")
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    folder = os.path.join(tempfile.gettempdir(), f"deeplab_keras_locks-{user}")
     os.makedirs(folder, exist_ok=True)
     key = hashlib.sha256(os.path.realpath(dest).encode("utf-8")).hexdigest()[:32]
     lock = filelock.FileLock(os.path.join(folder, key + ".lock"),

@@ -91,6 +91,8 @@ def replace_path(tmp, path):
     import shutil
 
     path = os.fspath(path)
+    if not os.path.isdir(tmp) and os.path.isdir(path) and not os.path.islink(path):
+        raise IsADirectoryError(f"{path} is a folder; a file cannot replace it (name a file path)")
     if os.path.isdir(tmp) and os.path.isdir(path) and not os.path.islink(path):
         folder, base = os.path.split(os.path.abspath(path))
         aside = os.path.join(folder, f".{base}.old{os.getpid()}-{secrets.token_hex(4)}.tmp")
