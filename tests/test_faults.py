@@ -651,3 +651,12 @@ def test_atomic_write_cleans_temp_files_of_dead_processes_only(tmp_path):
     (tmp_path / "user.tmp").write_text("not ours")
     dkio.write_json(tmp_path / "report.json", {"ok": 1})
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, "report.json", "user.tmp"])
+
+
+def test_cli_export_bad_input_size_before_loading(tmp_path, capsys, monkeypatch):
+    from deeplab_keras.cli import main
+    from deeplab_keras.commands import export as export_command
+    monkeypatch.setattr(export_command, "build", lambda args: pytest.fail("work started"))
+    assert main(["export", "--preset", "deeplabv3plus_mobilenetv2_camvid", "--format", "tflite",
+                 "--input-size", "0", "--output", str(tmp_path / "m.tflite")]) == 1
+    assert "input size" in capsys.readouterr().err

@@ -96,6 +96,7 @@ def run(args):
 
     from deeplab_keras.export import ownership
     ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
+    graph.parse_size(args.input_size)                      # (and a bad --input-size too)
     model, architecture, config, labels = build(args)
     size = graph.parse_size(args.input_size)
     qat_model, notes = None, {}
