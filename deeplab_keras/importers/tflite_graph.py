@@ -155,7 +155,11 @@ class Graph:
             raise ValueError(f"{self.path}: weight tensor {self.name(t)!r} is sparse; sparse "
                              f"weights are not supported")
         shape = [int(d) for d in self.tensors[t].shape]
-        value = np.frombuffer(raw, dtypes[kind]).reshape(shape)
+        try:
+            value = np.frombuffer(raw, dtypes[kind]).reshape(shape)
+        except ValueError as err:
+            raise ValueError(f"{self.path}: tensor {self.name(t)!r} holds {len(raw)} bytes, not "
+                             f"{kind}{shape} (truncated or corrupt file)") from err
         if np.issubdtype(value.dtype, np.floating):
             return value.astype(np.float32)
         q = self.tensors[t].quantization
@@ -296,6 +300,9 @@ def _normalisation(graph):
         if len(users) != 1:
             break
         op_kind, ins, outs, _ = graph.ops[users[0]]
+        if op_kind in ("QUANTIZE", "DEQUANTIZE"):
+            t = outs[0]
+            continue
         consts = [i for i in ins if graph.is_constant(i)]
         if op_kind not in _NORMALISE or len(consts) != 1 or graph.constant(consts[0]).size != 1:
             break
