@@ -191,3 +191,27 @@ def test_converter_files_round_trip_by_structure(ours, mode, tmp_path):
     with pytest.raises(StructureMismatchError, match="dilation 2, layer 'aspp1_depthwise' has "
                                                      "stride 1 / dilation 3"):
         import_tflite(wrong, stripped)
+
+
+def test_convert_cli_writes_a_keras_model_that_matches(tmp_path, capsys):
+    import keras
+
+    from deeplab_keras.cli import main
+
+    path = need(REFERENCE / MLPERF)
+    out = tmp_path / "mlperf.keras"
+    assert main(["convert", str(path), "--output", str(out), "--input-size", "65", "65"]) == 0
+    assert '"architecture": "deeplabv3plus"' in capsys.readouterr().out
+    loaded = keras.saving.load_model(out, compile=False)
+    pre = loaded.get_layer("preprocessing")
+    assert (pre.scale, pre.offset) == pytest.approx((1 / 127.5, -127 / 127.5), abs=1e-6)
+    up = loaded.get_layer("upsample_logits")
+    assert (up.align_corners, up.half_pixel_centers) == (False, False)  # TF1 "asymmetric"
+    x = np.random.default_rng(1).uniform(0, 255, (1, 65, 65, 3)).astype(np.float32)
+    direct = dk.from_tflite(path, input_shape=(65, 65, 3))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), direct.predict(x, verbose=0), atol=1e-4)
+    before = out.read_bytes()
+    assert main(["convert", str(path), "--output", str(out)]) == 1  # never overwrites silently
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["convert", str(tmp_path / "absent.tflite"), "--output", str(tmp_path / "a.keras")]) == 1
+    assert not (tmp_path / "a.keras").exists()
