@@ -215,3 +215,40 @@ def test_convert_cli_writes_a_keras_model_that_matches(tmp_path, capsys):
     assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == before
     assert main(["convert", str(tmp_path / "absent.tflite"), "--output", str(tmp_path / "a.keras")]) == 1
     assert not (tmp_path / "a.keras").exists()
+
+
+def test_mlperf_preset_through_a_local_mirror(tmp_path, monkeypatch):
+    """deeplabv3plus_mobilenetv2_ade20k_top31: pinned file fetched from a 127.0.0.1 mirror,
+    verified, imported by structure, and its class map agrees with the file's own."""
+    from deeplab_keras import download
+    from deeplab_keras.utils.flops import count
+    from tests.test_download import Server
+
+    tflite = need(REFERENCE / MLPERF)
+    preset = dk.get_preset("deeplabv3plus_mobilenetv2_ade20k_top31")
+    entry = preset["weights"][0]
+    assert (entry["sha256"], entry["size"]) == (
+        "3960571f5e2de1cec771a8f7a15b86f31b94cceccac8d993addbc1e29829de6a", 2937616)
+    assert entry["url"].startswith("https://github.com/mlcommons/mobile_models/")
+    assert len(preset["labels"]) == 32 and preset["labels"][1] == "wall" and preset["labels"][31] == "armchair"
+    server = Server()
+    try:
+        server.add(entry["file"], b"not the model" + tflite.read_bytes()[13:])  # wrong content
+        monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+        monkeypatch.setenv(download.MIRROR_ENV, server.url)
+        with pytest.raises(Exception, match="sha256|checksum|SHA"):
+            dk.from_preset(preset["name"], progress=False)
+        server.files[entry["file"]] = tflite.read_bytes()
+        model = dk.from_preset(preset["name"], input_shape=(512, 512, 3), progress=False)
+        assert sum(1 for name, _ in server.requests if name == entry["file"]) <= 4
+    finally:
+        server.close()
+    x, theirs = _file_class_map(tflite, _images()[:3])
+    ours = model.predict(x.astype(np.float32), batch_size=1, verbose=0).argmax(-1)
+    assert (ours == theirs).mean() >= 0.95  # bird + cityscapes + one CamVid image
+    # multiply-adds at 512x512 vs MLPerf Mobile's published 2.7 B: the whole v3+ file is 5.28 B;
+    # without the decoder (backbone + ASPP + logits) it is 2.73 B, MLPerf's figure.
+    counted = count(model)
+    decoder = sum(v for k, v in counted.per_layer.items() if k.startswith("decoder_"))
+    assert counted.mult_adds == 5_277_302_784
+    assert (counted.mult_adds - decoder) / 1e9 == pytest.approx(2.7, rel=0.02)
