@@ -207,6 +207,46 @@ def _conv_weights(graph, k, kind, ins):
     return np.ascontiguousarray(kernel), bias.reshape(-1).astype(np.float32)
 
 
+#: shape-only ops a BatchNorm left unfolded may sit behind (dilated convs: SPACE_TO_BATCH form)
+_PASS_TO_AFFINE = ("BATCH_TO_SPACE_ND", "RESHAPE")
+
+
+def _fold_affine_after(graph, t, kind, kernel, bias):
+    """Fold a BatchNorm the converter left as ``MUL`` / ``ADD`` / ``SUB`` by per-channel (or
+    scalar) constants right after a conv (e.g. behind ``BATCH_TO_SPACE_ND``) into the conv's
+    kernel and bias, so that the conv node alone carries the layer's effect."""
+    channels = bias.size
+    while True:
+        users = graph.consumers.get(t, [])
+        if len(users) != 1:
+            return kernel, bias
+        op_kind, ins, outs, opt = graph.ops[users[0]]
+        if op_kind in _PASS_TO_AFFINE:
+            t = outs[0]
+            continue
+        consts = [i for i in ins if graph.is_constant(i)]
+        if op_kind not in ("MUL", "ADD", "SUB") or len(consts) != 1 or len(ins) != 2:
+            return kernel, bias
+        c = graph.constant(consts[0]).reshape(-1).astype(np.float32)
+        if c.size not in (1, channels):
+            return kernel, bias
+        if op_kind == "MUL":
+            if kind == DEPTHWISE:
+                kernel = kernel * c.reshape(kernel.shape[-2], kernel.shape[-1]) if c.size > 1 else kernel * c
+            else:
+                kernel = kernel * c
+            bias = bias * c
+        elif op_kind == "ADD":
+            bias = bias + c
+        elif ins.index(consts[0]) == 1:  # x - c
+            bias = bias - c
+        else:  # c - x: not a BatchNorm
+            return kernel, bias
+        if getattr(opt, "fusedActivationFunction", 0):
+            return kernel, bias  # an activation ends the affine part
+        t = outs[0]
+
+
 def read_graph(path):
     """Parse ``path``; returns ``(graph, convs)`` with convs a list of :class:`ConvNode` in
     data-flow order (the file's operator order, which TFLite keeps topological)."""
@@ -229,6 +269,8 @@ def read_graph(path):
                 dilation = dilation_of.get(acts[0], dilation)
                 if kernel.shape[:2] == (1, 1):
                     dilation = (1, 1)
+            if not getattr(opt, "fusedActivationFunction", 0):
+                kernel, bias = _fold_affine_after(graph, outs[0], kind, kernel, bias)
             convs.append(ConvNode(k, kind, graph.name(ins[1]), kernel, bias, strides, dilation,
                                   feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0])))
             for t in outs:
