@@ -269,3 +269,46 @@ def test_mlperf_preset_through_a_local_mirror(tmp_path, monkeypatch):
     decoder = sum(v for k, v in counted.per_layer.items() if k.startswith("decoder_"))
     assert counted.mult_adds == 5_277_302_784
     assert (counted.mult_adds - decoder) / 1e9 == pytest.approx(2.7, rel=0.02)
+
+
+def test_concatenation_in_another_order_permutes_the_kernel(tmp_path):
+    """A converter may order a concatenation differently from our model: the conv reading it
+    gets its input channels permuted, and the imported model computes the same function."""
+    import keras
+    import tensorflow as tf
+
+    def tiny(order, prefix):
+        x = keras.Input((8, 8, 3))
+        a = keras.layers.Conv2D(4, 1, name=prefix + "a")(x)
+        b = keras.layers.Conv2D(5, 3, padding="same", name=prefix + "b")(x)
+        y = keras.layers.Concatenate()([a, b] if order == "ab" else [b, a])
+        return keras.Model(x, keras.layers.Conv2D(2, 1, name=prefix + "c")(y))
+
+    source, target = tiny("ab", "src_"), tiny("ba", "dst_")
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(source).convert())
+    from deeplab_keras.importers.tflite_match import import_structural
+
+    report = import_structural(target, path)
+    assert sorted(report["matched"].values()) == ["dst_a", "dst_b", "dst_c"]
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(target.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="image-pooling"):
+        describe(path)  # not a DeepLab network: a clear refusal, not a guess
+
+
+def test_resize_asymmetric_mode_is_tf1_legacy_bilinear():
+    import tensorflow as tf
+
+    from deeplab_keras.layers.resize import Resize
+
+    x = np.random.default_rng(0).normal(size=(1, 5, 7, 2)).astype(np.float32)
+    layer = Resize(size=(20, 28), align_corners="asymmetric")
+    expected = tf.compat.v1.image.resize_bilinear(x, (20, 28), align_corners=False,
+                                                  half_pixel_centers=False)
+    np.testing.assert_allclose(layer(x), expected, atol=1e-6)
+    again = Resize.from_config(layer.get_config())
+    assert (again.align_corners, again.half_pixel_centers) == (False, False)
+    assert Resize(size=(2, 2)).half_pixel_centers and not Resize(size=(2, 2), align_corners=True).half_pixel_centers
+    with pytest.raises(ValueError, match="asymmetric"):
+        Resize(size=(2, 2), align_corners="legacy")

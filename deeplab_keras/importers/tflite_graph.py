@@ -460,6 +460,9 @@ def describe(path_or_graph):
                       low_level_filters=int(low[0].kernel.shape[-1]),
                       decoder_filters=int(classifier.kernel.shape[-2]))
     else:
+        if separable:
+            raise ValueError(f"{path}: a DeepLab v3 head (no decoder) with separable atrous "
+                             f"branches; our DeepLabV3 builds plain 3x3 atrous branches only")
         config["architecture"] = "deeplabv3"
     scale, offset, how = _normalisation(graph)
     config["input_normalization"] = {"scale": scale, "offset": offset, "source": how}
