@@ -313,3 +313,24 @@ def test_resize_asymmetric_mode_is_tf1_legacy_bilinear():
     assert Resize(size=(2, 2)).half_pixel_centers and not Resize(size=(2, 2), align_corners=True).half_pixel_centers
     with pytest.raises(ValueError, match="asymmetric"):
         Resize(size=(2, 2), align_corners="legacy")
+
+
+@pytest.mark.parametrize("io_dtype", ["uint8", "int8"])
+def test_our_own_int8_exports_import_back(ours, io_dtype, tmp_path):
+    """Our int8 files take raw pixels (scale 1) and normalise in-graph (quantized MUL + ADD after
+    the input): the normalisation must be read through them, not taken from the input alone."""
+    from deeplab_keras.export import Artifact, export_model
+
+    model, x = ours
+    path = tmp_path / f"ours_{io_dtype}.tflite"
+    export_model(model, path, "tflite", "int8", 65, output_mode="logits", calibration_data=x,
+                 parity_data=x, num_calibration=4, num_parity=2, io_dtype=io_dtype, threshold=0.0)
+    config = describe(path)
+    norm = config["input_normalization"]
+    assert (norm["scale"], norm["offset"]) == pytest.approx((1 / 127.5, -1.0), rel=1e-3, abs=1e-3)
+    assert "in-graph MUL" in norm["source"]
+    assert (config["architecture"], config["alpha"], config["atrous_rates"]) == ("deeplabv3plus", 0.35, (2,))
+    imported = dk.from_tflite(path)
+    theirs = np.stack([Artifact(path)(image)[0] for image in x])
+    ours_logits = imported.predict(x, verbose=0)
+    assert np.abs(theirs - ours_logits).mean() / np.abs(theirs).mean() < 0.05

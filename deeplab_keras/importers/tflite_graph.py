@@ -326,18 +326,25 @@ def _resize_mode(graph, path):
 
 def _normalisation(graph):
     """(scale, offset, how) such that the file's first conv sees ``x * scale + offset`` for raw
-    0-255 RGB ``x``."""
+    0-255 RGB ``x``: the input quantization, then any MUL/ADD/SUB/DIV by scalar or per-channel
+    constants before the first conv (float inputs, and our own int8 exports, which take raw
+    pixels with scale 1 and normalise in-graph). ``scale``/``offset`` are floats or 3-lists."""
     t = graph.inputs[0]
     kind = graph.dtype(t)
     q = graph.quantization(t)
+    steps = []
     if kind in ("UINT8", "INT8"):
         if q is None:
             raise ValueError(f"{graph.path}: {kind} input without quantization parameters")
-        scale, zero = q
+        s, zero = q
         shift = 128 if kind == "INT8" else 0  # int8 input = RGB - 128
-        return scale, -scale * (zero + shift), f"input quantization ({kind}, scale {scale:.6g}, zero point {zero})"
-    scale, offset, steps = 1.0, 0.0, []
-    while True:  # fold MUL/ADD/SUB/DIV by scalar constants that follow a float input
+        scale, offset = np.float64(s), np.float64(-s * (zero + shift))
+        steps.append(f"input quantization ({kind}, scale {s:.6g}, zero point {zero})")
+    elif kind == "FLOAT32":
+        scale, offset = np.float64(1.0), np.float64(0.0)
+    else:
+        raise ValueError(f"{graph.path}: input of type {kind}; supported: FLOAT32, UINT8, INT8")
+    while True:  # fold elementwise ops by constants that follow the input
         users = graph.consumers.get(t, [])
         if len(users) != 1:
             break
@@ -346,26 +353,34 @@ def _normalisation(graph):
             t = outs[0]
             continue
         consts = [i for i in ins if graph.is_constant(i)]
-        if op_kind not in _NORMALISE or len(consts) != 1 or graph.constant(consts[0]).size != 1:
+        if op_kind not in _NORMALISE or len(consts) != 1 or len(ins) != 2:
             break
-        c = float(graph.constant(consts[0]).reshape(()))
+        c = graph.constant(consts[0]).astype(np.float64).reshape(-1)
+        if c.size not in (1, 3):
+            break
+        c = c[0] if c.size == 1 else c
         const_first = ins.index(consts[0]) == 0
         if op_kind == "MUL":
             scale, offset = scale * c, offset * c
         elif op_kind == "DIV" and not const_first:
             scale, offset = scale / c, offset / c
         elif op_kind == "ADD":
-            offset += c
+            offset = offset + c
         elif op_kind == "SUB" and not const_first:
-            offset -= c
+            offset = offset - c
         elif op_kind == "SUB":
             scale, offset = -scale, c - offset
         else:
             break
-        steps.append(op_kind)
+        steps.append(f"in-graph {op_kind}")
         t = outs[0]
+
+    def plain(v):
+        v = np.asarray(v, np.float64)
+        return float(v) if v.ndim == 0 else [float(e) for e in v]
+
     if steps:
-        return scale, offset, f"in-graph {'/'.join(steps)} on the float input (expects 0-255)"
+        return plain(scale), plain(offset), "; ".join(steps)
     return 1 / 127.5, -1.0, ("assumed [-1, 1] (x / 127.5 - 1): float input with no "
                              "normalisation ops, DeepLab's MobileNet convention")
 
@@ -479,7 +494,8 @@ def builder_config(config):
 def set_input_normalization(model, scale, offset):
     """Make the model's in-graph ``preprocessing`` compute ``x * scale + offset`` on 0-255 RGB."""
     layer = model.get_layer("preprocessing")
-    layer.scale, layer.offset = float(scale), float(offset)
+    layer.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
+    layer.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
 
 
 def from_tflite(path, *, input_shape=None, **overrides):
