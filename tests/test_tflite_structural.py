@@ -334,3 +334,26 @@ def test_our_own_int8_exports_import_back(ours, io_dtype, tmp_path):
     theirs = np.stack([Artifact(path)(image)[0] for image in x])
     ours_logits = imported.predict(x, verbose=0)
     assert np.abs(theirs - ours_logits).mean() / np.abs(theirs).mean() < 0.05
+
+
+def test_ops_we_do_not_build_are_refused_not_ignored(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from deeplab_keras.importers.tflite_match import import_structural
+
+    def convert(extra, name):
+        x = keras.Input((8, 8, 3))
+        y = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+        y = keras.layers.Concatenate()([extra(y), keras.layers.Conv2D(3, 1)(x)])
+        model = keras.Model(x, keras.layers.Conv2D(2, 1)(y))
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        return model, path
+
+    model, path = convert(keras.layers.Activation("hard_swish"), "hswish")
+    with pytest.raises(ValueError, match="HARD_SWISH on the data path"):
+        import_structural(model, path)
+    model, path = convert(keras.layers.Rescaling(0.5, 0.25), "affine_after_relu")
+    with pytest.raises(ValueError, match="by a constant after a convolution"):
+        import_structural(model, path)

@@ -216,20 +216,21 @@ def _fold_affine_after(graph, t, kind, kernel, bias):
     scalar) constants right after a conv (e.g. behind ``BATCH_TO_SPACE_ND``) into the conv's
     kernel and bias, so that the conv node alone carries the layer's effect."""
     channels = bias.size
+    folded = set()
     while True:
         users = graph.consumers.get(t, [])
         if len(users) != 1:
-            return kernel, bias
+            return kernel, bias, folded
         op_kind, ins, outs, opt = graph.ops[users[0]]
         if op_kind in _PASS_TO_AFFINE:
             t = outs[0]
             continue
         consts = [i for i in ins if graph.is_constant(i)]
         if op_kind not in ("MUL", "ADD", "SUB") or len(consts) != 1 or len(ins) != 2:
-            return kernel, bias
+            return kernel, bias, folded
         c = graph.constant(consts[0]).reshape(-1).astype(np.float32)
         if c.size not in (1, channels):
-            return kernel, bias
+            return kernel, bias, folded
         if op_kind == "MUL":
             if kind == DEPTHWISE:
                 kernel = kernel * c.reshape(kernel.shape[-2], kernel.shape[-1]) if c.size > 1 else kernel * c
@@ -241,10 +242,34 @@ def _fold_affine_after(graph, t, kind, kernel, bias):
         elif ins.index(consts[0]) == 1:  # x - c
             bias = bias - c
         else:  # c - x: not a BatchNorm
-            return kernel, bias
+            return kernel, bias, folded
+        folded.add(users[0])
         if getattr(opt, "fusedActivationFunction", 0):
-            return kernel, bias  # an activation ends the affine part
+            return kernel, bias, folded  # an activation ends the affine part
         t = outs[0]
+
+
+#: ops that may sit on the data path between convolutions without changing what we build
+_ALLOWED = {"QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "PAD", "PADV2", "RESHAPE", "SQUEEZE",
+            "EXPAND_DIMS", "RESIZE_BILINEAR", "CONCATENATION", "AVERAGE_POOL_2D", "MEAN",
+            "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "ARG_MAX", "SOFTMAX", "CAST", "ADD", "ADD_N",
+            "MUL", "SUB", "DIV"}
+
+
+def _check_op(graph, k, kind, ins, acts, feeds, folded):
+    """Refuse an op on the data path that our DeepLab models do not have (rather than import a
+    network that silently computes something else)."""
+    if kind not in _ALLOWED:
+        raise ValueError(f"{graph.path}: op #{k} {kind} on the data path is not part of the "
+                         f"DeepLab networks we build (supported ops: {', '.join(sorted(_ALLOWED))})")
+    if kind in ("ADD", "ADD_N") and len(acts) > 1:
+        return  # residual connection
+    if kind in _NORMALISE and k not in folded:
+        sources = {s for t in acts for f in feeds[t] for s in f.sources}
+        if sources != {INPUT}:  # before the first conv it is input normalisation (see describe)
+            raise ValueError(f"{graph.path}: op #{k} {kind} by a constant after a convolution "
+                             f"that is not a BatchNorm we can fold into it; not part of the "
+                             f"DeepLab networks we build")
 
 
 def read_graph(path):
@@ -254,7 +279,7 @@ def read_graph(path):
     feeds = {}  # tensor -> tuple of Feed
     for t in graph.inputs:
         feeds[t] = (Feed(frozenset([INPUT]), False, (graph.shape(t) or (0,))[-1] or 0),)
-    convs, dilation_of = [], {}
+    convs, dilation_of, folded = [], {}, set()
     for k, (kind, ins, outs, opt) in enumerate(graph.ops):
         acts = [t for t in _activations(graph, ins) if t in feeds]
         if kind in CONV_KINDS:
@@ -270,7 +295,8 @@ def read_graph(path):
                 if kernel.shape[:2] == (1, 1):
                     dilation = (1, 1)
             if not getattr(opt, "fusedActivationFunction", 0):
-                kernel, bias = _fold_affine_after(graph, outs[0], kind, kernel, bias)
+                kernel, bias, done = _fold_affine_after(graph, outs[0], kind, kernel, bias)
+                folded |= done
             convs.append(ConvNode(k, kind, graph.name(ins[1]), kernel, bias, strides, dilation,
                                   feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0])))
             for t in outs:
@@ -279,6 +305,7 @@ def read_graph(path):
             continue
         if not acts or kind == "SHAPE":
             continue
+        _check_op(graph, k, kind, ins, acts, feeds, folded)
         if kind == "CONCATENATION":
             merged = tuple(f for t in acts for f in feeds[t])
         elif kind in ("ADD", "ADD_N") and len(acts) > 1:  # residual connection
