@@ -29,7 +29,7 @@ def _images():
 
 def _file_class_map(path, images):
     """The file's own class map per image, run by LiteRT, input resized to the file's size."""
-    from ai_edge_litert.interpreter import Interpreter
+    Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=2)
     interpreter.allocate_tensors()
@@ -155,7 +155,7 @@ def _convert(model, x, mode, path):
 
 
 def _run_file(path, x):
-    from ai_edge_litert.interpreter import Interpreter
+    Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
