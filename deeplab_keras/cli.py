@@ -7,7 +7,7 @@ import sys
 from deeplab_keras.version import __version__
 
 #: subcommand modules, in help order
-COMMANDS = ("demo", "predict", "zoo", "train", "evaluate", "export", "benchmark")
+COMMANDS = ("demo", "predict", "zoo", "train", "evaluate", "export", "benchmark", "convert")
 
 
 def build_parser():

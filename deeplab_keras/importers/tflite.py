@@ -1,4 +1,5 @@
-"""Import the weights of Google's DeepLab TFLite files into our Keras models, by name.
+"""Import DeepLab TFLite files into our Keras models (structural matching since issue 9;
+:func:`read_tflite_convs` / :func:`describe_google_tflite` still read Google's TF-slim names).
 
 Google's TFLite DeepLab files keep TF-slim scopes in their tensor names
 (``MobilenetV2/expanded_conv_3/depthwise/depthwise_weights``, or for the quantization-aware
@@ -89,52 +90,21 @@ def read_tflite_convs(path):
 
 
 def import_tflite(model, path, skip_classifier=False, allow_missing=False):
-    """Load a Google DeepLab TFLite file's weights into ``model`` by layer name.
+    """Load a DeepLab TFLite file's weights into ``model``, matched by graph structure.
 
-    Every convolution of the file must find a layer of the same name and shape (else
-    ValueError), and every layer of ``model`` with weights must be filled, unless
-    ``allow_missing`` (e.g. a v3+ decoder that the file lacks). ``skip_classifier`` leaves the
-    ``logits_semantic`` layer untouched (fine-tuning to other classes). Returns a report dict.
+    Names are hints only (see :mod:`deeplab_keras.importers.tflite_match`): files from any
+    converter (TF-slim scopes, ``BatchNorm/FusedBatchNormV3`` scopes, stripped names), float32,
+    float16 (``DEQUANTIZE``), int8 per-channel and uint8 per-tensor weights import alike. Every
+    convolution of the file must find its layer (else ValueError naming the first op that does
+    not fit and what was expected), and every layer of ``model`` with weights must be filled,
+    unless ``allow_missing`` (e.g. a v3+ decoder that the file lacks). ``skip_classifier``
+    leaves the final classifier (``logits_semantic``) untouched (fine-tuning to other classes).
+    Returns a report dict.
     """
-    convs = read_tflite_convs(path)
-    layers = {layer.name: layer for layer in model.layers}
-    loaded, skipped = [], []
-    for conv in convs:
-        name = conv["layer"]
-        if name == CLASSIFIER and skip_classifier:
-            skipped.append(name)
-            continue
-        layer = layers.get(name)
-        if layer is None:
-            raise ValueError(f"{path}: tensor scope {conv['scope']!r} has no layer {name!r} in "
-                             f"model {model.name!r} (architecture mismatch)")
-        kernel_var = layer.weights[0]
-        if tuple(kernel_var.shape) != conv["kernel"].shape:
-            raise ValueError(f"{path}: {conv['scope']!r} kernel has shape {conv['kernel'].shape}, "
-                             f"layer {name!r} expects {tuple(kernel_var.shape)}")
-        bias = conv["bias"] if conv["bias"] is not None else np.zeros(conv["kernel"].shape[-2 if conv['op'] == 'DEPTHWISE_CONV_2D' else -1], np.float32)
-        bn = layers.get(name + BN_SUFFIX)
-        if len(layer.weights) == 2:  # conv with its own bias
-            layer.set_weights([conv["kernel"], bias.reshape(layer.weights[1].shape)])
-        elif bn is not None:
-            layer.set_weights([conv["kernel"]])
-            eps = float(bn.epsilon)
-            ones = np.ones_like(bias)
-            values = {"gamma": ones, "beta": bias, "moving_mean": np.zeros_like(bias),
-                      "moving_variance": ones * (1.0 - eps)}
-            bn.set_weights([values[_bn_slot(v)] for v in bn.weights])
-            loaded.append(bn.name)
-        else:
-            raise ValueError(f"{path}: layer {name!r} has no bias and no BatchNorm to take the "
-                             f"folded bias of {conv['scope']!r}")
-        loaded.append(name)
-    missing = sorted(layer.name for layer in model.layers
-                     if layer.weights and layer.name not in loaded and layer.name not in skipped)
-    if missing and not allow_missing:
-        raise ValueError(f"{path}: {len(missing)} layers of {model.name!r} get no weights from "
-                         f"the file: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
-    return {"source": os.fspath(path), "tensors": len(convs), "layers_loaded": len(loaded),
-            "skipped": skipped, "missing": missing}
+    from deeplab_keras.importers.tflite_match import import_structural
+
+    return import_structural(model, path, skip_classifier=skip_classifier,
+                             allow_missing=allow_missing)
 
 
 def _bn_slot(variable):

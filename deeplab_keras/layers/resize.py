@@ -2,7 +2,9 @@
 
 ``align_corners=True`` reproduces TF1 ``tf.image.resize_bilinear(..., align_corners=True)``, which
 Google's DeepLab checkpoints and TFLite files use; the default is half-pixel centres (what
-``tf.image.resize`` and PyTorch ``align_corners=False`` do). The op lowers to TFLite
+``tf.image.resize`` and PyTorch ``align_corners=False`` do). ``align_corners="asymmetric"`` is TF1's
+legacy default (neither corners nor half-pixel centres: source = destination * in/out), which TFLite
+files converted from TF1 graphs with ``align_corners=False`` use (MLPerf's DeepLab). The op lowers to TFLite
 ``RESIZE_BILINEAR`` and ONNX ``Resize`` with the matching coordinate transform.
 """
 import tensorflow as tf
@@ -29,12 +31,20 @@ def _make_resize_class(keras_module):
         Args:
             size: optional fixed (height, width).
             scale: optional scale factor (DeepLab's (n - 1) * scale + 1 rule).
-            align_corners: corner-aligned sampling (TF1 / Google checkpoints) instead of half-pixel.
+            align_corners: True for corner-aligned sampling (TF1 / Google checkpoints), False for
+                half-pixel centres, "asymmetric" for TF1's legacy mode (neither).
+            half_pixel_centers: normally derived from ``align_corners``; stored in the config.
             interpolation: "bilinear" or "nearest".
         """
 
-        def __init__(self, size=None, scale=None, align_corners=False, interpolation="bilinear", **kwargs):
+        def __init__(self, size=None, scale=None, align_corners=False, interpolation="bilinear",
+                     half_pixel_centers=None, **kwargs):
             super().__init__(**kwargs)
+            if isinstance(align_corners, str):
+                if align_corners != "asymmetric":
+                    raise ValueError(f"align_corners must be True, False or 'asymmetric', got "
+                                     f"{align_corners!r}")
+                align_corners, half_pixel_centers = False, False
             if interpolation not in ("bilinear", "nearest"):
                 raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
             if size is not None and scale is not None:
@@ -48,6 +58,10 @@ def _make_resize_class(keras_module):
             self.size = size
             self.scale = None if scale is None else float(scale)
             self.align_corners = bool(align_corners)
+            self.half_pixel_centers = (not self.align_corners if half_pixel_centers is None
+                                       else bool(half_pixel_centers))
+            if self.align_corners and self.half_pixel_centers:
+                raise ValueError("align_corners and half_pixel_centers cannot both be True")
             self.interpolation = interpolation
 
         def _target(self, inputs):
@@ -80,11 +94,11 @@ def _make_resize_class(keras_module):
             if self.interpolation == "nearest":
                 y = tf.raw_ops.ResizeNearestNeighbor(
                     images=x, size=size, align_corners=self.align_corners,
-                    half_pixel_centers=not self.align_corners)
+                    half_pixel_centers=self.half_pixel_centers)
             else:
                 y = tf.raw_ops.ResizeBilinear(
                     images=x, size=size, align_corners=self.align_corners,
-                    half_pixel_centers=not self.align_corners)
+                    half_pixel_centers=self.half_pixel_centers)
             return tf.cast(y, x.dtype)
 
         def compute_output_shape(self, input_shape):
@@ -104,7 +118,7 @@ def _make_resize_class(keras_module):
         def get_config(self):
             config = super().get_config()
             config.update(size=self.size, scale=self.scale, align_corners=self.align_corners,
-                          interpolation=self.interpolation)
+                          half_pixel_centers=self.half_pixel_centers, interpolation=self.interpolation)
             return config
 
     return Resize

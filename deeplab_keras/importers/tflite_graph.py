@@ -1,0 +1,549 @@
+"""Read a TFLite file's op graph and describe the DeepLab network it holds, without trusting names.
+
+:func:`read_graph` parses the flatbuffer with LiteRT's schema module (the one
+``tests/test_reference_architecture.py`` uses) into :class:`ConvNode` objects, one per
+``CONV_2D`` / ``DEPTHWISE_CONV_2D`` / ``FULLY_CONNECTED``: dequantized weights in Keras layout
+(int8 per-channel, uint8 per-tensor with zero points, float16 or int8 behind ``DEQUANTIZE``),
+stride, dilation (also from ``SPACE_TO_BATCH_ND`` wrappers) and its *feed*: which convolutions
+(or the image input) its input comes from, through any number of non-convolution ops (activations,
+quantize/dequantize, pads, resizes, residual ``ADD``\\ s), split into the ordered inputs of a
+``CONCATENATION`` and flagged when a global pooling lies on the way.
+
+:func:`describe` infers the DeepLab configuration from that graph (v3 head or v3+ decoder,
+MobileNetV2 width, output stride from the strides, ASPP rates from the dilations, classes, input
+size, resize semantics, input normalisation); :func:`from_tflite` builds it with the public
+builders and imports the weights by structure (:mod:`deeplab_keras.importers.tflite_match`).
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+CONV, DEPTHWISE, FC = "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"
+CONV_KINDS = (CONV, DEPTHWISE, FC)
+INPUT = "INPUT"
+#: ops that average over the whole feature map (DeepLab's image pooling)
+POOLS = ("AVERAGE_POOL_2D", "MEAN")
+#: elementwise ops whose constant operand may normalise the input before the first conv
+_NORMALISE = ("MUL", "ADD", "SUB", "DIV")
+
+
+@dataclasses.dataclass
+class Feed:
+    """One input of a conv: the convolutions (op indices, or INPUT) it is computed from."""
+    sources: frozenset
+    pooled: bool = False
+    channels: int = 0
+
+
+@dataclasses.dataclass
+class ConvNode:
+    index: int            # operator index in the subgraph
+    kind: str             # CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
+    name: str             # weight tensor name (a hint only; may be stripped)
+    kernel: np.ndarray    # Keras layout: conv [kh, kw, in, out], depthwise [kh, kw, c, mult], fc [in, out]
+    bias: np.ndarray      # float32 [out] (zeros when the op has none)
+    strides: tuple
+    dilation: tuple
+    feeds: tuple          # tuple of Feed, in channel order (several after a CONCATENATION)
+    input_shape: tuple
+    output_shape: tuple
+
+    def describe(self):
+        shape = tuple(int(d) for d in self.kernel.shape)
+        return (f"op #{self.index} {self.kind} {self.name!r} (kernel {shape}, stride "
+                f"{self.strides[0]}, dilation {self.dilation[0]})")
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - TF's copy of the same generated module
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+class Graph:
+    """The first subgraph of a TFLite file, with constant tensors readable as float32."""
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"TFLite file not found: {path}")
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ValueError(f"{path}: not a readable TFLite model (no 'TFL3' flatbuffer "
+                             f"identifier; is it a .tflite file?)")
+        schema = _schema()
+        try:
+            model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+            graph = model.subgraphs[0]
+            self.tensors = graph.tensors
+            ops = graph.operators or []
+        except Exception as err:  # flatbuffers raises IndexError/struct.error on truncation
+            raise ValueError(f"{path}: not a readable TFLite model (truncated or corrupt "
+                             f"flatbuffer: {type(err).__name__}: {err})") from err
+        self.path, self.data, self.model = path, data, model
+        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        self.type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+        self.ops = []
+        for op in ops:
+            code = model.operatorCodes[op.opcodeIndex]
+            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            self.ops.append((kind, [i for i in (op.inputs if op.inputs is not None else []) if i >= 0],
+                             list(op.outputs if op.outputs is not None else []), op.builtinOptions))
+        self.inputs = list(graph.inputs if graph.inputs is not None else [])
+        self.outputs = list(graph.outputs if graph.outputs is not None else [])
+        self.producer = {t: k for k, (_, _, outs, _) in enumerate(self.ops) for t in outs}
+        self.consumers = {}
+        for k, (_, ins, _, _) in enumerate(self.ops):
+            for t in ins:
+                self.consumers.setdefault(t, []).append(k)
+
+    # -- tensors -------------------------------------------------------------------------------
+    def name(self, t):
+        return self.tensors[t].name.decode(errors="replace") if self.tensors[t].name else ""
+
+    def shape(self, t):
+        s = self.tensors[t].shape
+        sig = self.tensors[t].shapeSignature
+        shape = [int(d) for d in (s if s is not None else [])]
+        if sig is not None and len(sig) == len(shape):
+            shape = [int(d) if int(d) >= 0 else None for d in sig]
+        return tuple(shape)
+
+    def dtype(self, t):
+        return self.type_names[self.tensors[t].type]
+
+    def raw(self, t):
+        """The stored bytes of a constant tensor, or None for an activation."""
+        tensor = self.tensors[t]
+        buffer = self.model.buffers[tensor.buffer] if tensor.buffer < len(self.model.buffers) else None
+        if buffer is None:
+            return None
+        if buffer.data is not None and len(buffer.data):
+            return np.asarray(buffer.data, np.uint8).tobytes()
+        if getattr(buffer, "offset", 0) > 1 and getattr(buffer, "size", 0):
+            return self.data[buffer.offset:buffer.offset + buffer.size]
+        return None
+
+    def is_constant(self, t):
+        if t in self.producer:
+            kind, ins, _, _ = self.ops[self.producer[t]]
+            return kind == "DEQUANTIZE" and all(self.is_constant(i) for i in ins)
+        return self.raw(t) is not None
+
+    def constant(self, t):
+        """A constant tensor as float32, dequantized (also through a DEQUANTIZE op)."""
+        if t in self.producer:
+            kind, ins, _, _ = self.ops[self.producer[t]]
+            if kind != "DEQUANTIZE" or not ins:
+                raise ValueError(f"{self.path}: tensor {self.name(t)!r} is computed by {kind}, "
+                                 f"not stored; only constant or DEQUANTIZE'd weights are supported")
+            return self.constant(ins[0])
+        raw = self.raw(t)
+        if raw is None:
+            raise ValueError(f"{self.path}: tensor {self.name(t)!r} has no stored data")
+        dtypes = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8, "UINT8": np.uint8,
+                  "INT32": np.int32, "INT64": np.int64, "INT16": np.int16}
+        kind = self.dtype(t)
+        if kind not in dtypes:
+            raise ValueError(f"{self.path}: weight tensor {self.name(t)!r} has unsupported type "
+                             f"{kind} (supported: {', '.join(dtypes)}; INT4 and sparse weights are not)")
+        if self.tensors[t].sparsity is not None:
+            raise ValueError(f"{self.path}: weight tensor {self.name(t)!r} is sparse; sparse "
+                             f"weights are not supported")
+        shape = [int(d) for d in self.tensors[t].shape]
+        try:
+            value = np.frombuffer(raw, dtypes[kind]).reshape(shape)
+        except ValueError as err:
+            raise ValueError(f"{self.path}: tensor {self.name(t)!r} holds {len(raw)} bytes, not "
+                             f"{kind}{shape} (truncated or corrupt file)") from err
+        if np.issubdtype(value.dtype, np.floating):
+            return value.astype(np.float32)
+        q = self.tensors[t].quantization
+        scales = None if q is None or q.scale is None else np.asarray(q.scale, np.float64)
+        if scales is None or scales.size == 0:
+            if kind in ("INT32", "INT64"):
+                return value.astype(np.float32)
+            raise ValueError(f"{self.path}: tensor {self.name(t)!r} is {kind} without "
+                             f"quantization parameters")
+        zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * scales.size, np.float64)
+        if scales.size > 1:
+            axis_shape = [1] * value.ndim
+            axis_shape[q.quantizedDimension] = -1
+            scales, zero = scales.reshape(axis_shape), zero.reshape(axis_shape)
+        return ((value.astype(np.float64) - zero) * scales).astype(np.float32)
+
+    def quantization(self, t):
+        """(scale, zero_point) of a per-tensor quantized tensor, else None."""
+        q = self.tensors[t].quantization
+        if q is None or q.scale is None or len(q.scale) != 1:
+            return None
+        return float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
+
+
+def _activations(graph, ins):
+    return [t for t in ins if not graph.is_constant(t)]
+
+
+def _conv_weights(graph, k, kind, ins):
+    if len(ins) < 2:
+        raise ValueError(f"{graph.path}: {kind} op #{k} has no weight tensor")
+    w = graph.constant(ins[1])
+    bias = graph.constant(ins[2]) if len(ins) > 2 else None
+    if kind == CONV:  # [out, kh, kw, in] -> [kh, kw, in, out]
+        kernel = w.transpose(1, 2, 3, 0)
+    elif kind == DEPTHWISE:  # [1, kh, kw, in * mult] -> [kh, kw, in, mult]
+        in_channels = graph.shape(ins[0])[-1]
+        mult = w.shape[3] // in_channels if in_channels else 1
+        kernel = w.reshape(w.shape[1], w.shape[2], -1, mult)
+    else:  # FULLY_CONNECTED [out, in] -> [in, out]
+        kernel = w.reshape(w.shape[0], -1).T
+    out = kernel.shape[-1] * (kernel.shape[-2] if kind == DEPTHWISE else 1)
+    if bias is None:
+        bias = np.zeros(out, np.float32)
+    return np.ascontiguousarray(kernel), bias.reshape(-1).astype(np.float32)
+
+
+#: shape-only ops a BatchNorm left unfolded may sit behind (dilated convs: SPACE_TO_BATCH form)
+_PASS_TO_AFFINE = ("BATCH_TO_SPACE_ND", "RESHAPE")
+
+
+def _fold_affine_after(graph, t, kind, kernel, bias):
+    """Fold a BatchNorm the converter left as ``MUL`` / ``ADD`` / ``SUB`` by per-channel (or
+    scalar) constants right after a conv (e.g. behind ``BATCH_TO_SPACE_ND``) into the conv's
+    kernel and bias, so that the conv node alone carries the layer's effect."""
+    channels = bias.size
+    folded = set()
+    while True:
+        users = graph.consumers.get(t, [])
+        if len(users) != 1:
+            return kernel, bias, folded
+        op_kind, ins, outs, opt = graph.ops[users[0]]
+        if op_kind in _PASS_TO_AFFINE:
+            t = outs[0]
+            continue
+        consts = [i for i in ins if graph.is_constant(i)]
+        if op_kind not in ("MUL", "ADD", "SUB") or len(consts) != 1 or len(ins) != 2:
+            return kernel, bias, folded
+        c = graph.constant(consts[0]).reshape(-1).astype(np.float32)
+        if c.size not in (1, channels):
+            return kernel, bias, folded
+        if op_kind == "MUL":
+            if kind == DEPTHWISE:
+                kernel = kernel * c.reshape(kernel.shape[-2], kernel.shape[-1]) if c.size > 1 else kernel * c
+            else:
+                kernel = kernel * c
+            bias = bias * c
+        elif op_kind == "ADD":
+            bias = bias + c
+        elif ins.index(consts[0]) == 1:  # x - c
+            bias = bias - c
+        else:  # c - x: not a BatchNorm
+            return kernel, bias, folded
+        folded.add(users[0])
+        if getattr(opt, "fusedActivationFunction", 0):
+            return kernel, bias, folded  # an activation ends the affine part
+        t = outs[0]
+
+
+#: ops that may sit on the data path between convolutions without changing what we build
+_ALLOWED = {"QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "PAD", "PADV2", "RESHAPE", "SQUEEZE",
+            "EXPAND_DIMS", "RESIZE_BILINEAR", "CONCATENATION", "AVERAGE_POOL_2D", "MEAN",
+            "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "ARG_MAX", "SOFTMAX", "CAST", "ADD", "ADD_N",
+            "MUL", "SUB", "DIV"}
+
+
+def _check_op(graph, k, kind, ins, acts, feeds, folded):
+    """Refuse an op on the data path that our DeepLab models do not have (rather than import a
+    network that silently computes something else)."""
+    if kind not in _ALLOWED:
+        raise ValueError(f"{graph.path}: op #{k} {kind} on the data path is not part of the "
+                         f"DeepLab networks we build (supported ops: {', '.join(sorted(_ALLOWED))})")
+    if kind in ("ADD", "ADD_N") and len(acts) > 1:
+        return  # residual connection
+    if kind in _NORMALISE and k not in folded:
+        sources = {s for t in acts for f in feeds[t] for s in f.sources}
+        if sources != {INPUT}:  # before the first conv it is input normalisation (see describe)
+            raise ValueError(f"{graph.path}: op #{k} {kind} by a constant after a convolution "
+                             f"that is not a BatchNorm we can fold into it; not part of the "
+                             f"DeepLab networks we build")
+
+
+def read_graph(path):
+    """Parse ``path``; returns ``(graph, convs)`` with convs a list of :class:`ConvNode` in
+    data-flow order (the file's operator order, which TFLite keeps topological)."""
+    graph = Graph(path)
+    feeds = {}  # tensor -> tuple of Feed
+    for t in graph.inputs:
+        feeds[t] = (Feed(frozenset([INPUT]), False, (graph.shape(t) or (0,))[-1] or 0),)
+    convs, dilation_of, folded = [], {}, set()
+    for k, (kind, ins, outs, opt) in enumerate(graph.ops):
+        acts = [t for t in _activations(graph, ins) if t in feeds]
+        if kind in CONV_KINDS:
+            if not acts:
+                raise ValueError(f"{graph.path}: {kind} op #{k} has no input from the image")
+            kernel, bias = _conv_weights(graph, k, kind, ins)
+            if kind == FC:
+                strides, dilation = (1, 1), (1, 1)
+            else:
+                strides = (int(opt.strideH), int(opt.strideW))
+                dilation = (int(opt.dilationHFactor), int(opt.dilationWFactor))
+                dilation = dilation_of.get(acts[0], dilation)
+                if kernel.shape[:2] == (1, 1):
+                    dilation = (1, 1)
+            if not getattr(opt, "fusedActivationFunction", 0):
+                kernel, bias, done = _fold_affine_after(graph, outs[0], kind, kernel, bias)
+                folded |= done
+            convs.append(ConvNode(k, kind, graph.name(ins[1]), kernel, bias, strides, dilation,
+                                  feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0])))
+            for t in outs:
+                feeds[t] = (Feed(frozenset([k]), False, int(kernel.shape[-1] * (
+                    kernel.shape[-2] if kind == DEPTHWISE else 1))),)
+            continue
+        if not acts or kind == "SHAPE":
+            continue
+        _check_op(graph, k, kind, ins, acts, feeds, folded)
+        if kind == "CONCATENATION":
+            merged = tuple(f for t in acts for f in feeds[t])
+        elif kind in ("ADD", "ADD_N") and len(acts) > 1:  # residual connection
+            merged = (Feed(frozenset().union(*(f.sources for t in acts for f in feeds[t])),
+                           any(f.pooled for t in acts for f in feeds[t]),
+                           max(f.channels for t in acts for f in feeds[t])),)
+        elif kind in POOLS:
+            merged = tuple(Feed(f.sources, True, f.channels) for f in feeds[acts[0]])
+        else:
+            merged = feeds[acts[0]]
+        for t in outs:
+            feeds[t] = merged
+        if kind == "SPACE_TO_BATCH_ND" and len(ins) > 1 and graph.is_constant(ins[1]):
+            block = tuple(int(v) for v in graph.constant(ins[1]).reshape(-1))
+            for t in outs:
+                dilation_of[t] = block
+        elif kind not in ("SPACE_TO_BATCH_ND",) and acts[0] in dilation_of:
+            for t in outs:  # e.g. a PAD between SPACE_TO_BATCH_ND and the conv
+                dilation_of[t] = dilation_of[acts[0]]
+    if not convs:
+        raise ValueError(f"{graph.path}: no convolution found; is this a DeepLab TFLite file?")
+    return graph, convs
+
+
+# -- architecture inference --------------------------------------------------------------------
+
+def _resize_mode(graph, path):
+    modes = set()
+    for kind, ins, outs, opt in graph.ops:
+        if kind == "RESIZE_BILINEAR":
+            in_hw = graph.shape(ins[0])[1:3]
+            if in_hw == (1, 1):
+                continue  # a 1x1 source gives the same result in every mode
+            if opt.alignCorners:
+                modes.add(True)
+            elif opt.halfPixelCenters:
+                modes.add(False)
+            else:
+                modes.add("asymmetric")
+    if len(modes) > 1:
+        raise ValueError(f"{path}: the file mixes resize semantics {sorted(map(str, modes))}; "
+                         f"our builders use one for every resize")
+    return modes.pop() if modes else True
+
+
+def _normalisation(graph):
+    """(scale, offset, how) such that the file's first conv sees ``x * scale + offset`` for raw
+    0-255 RGB ``x``: the input quantization, then any MUL/ADD/SUB/DIV by scalar or per-channel
+    constants before the first conv (float inputs, and our own int8 exports, which take raw
+    pixels with scale 1 and normalise in-graph). ``scale``/``offset`` are floats or 3-lists."""
+    t = graph.inputs[0]
+    kind = graph.dtype(t)
+    q = graph.quantization(t)
+    steps = []
+    if kind in ("UINT8", "INT8"):
+        if q is None:
+            raise ValueError(f"{graph.path}: {kind} input without quantization parameters")
+        s, zero = q
+        shift = 128 if kind == "INT8" else 0  # int8 input = RGB - 128
+        scale, offset = np.float64(s), np.float64(-s * (zero + shift))
+        steps.append(f"input quantization ({kind}, scale {s:.6g}, zero point {zero})")
+    elif kind == "FLOAT32":
+        scale, offset = np.float64(1.0), np.float64(0.0)
+    else:
+        raise ValueError(f"{graph.path}: input of type {kind}; supported: FLOAT32, UINT8, INT8")
+    while True:  # fold elementwise ops by constants that follow the input
+        users = graph.consumers.get(t, [])
+        if len(users) != 1:
+            break
+        op_kind, ins, outs, _ = graph.ops[users[0]]
+        if op_kind in ("QUANTIZE", "DEQUANTIZE"):
+            t = outs[0]
+            continue
+        consts = [i for i in ins if graph.is_constant(i)]
+        if op_kind not in _NORMALISE or len(consts) != 1 or len(ins) != 2:
+            break
+        c = graph.constant(consts[0]).astype(np.float64).reshape(-1)
+        if c.size not in (1, 3):
+            break
+        c = c[0] if c.size == 1 else c
+        const_first = ins.index(consts[0]) == 0
+        if op_kind == "MUL":
+            scale, offset = scale * c, offset * c
+        elif op_kind == "DIV" and not const_first:
+            scale, offset = scale / c, offset / c
+        elif op_kind == "ADD":
+            offset = offset + c
+        elif op_kind == "SUB" and not const_first:
+            offset = offset - c
+        elif op_kind == "SUB":
+            scale, offset = -scale, c - offset
+        else:
+            break
+        steps.append(f"in-graph {op_kind}")
+        t = outs[0]
+
+    def plain(v):
+        v = np.asarray(v, np.float64)
+        return float(v) if v.ndim == 0 else [float(e) for e in v]
+
+    if steps:
+        return plain(scale), plain(offset), "; ".join(steps)
+    return 1 / 127.5, -1.0, ("assumed [-1, 1] (x / 127.5 - 1): float input with no "
+                             "normalisation ops, DeepLab's MobileNet convention")
+
+
+def _ancestors(by_index, k):
+    seen, stack = set(), [k]
+    while stack:
+        node = by_index[stack.pop()]
+        for feed in node.feeds:
+            for s in feed.sources:
+                if s != INPUT and s not in seen:
+                    seen.add(s)
+                    stack.append(s)
+    return seen
+
+
+def _mobilenet_v2_alpha(convs, first):
+    from deeplab_keras.backbones.mobilenet_v2 import V2_DEF, make_divisible
+
+    c0 = first.kernel.shape[-1]
+    outs = {c.kernel.shape[-1] for c in convs if c.kind == CONV}
+    for alpha in sorted({0.35, 0.5, 0.75, 1.0, 1.3, 1.4, round(c0 / 32.0, 6)}):
+        div = 8 if alpha == 1.0 else 1
+        if make_divisible(32 * alpha, div) != c0:
+            continue
+        if all(make_divisible(ch * alpha, div) in outs for _, ch, _, _ in V2_DEF):
+            return alpha
+    return None
+
+
+def describe(path_or_graph):
+    """The DeepLab configuration a TFLite file holds, inferred from its graph.
+
+    Returns a dict: ``architecture`` and the builder keyword arguments (``backbone``, ``alpha``,
+    ``output_stride``, ``atrous_rates``, ``num_classes``, ``input_shape``, ``align_corners``,
+    ``aspp_filters``, and for v3+ ``separable``, ``low_level_filters``, ``decoder_filters``),
+    plus ``input_normalization`` (scale, offset on 0-255 RGB) and ``notes``.
+    Raises ValueError naming what does not look like a supported DeepLab network."""
+    graph, convs = read_graph(path_or_graph) if not isinstance(path_or_graph, tuple) else path_or_graph
+    path = graph.path
+    by_index = {c.index: c for c in convs}
+    first = convs[0]
+    if not (first.feeds[0].sources == {INPUT} and first.kind == CONV):
+        raise ValueError(f"{path}: the first convolution {first.describe()} does not read the image")
+    # image pooling: a conv fed through a global pooling; aspp0 shares its source, unpooled
+    pooled = [c for c in convs if len(c.feeds) == 1 and c.feeds[0].pooled]
+    if len(pooled) != 1:
+        raise ValueError(f"{path}: expected one image-pooling branch (a 1x1 conv after a global "
+                         f"average pool) in the DeepLab head, found {len(pooled)}; only DeepLab "
+                         f"v3/v3+ heads with image pooling are supported")
+    pooling = pooled[0]
+    (end,) = tuple(pooling.feeds[0].sources) if len(pooling.feeds[0].sources) == 1 else (None,)
+    if end is None or end == INPUT:
+        raise ValueError(f"{path}: the image pooling {pooling.describe()} is not fed by one backbone conv")
+    backbone = _ancestors(by_index, end) | {end}
+    branches = [c for c in convs if c is not pooling and len(c.feeds) == 1
+                and c.feeds[0].sources == {end} and not c.feeds[0].pooled]
+    aspp0 = [c for c in branches if c.kind == CONV and c.kernel.shape[:2] == (1, 1)]
+    if len(aspp0) != 1:
+        raise ValueError(f"{path}: expected one 1x1 ASPP branch next to the image pooling, "
+                         f"found {len(aspp0)}")
+    aspp0 = aspp0[0]
+    atrous = sorted((c for c in branches if c is not aspp0), key=lambda c: c.index)
+    separable = any(c.kind == DEPTHWISE for c in atrous)
+    rates = tuple(c.dilation[0] for c in atrous)
+    # backbone: MobileNetV2 (the one backbone of DeepLab's TFLite files)
+    depthwise = [by_index[k] for k in backbone if by_index[k].kind == DEPTHWISE]
+    alpha = _mobilenet_v2_alpha([by_index[k] for k in backbone], first)
+    if alpha is None or len(depthwise) != 17:
+        raise ValueError(f"{path}: the backbone ({len(backbone)} convolutions, {len(depthwise)} "
+                         f"depthwise, first {first.describe()}) is not a MobileNetV2 of any "
+                         f"standard width; only MobileNetV2 backbones are supported so far")
+    output_stride = int(np.prod([by_index[k].strides[0] for k in backbone]))
+    # classifier: the conv nothing else reads
+    fed = {s for c in convs for f in c.feeds for s in f.sources}
+    finals = [c for c in convs if c.index not in fed]
+    if len(finals) != 1:
+        raise ValueError(f"{path}: expected one classifier conv at the end, found "
+                         f"{[c.describe() for c in finals]}")
+    classifier = finals[0]
+    # decoder: a conv reading an earlier backbone feature (not the backbone end) outside the backbone
+    low = [c for c in convs if c.index not in backbone and c is not pooling and len(c.feeds) == 1
+           and c.feeds[0].sources and c.feeds[0].sources <= backbone - {end}]
+    height, width = (graph.shape(graph.inputs[0]) + (None, None, None))[1:3]
+    config = {"backbone": "mobilenet_v2", "alpha": alpha, "output_stride": output_stride,
+              "atrous_rates": rates, "num_classes": int(classifier.kernel.shape[-1]),
+              "input_shape": (height, width, 3), "align_corners": _resize_mode(graph, path),
+              "aspp_filters": int(aspp0.kernel.shape[-1])}
+    if low:
+        head_depthwise = any(c.kind == DEPTHWISE for c in convs if c.index not in backbone)
+        config.update(architecture="deeplabv3plus", separable=head_depthwise,
+                      low_level_filters=int(low[0].kernel.shape[-1]),
+                      decoder_filters=int(classifier.kernel.shape[-2]))
+    else:
+        if separable:
+            raise ValueError(f"{path}: a DeepLab v3 head (no decoder) with separable atrous "
+                             f"branches; our DeepLabV3 builds plain 3x3 atrous branches only")
+        config["architecture"] = "deeplabv3"
+    scale, offset, how = _normalisation(graph)
+    config["input_normalization"] = {"scale": scale, "offset": offset, "source": how}
+    return config
+
+
+def builder_config(config):
+    """The keyword arguments of :func:`deeplab_keras.models.build_model` from :func:`describe`."""
+    kwargs = {k: v for k, v in config.items() if k not in ("architecture", "input_normalization")}
+    kwargs["atrous_rates"] = tuple(kwargs["atrous_rates"])
+    return config["architecture"], kwargs
+
+
+def set_input_normalization(model, scale, offset):
+    """Make the model's in-graph ``preprocessing`` compute ``x * scale + offset`` on 0-255 RGB."""
+    layer = model.get_layer("preprocessing")
+    layer.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
+    layer.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
+
+
+def from_tflite(path, *, input_shape=None, **overrides):
+    """Build the Keras DeepLab model a TFLite file holds and import its weights by structure.
+
+    Everything is read from the file's graph (see :func:`describe`); the model takes raw 0-255
+    RGB like every other model of ours and outputs logits at the input size. ``input_shape``
+    (e.g. ``(None, None, 3)``) and other builder keyword arguments override what the file says.
+    """
+    from deeplab_keras.importers.tflite_match import import_structural
+    from deeplab_keras.models import build_model
+
+    parsed = read_graph(path)
+    config = describe(parsed)
+    architecture, kwargs = builder_config(config)
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape)
+    kwargs.update(overrides)
+    kwargs.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0].replace(".", "_"))
+    model = build_model(architecture, weights=None, **kwargs)
+    norm = config["input_normalization"]
+    set_input_normalization(model, norm["scale"], norm["offset"])
+    import_structural(model, parsed)
+    return model
