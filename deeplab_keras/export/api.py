@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from deeplab_keras.export import calibration, convert, graph, parity
+from deeplab_keras.export import calibration, convert, graph, handoff, mobile, parity
 from deeplab_keras.export.runtime import Artifact
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -39,7 +39,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                  output_mode="classes", calibration_data=None, parity_data=None,
                  num_calibration=16, num_parity=4, io_dtype="uint8", gpu_delegate=False,
                  opset=17, labels=None, report_dir=None, name=None, threshold=None,
-                 qat_model=None, architecture=None, extra_notes=None):
+                 qat_model=None, architecture=None, extra_notes=None, target=None):
     """Export ``model`` (a deeplab_keras Keras 3 model) to ``output`` and verify it.
 
     Args:
@@ -57,6 +57,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         labels: class names to embed (TFLite Model.metadata / ONNX metadata_props / SavedModel
             assets.extra/deeplab_keras.json).
         threshold: override the agreement threshold of the gate.
+        target: None/"tflite", or "mediapipe": a .tflite with a 4-D score output (logits unless
+            ``output_mode="probabilities"``), standard image-segmenter metadata with the labels,
+            gated by MediaPipe's ImageSegmenter (see :mod:`deeplab_keras.export.mobile`).
     Returns:
         the report dict (also written to ``report_dir`` as JSON + markdown when given).
     Raises:
@@ -74,6 +77,10 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         raise ValueError("gpu_delegate applies to TFLite exports only")
     if gpu_delegate and output_mode == "classes":
         output_mode = "logits"
+    # -- mobile (issue 10): mediapipe target contract
+    output_mode = mobile.check_target(target, format, output_mode, quantize, io_dtype)
+    for_mediapipe = target == "mediapipe"
+    # -- end mobile
     size = graph.parse_size(input_size)
     serve = graph.serving_function(model, size, output_mode, gpu_delegate)
     num_classes = _num_classes(model)
@@ -88,7 +95,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
     if parity_data is not None:
         check_images, parity_desc = calibration.get_images(parity_data, size, num_parity)
     elif calib is not None and calibration_data is not None:
-        check_images, parity_desc = calib[:num_parity], f"the first {min(num_parity, len(calib))} calibration images"
+        # images after the calibration ones (not used for calibration) when the source has them
+        check_images, parity_desc = calibration.held_out(calibration_data, size, num_calibration,
+                                                         num_parity, calib)
     elif calibration_data is not None:
         check_images, parity_desc = calibration.get_images(calibration_data, size, num_parity)
     else:
@@ -99,6 +108,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                 "quantize": quantize, "model": model.name}
     tmp = _temp_path(output, format)
     _remove(tmp)
+    std_md = None  # mobile (issue 10): standard-metadata status of a TFLite file
     try:
         if format == "tflite":
             source = serve
@@ -106,6 +116,8 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                 source = graph.serving_function(qat_model, size, output_mode, gpu_delegate)
             rep = calibration.representative_dataset(calib) if calib is not None else None
             convert.to_tflite(source, tmp, quantize, rep, io_dtype, metadata)
+            # -- mobile (issue 10): standard TFLite metadata (MediaPipe / Task Library)
+            std_md = mobile.add_metadata(tmp, labels, output_mode, name, required=for_mediapipe)
         elif format == "onnx":
             convert.to_onnx(serve, tmp, opset, metadata)
         else:
@@ -130,6 +142,23 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         metrics = parity.compare(art, serve, check_images, num_classes)
         del art
         passed, reasons, thr = parity.check(metrics, quantize, threshold)
+        # -- mobile (issue 10): MediaPipe ImageSegmenter gate and the app-developer hand-off
+        deploy = handoff.describe(tmp, format, output_mode, labels) or {}
+        if format == "tflite":
+            deploy["standard_metadata"] = std_md
+            if std_md is None:
+                notes["mediapipe"] = deploy["mediapipe"] = mobile.metadata.MEDIAPIPE_NEEDS_SCORES
+            elif std_md.startswith("image segmenter"):
+                mp_metrics = mobile.gate(tmp, serve, check_images, labels, quantize, for_mediapipe)
+                if mp_metrics is not None:
+                    metrics.update(mp_metrics)
+                    passed = passed and mp_metrics["mediapipe_passed"]
+                    reasons = reasons + mp_metrics["mediapipe_reasons"]
+                    deploy["mediapipe"] = (f"ImageSegmenter loads it; category-mask agreement with Keras "
+                                           f"{mp_metrics['mediapipe_agreement_with_keras']:.4f} on "
+                                           f"{len(check_images)} parity images")
+        deploy["snippets"] = handoff.snippets(output) if format == "tflite" else None
+        # -- end mobile
         size_bytes = (os.path.getsize(tmp) if os.path.isfile(tmp) else
                       sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs))
         report = {"name": name, "output": os.fspath(output), "format": format, "quantize": quantize,
@@ -139,8 +168,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                   "parity_images": parity_desc, "parity": metrics, "threshold": thr,
                   "passed": passed, "reasons": reasons, "size_bytes": size_bytes,
                   "convert_s": round(t_convert, 2), "parity_s": round(time.perf_counter() - t1, 2),
-                  "notes": notes}
+                  "notes": notes, "target": target or format, "deploy": deploy}
         if report_dir:
+            deploy["label_file"] = handoff.write_label_file(labels, report_dir, name)
             report["report_files"] = parity.write_report(report, report_dir, name)
         if not passed:
             raise parity.ParityError(f"{name}: parity gate failed ({'; '.join(reasons)}); "
