@@ -36,7 +36,7 @@ def _num_classes(model):
 
 
 def export_model(model, output, format="tflite", quantize="none", input_size=513,
-                 output_mode="classes", calibration_data=None, parity_data=None,
+                 output_mode=None, calibration_data=None, parity_data=None,
                  num_calibration=16, num_parity=4, io_dtype="uint8", gpu_delegate=False,
                  opset=17, labels=None, report_dir=None, name=None, threshold=None,
                  qat_model=None, architecture=None, extra_notes=None, target=None):
@@ -48,7 +48,8 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
             ``calibration_data``) or "qat" (needs ``qat_model`` from
             :func:`deeplab_keras.export.qat.quantization_aware_model`).
         input_size: N or (H, W); the artifact has a fixed [1, H, W, 3] input.
-        output_mode: "classes" (default), "logits", "probabilities" or "lowres_logits".
+        output_mode: "classes" (default; "logits" for target="mediapipe"), "logits",
+            "probabilities" or "lowres_logits".
         calibration_data / parity_data: a folder of images, a list of files, an (N, H, W, 3)
             array, a tf.data pipeline, or None (parity falls back to the calibration images,
             then to deterministic synthetic images).
@@ -75,6 +76,8 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         raise ValueError("quantize='qat' needs qat_model (see deeplab_keras.export.qat)")
     if gpu_delegate and format != "tflite":
         raise ValueError("gpu_delegate applies to TFLite exports only")
+    if output_mode is None:  # mobile (issue 10): MediaPipe needs 4-D scores
+        output_mode = "logits" if target == "mediapipe" else "classes"
     if gpu_delegate and output_mode == "classes":
         output_mode = "logits"
     # -- mobile (issue 10): mediapipe target contract

@@ -56,10 +56,10 @@ def write_label_file(labels, folder, name):
 def snippets(file_name):
     base = os.path.basename(file_name)
     python = (f"from mediapipe.tasks.python import vision, BaseOptions\n"
-              f"seg = vision.ImageSegmenter.create_from_options(vision.ImageSegmenterOptions(\n"
-              f"    base_options=BaseOptions(model_asset_path=\"{base}\"), output_category_mask=True))\n"
-              f"mask = seg.segment(mp.Image.create_from_file(\"photo.jpg\")).category_mask.numpy_view()\n"
-              f"names = seg.labels")
+              f"with vision.ImageSegmenter.create_from_options(vision.ImageSegmenterOptions(\n"
+              f"        base_options=BaseOptions(model_asset_path=\"{base}\"), output_category_mask=True)) as seg:\n"
+              f"    mask = seg.segment(mp.Image.create_from_file(\"photo.jpg\")).category_mask.numpy_view()\n"
+              f"    names = seg.labels")
     kotlin = (f"val seg = ImageSegmenter.createFromOptions(context, ImageSegmenter.ImageSegmenterOptions.builder()\n"
               f"    .setBaseOptions(BaseOptions.builder().setModelAssetPath(\"{base}\").build())\n"
               f"    .setOutputCategoryMask(true).setOutputConfidenceMasks(false).build())\n"
