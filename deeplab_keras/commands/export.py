@@ -31,7 +31,7 @@ def add_parser(subparsers):
                    help="mediapipe: a .tflite for MediaPipe ImageSegmenter / the Task Library "
                    "(4-D score output, standard metadata, gated by running ImageSegmenter)")
     p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8", "qat"),
-                   help="TFLite quantization (default none = float32)")
+                   help="quantization (default none = float32); ONNX: none or int8 (onnxruntime static QDQ)")
     p.add_argument("--input-size", required=True, help="N or HxW: the artifact's fixed input size")
     p.add_argument("--output-mode", default=None,
                    choices=("classes", "logits", "probabilities", "lowres_logits"),

@@ -44,8 +44,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
 
     Args:
         format: "saved_model", "tflite" or "onnx".
-        quantize: TFLite only: "none", "float16", "dynamic", "int8" (post-training, calibrated on
-            ``calibration_data``) or "qat" (needs ``qat_model`` from
+        quantize: "none", "float16", "dynamic", "int8" (post-training, calibrated on
+            ``calibration_data``; for ONNX too: onnxruntime static QDQ, per-channel weights) or
+            "qat" (needs ``qat_model`` from
             :func:`deeplab_keras.export.qat.quantization_aware_model`).
         input_size: N or (H, W); the artifact has a fixed [1, H, W, 3] input.
         output_mode: "classes" (default; "logits" for target="mediapipe"), "logits",
@@ -70,8 +71,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     if quantize not in convert.QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(convert.QUANTIZE_MODES)}, got {quantize!r}")
-    if format != "tflite" and quantize != "none":
-        raise ValueError(f"quantize={quantize!r} is for TFLite; {format} exports are float32")
+    if format != "tflite" and quantize != "none" and not (format == "onnx" and quantize == "int8"):
+        raise ValueError(f"quantize={quantize!r} is for TFLite (ONNX: none or int8); {format} "
+                         "exports are float32")
     if quantize == "qat" and qat_model is None:
         raise ValueError("quantize='qat' needs qat_model (see deeplab_keras.export.qat)")
     if gpu_delegate and format != "tflite":
@@ -123,6 +125,14 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
             std_md = mobile.add_metadata(tmp, labels, output_mode, name, required=for_mediapipe)
         elif format == "onnx":
             convert.to_onnx(serve, tmp, opset, metadata)
+            if quantize == "int8":  # -- mobile (issue 10): onnxruntime static QDQ, per-channel
+                from deeplab_keras.export import onnx_quant
+                float_tmp = tmp + ".float.onnx"
+                os.replace(tmp, float_tmp)
+                try:
+                    onnx_quant.quantize_int8(float_tmp, tmp, calib)
+                finally:
+                    _remove(float_tmp)
         else:
             convert.to_saved_model(serve, tmp, metadata)
         t_convert = time.perf_counter() - t0
