@@ -19,7 +19,7 @@ from deeplab_keras.evaluation.evaluator import _batches, _dataset_info
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 
-def _output_mode(path, fmt):
+def output_mode(path, fmt):
     from deeplab_keras.export import convert
     try:
         meta = (convert.read_tflite_metadata(path) if fmt == "tflite" else
@@ -29,7 +29,7 @@ def _output_mode(path, fmt):
     return (meta or {}).get("output")
 
 
-def _predict(art, image, mode):
+def predict_classes(art, image, mode):
     """(H, W) int class map of ``image`` (H, W, 3) from the artifact."""
     import tensorflow as tf
     h, w = image.shape[:2]
@@ -53,7 +53,7 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
     JSON-ready dict plus ``artifact`` (path, format, input, output mode, runtime)."""
     from deeplab_keras.export.runtime import Artifact
     art = Artifact(path, num_threads=num_threads)
-    mode = _output_mode(path, art.format)
+    mode = output_mode(path, art.format)
     info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
     if limit is not None and int(limit) < 1:
         raise ValueError(f"limit must be a positive number of images, got {limit!r}")
@@ -61,7 +61,7 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
     count, start = 0, time.perf_counter()
     for images, labels in _batches(data, info, limit):
         for image, label in zip(images, labels):
-            pred = _predict(art, np.asarray(image, np.float32), mode)
+            pred = predict_classes(art, np.asarray(image, np.float32), mode)
             if pred.max(initial=0) >= info.num_classes:
                 raise ValueError(f"{path} predicts class {int(pred.max())} but the dataset "
                                  f"{info.name!r} has {info.num_classes} classes")

@@ -162,7 +162,8 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
             if std_md is None:
                 notes["mediapipe"] = deploy["mediapipe"] = mobile.metadata.MEDIAPIPE_NEEDS_SCORES
             elif std_md.startswith("image segmenter"):
-                mp_metrics = mobile.gate(tmp, serve, check_images, labels, quantize, for_mediapipe)
+                mp_metrics = mobile.gate(tmp, serve, check_images, labels, quantize, for_mediapipe,
+                                         threshold)
                 if mp_metrics is not None:
                     metrics.update(mp_metrics)
                     passed = passed and mp_metrics["mediapipe_passed"]

@@ -55,10 +55,12 @@ def add_metadata(path, labels, output_mode, name, required):
                                          else ", no labels given"))
 
 
-def gate(path, serve, images, labels, quantize, required):
-    """MediaPipe ImageSegmenter metrics on ``path`` or None when it cannot run here."""
+def gate(path, serve, images, labels, quantize, required, threshold=None):
+    """MediaPipe ImageSegmenter metrics on ``path`` or None when it cannot run here;
+    ``threshold`` (the caller's override of the agreement gate) applies to it too."""
     if not mediapipe_gate.available():
         if required:
             raise metadata.MetadataError("the mediapipe target's gate needs mediapipe installed")
         return None
-    return mediapipe_gate.compare(path, serve, images, labels=labels, quantize=quantize)
+    return mediapipe_gate.compare(path, serve, images, labels=labels, quantize=quantize,
+                                  threshold=threshold)
