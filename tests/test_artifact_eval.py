@@ -43,6 +43,11 @@ def test_onnx_int8_is_qdq_per_channel_and_gated(tiny, tmp_path):
     # same tensor names as the TFLite file
     assert r["deploy"]["input"]["name"] == "image" and r["deploy"]["output"]["name"] == "logits"
     assert [f for f in os.listdir(tmp_path) if ".tmp" in f or ".float" in f or ".pre" in f] == []
+    # deeplab-keras benchmark runs it
+    from deeplab_keras import cli
+    assert cli.main(["benchmark", str(out), "--threads", "1", "--runs", "2", "--warmup", "1",
+                     "--same-process", "--json", str(tmp_path / "b.json")]) in (0, None)
+    assert json.loads((tmp_path / "b.json").read_text())[0]["median_ms"] > 0
 
 
 def test_onnx_rejects_other_quantization(tiny, tmp_path):

@@ -160,7 +160,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         if format == "tflite":
             deploy["standard_metadata"] = std_md
             if std_md is None:
-                notes["mediapipe"] = deploy["mediapipe"] = mobile.metadata.MEDIAPIPE_NEEDS_SCORES
+                notes["mediapipe"] = deploy["mediapipe"] = mobile.metadata.not_for_mediapipe(output_mode)
             elif std_md.startswith("image segmenter"):
                 mp_metrics = mobile.gate(tmp, serve, check_images, labels, quantize, for_mediapipe,
                                          threshold)

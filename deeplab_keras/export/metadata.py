@@ -138,9 +138,20 @@ def available():
         return False
 
 
+def not_for_mediapipe(output_mode):
+    """Why a file with this output is not for MediaPipe / the Task Library (None if it is)."""
+    if output_mode in SCORE_MODES:
+        return None
+    if output_mode == "classes":
+        return MEDIAPIPE_NEEDS_SCORES
+    return (f"output '{output_mode}' is below the input resolution; this file carries no standard "
+            "metadata. For MediaPipe ImageSegmenter / the Task Library export --target mediapipe "
+            "(4-D logits at the input size).")
+
+
 def check_output(output_mode):
     if output_mode not in SCORE_MODES:
-        raise MetadataError(f"output_mode {output_mode!r}: " + MEDIAPIPE_NEEDS_SCORES)
+        raise MetadataError(f"output_mode {output_mode!r}: " + not_for_mediapipe(output_mode))
 
 
 def write_segmenter_metadata(model_bytes, labels, output_mode, name, description=None,
