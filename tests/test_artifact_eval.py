@@ -141,3 +141,22 @@ def test_camvid_int8_onnx_and_tflite_on_labels(tmp_path):
         got = evaluate_artifact(out, pairs, dataset="camvid", num_threads=2)["miou"]
         print(f"camvid first 8 val: keras {100 * ref:.2f}, {fmt} int8 {100 * got:.2f}")
         assert abs(got - ref) * 100 < 1.5
+
+
+@pytest.mark.parametrize("mode", ["classes", "lowres_logits"])
+def test_evaluate_artifact_other_image_size(tiny, tmp_path, mode):
+    """Images of another size than the file's input: resized in, output brought back to the
+    label's size (labels never resampled); lowres logits are upsampled before the argmax."""
+    from PIL import Image
+    from deeplab_keras import data
+    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, img in enumerate(synthetic_images((60, 80), 2, seed=9)):
+        Image.fromarray(img.astype("uint8")).save(root / "images" / f"{i}.png")
+        Image.fromarray(np.full((60, 80), i, np.uint8)).save(root / "masks" / f"{i}.png")
+    out = tmp_path / "m.tflite"
+    export_model(tiny, out, "tflite", "none", SIZE, output_mode=mode)
+    r = evaluate_artifact(out, data.list_pairs("folder", str(root), "val"), dataset=data.custom_info(5, 255))
+    assert r["num_pixels"] == 2 * 60 * 80 and r["artifact"]["output_mode"] == mode
