@@ -180,3 +180,15 @@ def test_camvid_preset_in_mediapipe(camvid_model, tmp_path, quantize, threshold)
     assert m["mediapipe_agreement_with_keras"] >= threshold, m
     assert m["mediapipe_labels"] == labels
     print(f"camvid {quantize}: MediaPipe agreement {m['mediapipe_agreement_with_keras']:.4f} on {r['parity_images']}")
+
+
+def test_mediapipe_target_without_mediapipe_is_a_clear_error(tiny, tmp_path, monkeypatch):
+    """No mediapipe: the mediapipe target refuses (naming the extra); a plain logits TFLite
+    export still works and says the standard metadata was not written."""
+    monkeypatch.setattr(metadata, "available", lambda: False)
+    with pytest.raises(metadata.MetadataError, match=r"deeplab-keras\[mobile\]"):
+        export_model(tiny, tmp_path / "x.tflite", "tflite", "none", SIZE, target="mediapipe")
+    assert not (tmp_path / "x.tflite").exists()
+    r = export_model(tiny, tmp_path / "y.tflite", "tflite", "none", SIZE, output_mode="logits")
+    assert r["passed"] and "not written" in r["deploy"]["standard_metadata"]
+    assert "mediapipe_agreement_with_keras" not in r["parity"]
