@@ -18,8 +18,14 @@ EXTRAS = {
     "tflite": ["ai-edge-litert>=1.0"],
     "qat": ["tensorflow-model-optimization>=0.8", "tf_keras>=2.16,<2.21"],
     "crf": ["pydensecrf2>=1.0"],
+    # MediaPipe Tasks: standard TFLite metadata writers + the ImageSegmenter gate (export --target mediapipe)
+    "mobile": ["mediapipe>=1.2"],
 }
-EXTRAS["all"] = sorted({d for deps in EXTRAS.values() for d in deps})
+# mediapipe 1.2 pins absl-py~=2.3 and tensorflow-model-optimization 0.8 pins absl-py~=1.2: pip
+# cannot resolve both in one install (it backtracks through every tensorflow release), so [all]
+# and [dev] leave [mobile] out; install it after: pip install -e ".[dev]" && pip install -e ".[mobile]"
+# (both import and run together; pip check then reports only tfmot's absl-py pin).
+EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items() if name != "mobile" for d in deps})
 EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
 
 setup(

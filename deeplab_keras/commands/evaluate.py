@@ -9,6 +9,12 @@ The model comes from ``--preset``, or from ``--weights``: a ``.keras`` file is c
 weight files need the architecture from ``--config`` (a preset JSON, a training config/recipe with
 ``architecture`` + ``model``, or plain builder arguments; a file or an inline JSON string) and/or
 ``--architecture``. ``num_classes`` defaults to the dataset's.
+
+``--artifact FILE.tflite|FILE.onnx|SAVED_MODEL_DIR`` evaluates an exported file itself (LiteRT /
+onnxruntime / TensorFlow), single scale, with the same metrics:
+
+    deeplab-keras evaluate --artifact camvid_int8.tflite --dataset camvid \
+        --data-root ../shared/data/camvid --split val
 """
 import json
 import os
@@ -36,6 +42,9 @@ def add_parser(subparsers):
     src.add_argument("--weights", help="weights file (.keras, .weights.h5, .tflite, ...) or preset")
     src.add_argument("--config", help="JSON file or string: preset, training config or builder kwargs")
     src.add_argument("--architecture", help="deeplabv1 | deeplabv2 | deeplabv3 | deeplabv3plus")
+    src.add_argument("--artifact", help="an exported .tflite / .onnx file or SavedModel folder: "
+                     "evaluate the file itself (LiteRT / onnxruntime) instead of a Keras model")
+    src.add_argument("--threads", type=int, help="runtime threads for --artifact")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", required=True,
                       help="camvid | voc | cityscapes | ade20k | folder (images/ + masks/)")
@@ -126,6 +135,8 @@ def run(args):
         if args.limit < 1:
             raise ValueError(f"--limit must be positive, got {args.limit}")
         pairs = pairs[:args.limit]
+    if args.artifact:  # -- mobile (issue 10): evaluate an exported file
+        return _run_artifact(args, info, pairs)
     model = build_model(args, info.num_classes)
     result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
                       sliding_window=args.sliding_window, overlap=args.overlap,
@@ -134,6 +145,29 @@ def run(args):
     result.update(split=args.split, data_root=os.path.abspath(args.data_root),
                   model={"preset": args.preset, "weights": args.weights, "name": model.name})
     print(f"{model.name} on {args.dataset} {args.split}")
+    print(format_table(result))
+    if args.output:
+        print(f"wrote {write_json(result, args.output)}")
+    return 0
+
+
+def _run_artifact(args, info, pairs):
+    """``--artifact``: the exported file on the labelled split (issue 10)."""
+    from deeplab_keras.evaluation import format_table, write_json
+    from deeplab_keras.evaluation.artifact import evaluate_artifact
+
+    if args.preset or args.weights or args.config or args.architecture:
+        raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"
+                         "--config/--architecture")
+    if _floats(args.scales) != [1.0] or args.flip or args.sliding_window or args.crf:
+        raise ValueError("--artifact runs the file at its fixed input size: --scales/--flip/"
+                         "--sliding-window/--crf apply to Keras models only")
+    result = evaluate_artifact(args.artifact, pairs, dataset=info, num_threads=args.threads,
+                               progress=args.progress)
+    result.update(split=args.split, data_root=os.path.abspath(args.data_root))
+    a = result["artifact"]
+    print(f"{args.artifact} ({a['format']}, {a['runtime']}, input {a['input_shape']} {a['input_dtype']}, "
+          f"output {a['output_mode'] or 'by shape'}) on {args.dataset} {args.split}")
     print(format_table(result))
     if args.output:
         print(f"wrote {write_json(result, args.output)}")

@@ -6,8 +6,7 @@ import time
 
 import numpy as np
 
-from deeplab_keras.export import calibration, convert, graph, parity
-from deeplab_keras.export import ownership
+from deeplab_keras.export import calibration, convert, graph, handoff, mobile, ownership, parity
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
 
@@ -38,19 +37,22 @@ def _num_classes(model):
 
 
 def export_model(model, output, format="tflite", quantize="none", input_size=513,
-                 output_mode="classes", calibration_data=None, parity_data=None,
+                 output_mode=None, calibration_data=None, parity_data=None,
                  num_calibration=16, num_parity=4, io_dtype="uint8", gpu_delegate=False,
                  opset=17, labels=None, report_dir=None, name=None, threshold=None,
-                 qat_model=None, architecture=None, extra_notes=None, overwrite=False):
+                 qat_model=None, architecture=None, extra_notes=None, target=None,
+                 overwrite=False):
     """Export ``model`` (a deeplab_keras Keras 3 model) to ``output`` and verify it.
 
     Args:
         format: "saved_model", "tflite" or "onnx".
-        quantize: TFLite only: "none", "float16", "dynamic", "int8" (post-training, calibrated on
-            ``calibration_data``) or "qat" (needs ``qat_model`` from
+        quantize: "none", "float16", "dynamic", "int8" (post-training, calibrated on
+            ``calibration_data``; for ONNX too: onnxruntime static QDQ, per-channel weights) or
+            "qat" (needs ``qat_model`` from
             :func:`deeplab_keras.export.qat.quantization_aware_model`).
         input_size: N or (H, W); the artifact has a fixed [1, H, W, 3] input.
-        output_mode: "classes" (default), "logits", "probabilities" or "lowres_logits".
+        output_mode: "classes" (default; "logits" for target="mediapipe"), "logits",
+            "probabilities" or "lowres_logits".
         calibration_data / parity_data: a folder of images, a list of files, an (N, H, W, 3)
             array, a tf.data pipeline, or None (parity falls back to the calibration images,
             then to deterministic synthetic images).
@@ -61,6 +63,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         threshold: override the agreement threshold of the gate.
         overwrite: replace an existing ``output`` that is not a previous export of ours
             (default: refuse with OutputExistsError before any work).
+        target: None/"tflite", or "mediapipe": a .tflite with a 4-D score output (logits unless
+            ``output_mode="probabilities"``), standard image-segmenter metadata with the labels,
+            gated by MediaPipe's ImageSegmenter (see :mod:`deeplab_keras.export.mobile`).
     Returns:
         the report dict (also written to ``report_dir`` as JSON + markdown when given).
     Raises:
@@ -70,15 +75,22 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     if quantize not in convert.QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {', '.join(convert.QUANTIZE_MODES)}, got {quantize!r}")
-    if format != "tflite" and quantize != "none":
-        raise ValueError(f"quantize={quantize!r} is for TFLite; {format} exports are float32")
+    if format != "tflite" and quantize != "none" and not (format == "onnx" and quantize == "int8"):
+        raise ValueError(f"quantize={quantize!r} is for TFLite (ONNX: none or int8); {format} "
+                         "exports are float32")
     if quantize == "qat" and qat_model is None:
         raise ValueError("quantize='qat' needs qat_model (see deeplab_keras.export.qat)")
     if gpu_delegate and format != "tflite":
         raise ValueError("gpu_delegate applies to TFLite exports only")
     ownership.check_output(output, overwrite)  # issue 11: refuse before any work
+    if output_mode is None:  # mobile (issue 10): MediaPipe needs 4-D scores
+        output_mode = "logits" if target == "mediapipe" else "classes"
     if gpu_delegate and output_mode == "classes":
         output_mode = "logits"
+    # -- mobile (issue 10): mediapipe target contract
+    output_mode = mobile.check_target(target, format, output_mode, quantize, io_dtype)
+    for_mediapipe = target == "mediapipe"
+    # -- end mobile
     size = graph.parse_size(input_size)
     serve = graph.serving_function(model, size, output_mode, gpu_delegate)
     num_classes = _num_classes(model)
@@ -93,7 +105,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
     if parity_data is not None:
         check_images, parity_desc = calibration.get_images(parity_data, size, num_parity)
     elif calib is not None and calibration_data is not None:
-        check_images, parity_desc = calib[:num_parity], f"the first {min(num_parity, len(calib))} calibration images"
+        # images after the calibration ones (not used for calibration) when the source has them
+        check_images, parity_desc = calibration.held_out(calibration_data, size, num_calibration,
+                                                         num_parity, calib)
     elif calibration_data is not None:
         check_images, parity_desc = calibration.get_images(calibration_data, size, num_parity)
     else:
@@ -104,6 +118,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                 "quantize": quantize, "model": model.name}
     tmp = _temp_path(output, format)
     _remove(tmp)
+    std_md = None  # mobile (issue 10): standard-metadata status of a TFLite file
     try:
         if format == "tflite":
             source = serve
@@ -111,8 +126,18 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                 source = graph.serving_function(qat_model, size, output_mode, gpu_delegate)
             rep = calibration.representative_dataset(calib) if calib is not None else None
             convert.to_tflite(source, tmp, quantize, rep, io_dtype, metadata)
+            # -- mobile (issue 10): standard TFLite metadata (MediaPipe / Task Library)
+            std_md = mobile.add_metadata(tmp, labels, output_mode, name, required=for_mediapipe)
         elif format == "onnx":
             convert.to_onnx(serve, tmp, opset, metadata)
+            if quantize == "int8":  # -- mobile (issue 10): onnxruntime static QDQ, per-channel
+                from deeplab_keras.export import onnx_quant
+                float_tmp = tmp + ".float.onnx"
+                os.replace(tmp, float_tmp)
+                try:
+                    onnx_quant.quantize_int8(float_tmp, tmp, calib)
+                finally:
+                    _remove(float_tmp)
         else:
             convert.to_saved_model(serve, tmp, metadata)
         t_convert = time.perf_counter() - t0
@@ -135,6 +160,24 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
         metrics = parity.compare(art, serve, check_images, num_classes)
         del art
         passed, reasons, thr = parity.check(metrics, quantize, threshold)
+        # -- mobile (issue 10): MediaPipe ImageSegmenter gate and the app-developer hand-off
+        deploy = handoff.describe(tmp, format, output_mode, labels) or {}
+        if format == "tflite":
+            deploy["standard_metadata"] = std_md
+            if std_md is None:
+                notes["mediapipe"] = deploy["mediapipe"] = mobile.metadata.not_for_mediapipe(output_mode)
+            elif std_md.startswith("image segmenter"):
+                mp_metrics = mobile.gate(tmp, serve, check_images, labels, quantize, for_mediapipe,
+                                         threshold)
+                if mp_metrics is not None:
+                    metrics.update(mp_metrics)
+                    passed = passed and mp_metrics["mediapipe_passed"]
+                    reasons = reasons + mp_metrics["mediapipe_reasons"]
+                    deploy["mediapipe"] = (f"ImageSegmenter loads it; category-mask agreement with Keras "
+                                           f"{mp_metrics['mediapipe_agreement_with_keras']:.4f} on "
+                                           f"{len(check_images)} parity images")
+        deploy["snippets"] = handoff.snippets(output) if format == "tflite" else None
+        # -- end mobile
         size_bytes = (os.path.getsize(tmp) if os.path.isfile(tmp) else
                       sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs))
         report = {"name": name, "output": os.fspath(output), "format": format, "quantize": quantize,
@@ -144,8 +187,9 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
                   "parity_images": parity_desc, "parity": metrics, "threshold": thr,
                   "passed": passed, "reasons": reasons, "size_bytes": size_bytes,
                   "convert_s": round(t_convert, 2), "parity_s": round(time.perf_counter() - t1, 2),
-                  "notes": notes}
+                  "notes": notes, "target": target or format, "deploy": deploy}
         if report_dir:
+            deploy["label_file"] = handoff.write_label_file(labels, report_dir, name)
             report["report_files"] = parity.write_report(report, report_dir, name)
         if not passed:
             raise parity.ParityError(f"{name}: parity gate failed ({'; '.join(reasons)}); "

@@ -86,6 +86,25 @@ def get_images(source, size, count, seed=0):
     return from_dataset(source, size, count), f"{count} images from a tf.data pipeline (at most)"
 
 
+def held_out(source, size, num_calibration, num_parity, calib):
+    """``(images, description)`` for the parity gate: images of ``source`` after the
+    ``num_calibration`` used for calibration, so the gate's agreement is not measured on the
+    images the quantizer saw. Falls back to the calibration images (and says so) when the source
+    has no others (a tf.data pipeline, an array, too few files)."""
+    files = None
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        files = list_images(os.fspath(source))
+    elif isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
+        files = list(source)
+    if files is not None and len(files) > num_calibration:
+        rest = files[num_calibration:num_calibration + num_parity]
+        return ([load_image(f, size) for f in rest],
+                f"{len(rest)} held-out images (not used for calibration) from {os.fspath(source) if not isinstance(source, (list, tuple)) else 'the listed files'}")
+    n = min(num_parity, len(calib))
+    return calib[:n], (f"the first {n} calibration images (the calibration source has no other "
+                       "images; give parity images for a held-out check)")
+
+
 def representative_dataset(images):
     """Converter calibration generator. Each sample gets one pixel at 0 and one at 255 so the
     input range is exactly [0, 255]: uint8 I/O then means raw pixels (scale 1, zero point 0)."""

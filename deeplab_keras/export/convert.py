@@ -54,6 +54,7 @@ def add_tflite_metadata(data, metadata):
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    _name_io_tensors(model, metadata.get("output"))
     buf = schema.BufferT()
     buf.data = list(json.dumps(metadata).encode("utf-8"))
     model.buffers.append(buf)
@@ -62,6 +63,18 @@ def add_tflite_metadata(data, metadata):
     entry.buffer = len(model.buffers) - 1
     model.metadata = (model.metadata or []) + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _name_io_tensors(model, output_name):
+    """Same I/O tensor names as the ONNX file: input ``image``, output = the output mode
+    (the converter names the output ``Identity``)."""
+    if not output_name:
+        return
+    sg = model.subgraphs[0]
+    if len(sg.inputs) == 1:
+        sg.tensors[sg.inputs[0]].name = b"image"
+    if len(sg.outputs) == 1:
+        sg.tensors[sg.outputs[0]].name = output_name.encode()
 
 
 def read_tflite_metadata(path):

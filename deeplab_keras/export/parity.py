@@ -28,6 +28,15 @@ THRESHOLDS = {"none": 0.99, "float16": 0.98, "dynamic": 0.95, "int8": 0.90, "qat
 FLOAT_LOGIT_RTOL = 1e-3
 
 
+METRIC_NAMES = {  # report wording that cannot be read as accuracy against labels
+    "agreement": "agreement with Keras argmax (fraction of pixels)",
+    "miou_vs_keras": "mIoU of the artifact's class map taking the Keras class map as truth (100 = identical)",
+    "miou_delta": "100 - the above (disagreement with Keras, not a loss against labels)",
+    "mediapipe_agreement_with_keras": "MediaPipe ImageSegmenter category mask: agreement with Keras argmax",
+    "mediapipe_labels_match": "MediaPipe labels equal the model's labels",
+}
+
+
 class ParityError(ValueError):
     """The exported artifact does not reproduce the Keras model within the gate."""
 
@@ -113,13 +122,19 @@ def to_markdown(report):
              f"- gate: agreement >= {report.get('threshold')} -> **{'PASS' if report.get('passed') else 'FAIL'}**"]
     for r in report.get("reasons", []):
         lines.append(f"  - {r}")
-    lines += ["", "| metric | value |", "|---|---|"]
+    lines += ["", "Figures compare the artifact with the Keras model on the parity images (not with "
+              "ground-truth labels: for accuracy on a labelled set run `deeplab-keras evaluate --artifact`).",
+              "", "| metric | value |", "|---|---|"]
     for k in ("agreement", "miou_vs_keras", "miou_delta", "max_abs_error", "mean_abs_error",
-              "reference_range", "images", "pixels"):
+              "reference_range", "images", "pixels", "mediapipe_agreement_with_keras",
+              "mediapipe_labels_match"):
         if k in m:
             v = m[k]
+            k = METRIC_NAMES.get(k, k)
             lines.append(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |")
     for k, v in report.get("notes", {}).items():
         lines.append(f"- {k}: {v}")
+    from deeplab_keras.export import handoff
+    lines += handoff.to_markdown(report)
     lines.append(f"\n_generated {time.strftime('%Y-%m-%d %H:%M:%S')}_")
     return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Evaluate an exported file itself (``.tflite`` with LiteRT, ``.onnx`` with onnxruntime, a
+SavedModel directory with TensorFlow) on a labelled dataset, with the same metrics and result
+dict as :func:`deeplab_keras.evaluation.evaluate` for a Keras model.
+
+    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    result = evaluate_artifact("camvid_int8.tflite", data.list_pairs("camvid", root, "val"),
+                               dataset="camvid")
+
+The file has a fixed input size: an image of another size is resized (bilinear) to it, and the
+output is brought back to the label's size (bilinear on scores, nearest on a class map) before
+the argmax, so the labels are never resampled.
+"""
+import sys
+import time
+
+import numpy as np
+
+from deeplab_keras.evaluation.evaluator import _batches, _dataset_info
+from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
+
+
+def output_mode(path, fmt):
+    from deeplab_keras.export import convert
+    try:
+        meta = (convert.read_tflite_metadata(path) if fmt == "tflite" else
+                convert.read_onnx_metadata(path) if fmt == "onnx" else None)
+    except Exception:  # a foreign file without our metadata: decided from the output's rank
+        meta = None
+    return (meta or {}).get("output")
+
+
+def predict_classes(art, image, mode):
+    """(H, W) int class map of ``image`` (H, W, 3) from the artifact."""
+    import tensorflow as tf
+    h, w = image.shape[:2]
+    size = art.input_shape[1:3]
+    x = image if (h, w) == tuple(size) else tf.image.resize(image, size, method="bilinear").numpy()
+    y = np.asarray(art(x))
+    if mode == "classes" or (mode is None and y.ndim == 3):
+        y = y.reshape(1, size[0], size[1], 1)
+        if tuple(size) != (h, w):
+            y = tf.image.resize(y, (h, w), method="nearest").numpy()
+        return y[0, ..., 0].astype(np.int64)
+    y = y.reshape((1,) + y.shape[-3:]).astype(np.float32)
+    if y.shape[1:3] != (h, w):
+        y = tf.image.resize(y, (h, w), method="bilinear").numpy()
+    return y[0].argmax(-1).astype(np.int64)
+
+
+def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_label=None,
+                      class_names=None, limit=None, num_threads=None, progress=False):
+    """Run the exported file at ``path`` on ``data`` (as for :func:`evaluate`); returns the same
+    JSON-ready dict plus ``artifact`` (path, format, input, output mode, runtime)."""
+    from deeplab_keras.export.runtime import Artifact
+    art = Artifact(path, num_threads=num_threads)
+    mode = output_mode(path, art.format)
+    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit!r}")
+    cm = np.zeros((info.num_classes, info.num_classes), np.int64)
+    count, start = 0, time.perf_counter()
+    for images, labels in _batches(data, info, limit):
+        for image, label in zip(images, labels):
+            pred = predict_classes(art, np.asarray(image, np.float32), mode)
+            if pred.max(initial=0) >= info.num_classes:
+                raise ValueError(f"{path} predicts class {int(pred.max())} but the dataset "
+                                 f"{info.name!r} has {info.num_classes} classes")
+            cm += confusion_matrix(label, pred, info.num_classes, info.ignore_label)
+            count += 1
+            if progress:
+                print(f"evaluate: {count} images, {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    if not count:
+        raise ValueError("the evaluation data is empty")
+    seconds = time.perf_counter() - start
+    result = metrics_from_confusion(cm, names)
+    runtime = {"tflite": "LiteRT (ai_edge_litert)", "onnx": "onnxruntime CPU",
+               "saved_model": "TensorFlow"}[art.format]
+    result.update(
+        per_class={n: v for n, v in zip(names, result["per_class_iou"])},
+        confusion_matrix=cm.tolist(), num_images=count, seconds=round(seconds, 3),
+        images_per_second=round(count / seconds, 3), dataset=info.name,
+        ignore_label=info.ignore_label,
+        settings={"scales": [1.0], "flip": False, "sliding_window": None, "crf": None},
+        artifact={"path": str(path), "format": art.format, "runtime": runtime,
+                  "input_shape": list(art.input_shape), "input_dtype": art.input_dtype.name,
+                  "output_mode": mode})
+    return result
