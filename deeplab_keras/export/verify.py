@@ -58,7 +58,7 @@ def demo_step(ctx):
     synthetic road scenes drawn by the demo and gated on 4 others; prints the table."""
     import numpy as np
 
-    from deeplab_keras.commands.demo import road_scene
+    from deeplab_keras.data.synthetic import road_scene
 
     image = ctx["image"]
     prep = (ctx.get("preset") or {}).get("preprocessing") or {}
