@@ -29,8 +29,9 @@ from deeplab_keras import frontend
 BUILDERS = {}
 #: keyword arguments of every builder that describe the model's use, not its graph
 METADATA = ("labels", "palette", "ignore_label", "preprocessing")
-#: builder arguments that are not part of the config (inputs of one build only)
-_NOT_CONFIG = ("weights", "input_tensor")
+#: builder arguments that are not part of the config (inputs of one build only; the name is
+#: the model's own, in get_config()["name"])
+_NOT_CONFIG = ("weights", "input_tensor", "name")
 _weights_loader = []
 
 
@@ -188,7 +189,7 @@ class DeepLab(keras.Model):
             raise ValueError("a DeepLab config needs 'architecture' (and 'config', the builder "
                              "arguments): it comes from DeepLab.get_config()")
         kwargs = dict(config.get("config") or {})
-        kwargs["name"] = config.get("name") or kwargs.get("name")
+        kwargs["name"] = config.get("name")
         model = build_model(config["architecture"], **kwargs,
                             **{k: config.get(k) for k in METADATA})
         model.trainable = config.get("trainable", True)
