@@ -49,7 +49,9 @@ def run(args):
         raise ValueError(f"{args.weights} is not a deeplab_keras model (it does not record its "
                          "architecture); export needs one")
     architecture, labels = model.architecture, getattr(model, "labels", None)
-    size = loader.parse_input_size(args.input_size)
+    size, extra = loader.split_input_size(args.input_size)
+    if extra:
+        raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
     qat_model, notes = None, {}
     if args.quantize == "qat":
         if args.format != "tflite":

@@ -55,6 +55,16 @@ def parse_input_size(values):
     return tuple(size)
 
 
+def split_input_size(values):
+    """``--input-size`` takes one or two tokens, but argparse hands it every token up to the next
+    flag (``--input-size 257 385 image.png``): ``(size, the tokens after the size)``."""
+    if values is None:
+        return None, []
+    values = list(values) if isinstance(values, (list, tuple)) else [str(values)]
+    count = 1 if "x" in values[0].lower() else 2 if len(values) > 1 and values[1].isdigit() else 1
+    return parse_input_size(values[:count]), values[count:]
+
+
 def add_input_size(parser, required=False, help="input size: N, H W or HxW"):
     parser.add_argument("--input-size", nargs="+", metavar="SIZE", required=required, help=help)
 

@@ -6,7 +6,7 @@ from deeplab_keras.commands import loader
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("predict", help="segment images with a preset or model file")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("images", nargs="*", metavar="IMAGE")
     loader.add_model_arguments(parser)
     parser.add_argument("--output-dir", "--output", dest="output", required=True,
                         help="output directory (--output is the same flag)")
@@ -18,10 +18,14 @@ def add_parser(subparsers):
 def run(args):
     from deeplab_keras import inference
 
+    size, extra = loader.split_input_size(args.input_size)
+    images = extra + list(args.images)
+    if not images:
+        raise ValueError("give at least one IMAGE to segment")
     model = loader.load_model(args)
-    size, align = loader.input_contract(model, loader.parse_input_size(args.input_size))
+    size, align = loader.input_contract(model, size)
     labels, palette = getattr(model, "labels", None), getattr(model, "palette", None)
-    for path in args.images:
+    for path in images:
         result = inference.segment_file(model, path, args.output, palette, size, align, labels)
         top = sorted(result["fractions"].items(), key=lambda kv: -kv[1])[:4]
         print(f"{path}: {result['classes']} {result['overlay']} "
