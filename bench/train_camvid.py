@@ -24,22 +24,20 @@ RECIPE = "zoo/recipes/camvid_deeplabv3plus_mobilenetv2.json"
 def evaluate(model, pairs, info, batch_size=4):
     """Confusion matrix over full-size images (ignore label excluded) -> IoU per class."""
     from deeplab_keras import data
+    from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
     ds = data.make_dataset(pairs, dataset_info=info, batch_size=batch_size)
     n = info.num_classes
     cm = np.zeros((n, n), np.int64)
     start = time.time()
     for images, labels in ds:
         pred = np.argmax(model.predict_on_batch(images), axis=-1)
-        labels = labels.numpy()
-        ok = (labels >= 0) & (labels < n)
-        cm += np.bincount(n * labels[ok] + pred[ok], minlength=n * n).reshape(n, n)
+        cm += confusion_matrix(labels.numpy(), pred, n, info.ignore_label)
     seconds = time.time() - start
-    tp = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - tp
-    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
-    return {"miou": float(np.nanmean(iou) * 100),
-            "per_class_iou": {name: round(float(v) * 100, 2) for name, v in zip(info.labels, iou)},
-            "pixel_accuracy": float(tp.sum() / cm.sum() * 100),
+    result = metrics_from_confusion(cm)
+    return {"miou": result["miou"] * 100,
+            "per_class_iou": {name: round(v * 100, 2) for name, v in
+                              zip(info.labels, result["per_class_iou"])},
+            "pixel_accuracy": result["pixel_accuracy"] * 100,
             "images": len(pairs), "eval_seconds": seconds,
             "confusion_matrix": cm.tolist()}
 

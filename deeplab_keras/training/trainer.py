@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from deeplab_keras import data as dkdata
+from deeplab_keras.evaluation.metrics import SegmentationMetrics
 from deeplab_keras.utils import io
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
@@ -143,8 +144,9 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     total = steps * config["epochs"]
     with strategy.scope():
         loss = SegmentationLoss(info.num_classes, info.ignore_label, cw, config["top_k_percent"])
-        metrics = [keras.metrics.MeanIoU(info.num_classes, ignore_class=info.ignore_label,
-                                         sparse_y_pred=False, name="mean_iou")]
+        # our metric: out-of-range labels make it nan instead of vanishing (keras' MeanIoU)
+        metrics = [SegmentationMetrics(info.num_classes, info.ignore_label, from_logits=True,
+                                       name="mean_iou")]
         model.compile(optimizer=make_optimizer(config, total),
                       loss=[loss] * num_outputs if num_outputs > 1 else loss,
                       metrics=[metrics] + [[]] * (num_outputs - 1) if num_outputs > 1 else metrics,
