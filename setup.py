@@ -39,6 +39,7 @@ setup(
         "keras>=3.3,<4",
         "numpy>=1.23",
         "pillow>=9",
+        "packaging>=20",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["deeplab-keras=deeplab_keras.cli:main"]},

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_keras import frontend
+from deeplab_keras.utils import versions
 from deeplab_keras.layers.resize import resize_class
 
 
@@ -129,6 +130,9 @@ def quantize(twin, depthwise_per_channel=True):
     qk = tfmot.quantization.keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry_lib)
+    versions.guard("tensorflow-model-optimization",
+                   "the QAT annotation with tfmot's internal 8-bit registry (export/qat.py quantize)",
+                   registry_lib, ("Default8BitQuantizeRegistry", "Default8BitQuantizeConfig"))
     registry = registry_lib.Default8BitQuantizeRegistry()
     Resize = resize_class(tf_keras)
     OutputQuantizeConfig = _config_classes(tfmot)
@@ -206,6 +210,9 @@ def calibrate_ranges(qat_model, images, batch_size=8):
     calibration images (weights' ranges are set from the weights in the same pass); BatchNorm
     must be frozen first (:func:`freeze_batchnorm`)."""
     from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+    versions.guard("tensorflow-model-optimization",
+                   "the activation range initialisation (export/qat.py calibrate_ranges)",
+                   quant_ops, ("MovingAvgQuantize",))
     original = quant_ops.MovingAvgQuantize
 
     def last_value(*args, **kwargs):
