@@ -72,9 +72,7 @@ def publish(result, info, zoo_dir="zoo"):
         "architecture": result["config"]["architecture"],
         "backbone_only": False,
         "config": model_cfg,
-        "dataset": "camvid",
-        "labels": list(info.labels),
-        "palette": [list(c) for c in info.palette],
+        "dataset": "camvid",  # labels, palette: data.DATASETS["camvid"] (their only copy)
         "ignore_label": info.ignore_label,
         "preprocessing": {"input_size": [360, 480], "normalization": "zero_mean_unit_range",
                           "resize": "align_corners"},
@@ -86,6 +84,8 @@ def publish(result, info, zoo_dir="zoo"):
                     "source": "measured: " + " && ".join(commands) +
                               " (101 CamVid val images at 480x360, single scale, no flip)"},
     }
+    from deeplab_keras.preset import Preset
+    Preset.from_dict(preset)  # the catalogue's schema, checked before anything is written
     path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
     write_json(path, preset)
     print("published", path, target, sha)

@@ -15,6 +15,7 @@ import os
 from deeplab_keras import download
 from deeplab_keras.importers.formats import import_weights, transfer
 from deeplab_keras.models import build_model
+from deeplab_keras.preset import Preset, model_spec
 from deeplab_keras.utils.io import atomic_path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,6 +40,7 @@ def _catalogue(root):
                 preset = json.load(f)
             except json.JSONDecodeError as err:
                 raise ValueError(f"corrupt preset file {path}: {err}") from err
+        preset = Preset.from_dict(preset, where=f"preset file {path}").to_dict()
         presets[preset["name"]] = preset
     return presets
 
@@ -105,7 +107,7 @@ def preset_metadata(preset, num_classes):
 def build_preset_model(preset, **overrides):
     """Preset ``preset``'s architecture (no weights), with its labels, palette, ignore label and
     input contract attached (see :class:`deeplab_keras.models.DeepLab`)."""
-    config = dict(preset["config"])
+    architecture, config = model_spec(preset)
     config.update(overrides)
     if config.get("num_classes") is None:
         raise ValueError(f"preset {preset['name']!r} is a backbone: pass num_classes=...")
@@ -113,7 +115,7 @@ def build_preset_model(preset, **overrides):
     for key in list(metadata):
         if key in config:
             metadata[key] = config.pop(key)
-    return build_model(preset["architecture"], **config, **metadata)
+    return build_model(architecture, **config, **metadata)
 
 
 def conversion_classes(preset):

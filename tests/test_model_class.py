@@ -103,3 +103,43 @@ def test_every_preset_reloads_with_its_labels_and_palette(name, tmp_path):
     assert loaded.labels == model.labels and loaded.palette == model.palette
     assert loaded.ignore_label == model.ignore_label and loaded.preprocessing == model.preprocessing
     assert loaded.count_params() == model.count_params()
+
+
+def _preset_entry(**changes):
+    entry = {"name": "p", "architecture": "deeplabv3", "config": dict(TINY), "dataset": "test",
+             "labels": ["a", "b", "c"], "palette": [[0, 0, 0], [1, 1, 1], [2, 2, 2]],
+             "ignore_label": 255,
+             "preprocessing": {"input_size": [33, 33], "normalization": "zero_mean_unit_range",
+                               "resize": "align_corners"},
+             "weights": [{"format": "keras_weights_h5", "url": "https://example.invalid/p",
+                          "path": None, "file": "p.weights.h5", "sha256": None, "size": None,
+                          "default": True}]}
+    entry.update(changes)
+    return entry
+
+
+def test_preset_schema_checks_every_field():
+    from deeplab_keras.preset import Preset, PresetError
+
+    assert Preset.from_dict(_preset_entry()).to_dict()["labels"] == ["a", "b", "c"]
+    bad = [({"confg": {}}, "unknown fields"),
+           ({"architecture": "deeplabv9"}, "Unknown architecture"),
+           ({"labels": ["a"]}, "labels must list 3"),
+           ({"weights": []}, "non-empty list"),
+           ({"weights": [{"format": "zip", "file": "f", "url": "u", "default": True}]}, "format 'zip'"),
+           ({"weights": [{"format": "tflite", "file": "f", "url": "u"}]}, "exactly one"),
+           ({"weights": [{"format": "tflite", "file": "f", "url": "u", "default": True, "sha": 1}]},
+            "unexpected keyword"),
+           ({"preprocessing": {"normalization": "mean_subtraction"}}, "not what the mobilenet_v2"),
+           ({"preprocessing": {"resize": "nearest"}}, "resize must be one of"),
+           # labels of a known dataset have one copy, data.DATASETS
+           ({"dataset": "camvid", "config": dict(TINY, num_classes=11),
+             "labels": [str(i) for i in range(11)], "palette": [[0, 0, 0]] * 11,
+             "ignore_label": 11}, "drop 'labels'")]
+    for changes, match in bad:
+        with pytest.raises(PresetError, match=match):
+            Preset.from_dict(_preset_entry(**changes))
+    camvid = Preset.from_dict(_preset_entry(dataset="camvid", config=dict(TINY, num_classes=11),
+                                            labels=None, palette=None, ignore_label=None))
+    from deeplab_keras.data import DATASETS
+    assert camvid.labels == list(DATASETS["camvid"].labels) and camvid.ignore_label == 11

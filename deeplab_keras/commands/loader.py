@@ -90,17 +90,18 @@ def load_json(text, flag="--config"):
 def model_spec(config):
     """``(architecture or None, builder kwargs, metadata)`` of a --config object: a preset
     JSON, a training config/recipe or plain builder arguments."""
-    from deeplab_keras import zoo
+    from deeplab_keras import preset, zoo
 
     config = dict(config)
     if "config" in config and "architecture" in config:  # preset JSON
-        kwargs = dict(config["config"])
-        return config["architecture"], kwargs, zoo.preset_metadata(config, kwargs.get("num_classes"))
+        entry = preset.Preset.from_dict(config, where="--config").to_dict()
+        architecture, kwargs = preset.model_spec(entry)
+        return architecture, kwargs, zoo.preset_metadata(entry, kwargs.get("num_classes"))
     if "model" in config and "architecture" in config:  # training recipe / config
-        kwargs = dict(config["model"])
+        architecture, kwargs = preset.model_spec(config)
         if config.get("num_classes"):
             kwargs.setdefault("num_classes", config["num_classes"])
-        return config["architecture"], kwargs, {}
+        return architecture, kwargs, {}
     return config.pop("architecture", None), config, {}
 
 

@@ -69,12 +69,13 @@ def class_weights(config, info):
 
 def build_model(config, info):
     import deeplab_keras as dk
-    kwargs = dict(config["model"])
+    from deeplab_keras.preset import model_spec
+    architecture, kwargs = model_spec(config)
     kwargs.setdefault("num_classes", info.num_classes)
     if kwargs["num_classes"] != info.num_classes:
         raise ValueError(f"model num_classes={kwargs['num_classes']} but the data has "
                          f"{info.num_classes} classes")
-    model = dk.build_model(config["architecture"], **kwargs)
+    model = dk.build_model(architecture, **kwargs)
     before = {layer.name: [w.copy() for w in layer.get_weights()]
               for layer in bnlib.batch_norm_layers(model)}
     report = None
