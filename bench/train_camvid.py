@@ -108,7 +108,7 @@ def main(argv=None):
 
     from deeplab_keras import data
     from deeplab_keras.training import make_config, parse_override, train
-    from deeplab_keras.training.trainer import build_model, dataset_info
+    from deeplab_keras.training.trainer import build_training_model, dataset_info
 
     overrides = dict(parse_override(s) for s in args.set)
     overrides.update(output_dir=args.output_dir, minutes=args.minutes, verbose=2)
@@ -132,7 +132,7 @@ def main(argv=None):
 
     # freeze_bn=False: the checkpoints hold the frozen layers' statistics already; which layers
     # were frozen in training is re-applied below for the recalibration.
-    model, _ = build_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
+    model, _ = build_training_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
     pairs = data.list_pairs("camvid", config["data_root"], "val")
     out = os.path.join(args.output_dir, "result.json")
     if args.eval_only and os.path.isfile(out):

@@ -4,8 +4,6 @@ deeplab_keras.commands."""
 import ast
 import os
 
-import pytest
-
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deeplab_keras")
 PACKAGE = "deeplab_keras"
 

@@ -67,7 +67,10 @@ def class_weights(config, info):
     return [float(w) ** config["class_weight_power"] for w in spec]
 
 
-def build_model(config, info):
+def build_training_model(config, info):
+    """The model of a training config (architecture + model arguments), initialised from
+    ``init_tflite`` / ``init_weights``, BatchNorm frozen and synchronised as configured;
+    returns ``(model, report)``."""
     import deeplab_keras as dk
     from deeplab_keras.preset import model_spec
     architecture, kwargs = model_spec(config)
@@ -134,7 +137,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
         if config["mixed_precision"]:
             keras.mixed_precision.set_global_policy(config["mixed_precision"])
         with strategy.scope():
-            model, build_report = build_model(config, info)
+            model, build_report = build_training_model(config, info)
             num_outputs = len(model.outputs)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
