@@ -143,3 +143,21 @@ def test_preset_schema_checks_every_field():
                                             labels=None, palette=None, ignore_label=None))
     from deeplab_keras.data import DATASETS
     assert camvid.labels == list(DATASETS["camvid"].labels) and camvid.ignore_label == 11
+
+
+def test_qat_twin_is_built_from_the_models_own_config():
+    pytest.importorskip("tf_keras", reason="QAT needs the [qat] extra (tf_keras)")
+    pytest.importorskip("tensorflow_model_optimization", reason="QAT needs the [qat] extra (tfmot)")
+    from deeplab_keras.export import qat
+
+    model = dk.DeepLabV3(input_shape=(None, None, 3), **TINY)
+    twin = qat.tf_keras_twin(model, input_size=(33, 33))  # no architecture/config passed
+    x = np.random.default_rng(0).uniform(0, 255, (1, 33, 33, 3)).astype("float32")
+    assert qat.max_abs_diff(model, twin, x) < 1e-4
+    assert twin.parts["upsample"] == model.parts["upsample"]
+    qat_model, _ = qat.quantize(twin)
+    qat_model.parts = qat.wrapped_parts(twin, qat_model)
+    assert qat_model.parts["upsample"] == "quant_" + model.parts["upsample"]
+    assert tuple(graph.logits_model(qat_model, low_resolution=True).outputs[0].shape) == (None, 3, 3, 3)
+    with pytest.raises(ValueError, match="does not record its architecture"):
+        qat.tf_keras_twin(keras.Model(model.inputs, model.outputs), input_size=(33, 33))
