@@ -56,12 +56,15 @@ def transfer(source, target, *, new_head=False, backbone_only=False):
     """Copy weights from model ``source`` to ``target`` by layer name (strict: every weighted
     layer of ``target`` must exist in ``source`` with the same shapes, except the classifier when
     ``new_head`` and head layers when ``backbone_only``)."""
+    # which layers are head / classifier: both models say (the source may also be any Keras
+    # model with the same layer names, e.g. a .keras file saved before models recorded parts)
+    recorded = [m for m in (target, source) if getattr(m, "parts", None)]
     tensors = model_weights(source)
     if backbone_only:
-        head = set(head_layer_names(source))
+        head = {n for m in recorded for n in head_layer_names(m)}
         tensors = {k: v for k, v in tensors.items() if k not in head}
     elif new_head:
-        classifiers = set(parts(source)["classifier"])
+        classifiers = {n for m in recorded for n in parts(m)["classifier"]}
         tensors = {k: v for k, v in tensors.items() if k not in classifiers}
     return assign(target, tensors, skip_classifier=new_head, backbone_only=backbone_only,
                   origin=f"model {source.name!r}")
