@@ -46,6 +46,7 @@ setup(
         "numpy>=1.23",
         "pillow>=9",
         "filelock>=3.12",  # one download per file across processes (download.py)
+        "packaging>=20",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["deeplab-keras=deeplab_keras.cli:main"]},

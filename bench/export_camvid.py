@@ -24,17 +24,15 @@ def miou(predict, pairs):
     import numpy as np
     from PIL import Image
 
-    from deeplab_keras.export.parity import confusion
+    from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     for image_path, label_path in pairs:
         image = np.asarray(Image.open(image_path).convert("RGB"), np.float32)
         label = np.asarray(Image.open(label_path)).astype(np.int64)
-        pred = np.asarray(predict(image)).reshape(label.shape)
-        keep = label != IGNORE
-        cm += confusion(np.clip(pred[keep], 0, NUM_CLASSES - 1), label[keep], NUM_CLASSES)
-    inter = np.diag(cm).astype(float)
-    union = cm.sum(0) + cm.sum(1) - inter
-    return float(100 * np.mean(inter[union > 0] / union[union > 0])), float(inter.sum() / cm.sum() * 100)
+        pred = np.asarray(predict(image)).reshape(label.shape).astype(np.int64)
+        cm += confusion_matrix(label, np.clip(pred, 0, NUM_CLASSES - 1), NUM_CLASSES, IGNORE)
+    result = metrics_from_confusion(cm)
+    return 100 * result["miou"], 100 * result["pixel_accuracy"]
 
 
 def main(argv=None):

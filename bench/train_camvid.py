@@ -24,22 +24,20 @@ RECIPE = "zoo/recipes/camvid_deeplabv3plus_mobilenetv2.json"
 def evaluate(model, pairs, info, batch_size=4):
     """Confusion matrix over full-size images (ignore label excluded) -> IoU per class."""
     from deeplab_keras import data
+    from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
     ds = data.make_dataset(pairs, dataset_info=info, batch_size=batch_size)
     n = info.num_classes
     cm = np.zeros((n, n), np.int64)
     start = time.time()
     for images, labels in ds:
         pred = np.argmax(model.predict_on_batch(images), axis=-1)
-        labels = labels.numpy()
-        ok = (labels >= 0) & (labels < n)
-        cm += np.bincount(n * labels[ok] + pred[ok], minlength=n * n).reshape(n, n)
+        cm += confusion_matrix(labels.numpy(), pred, n, info.ignore_label)
     seconds = time.time() - start
-    tp = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - tp
-    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
-    return {"miou": float(np.nanmean(iou) * 100),
-            "per_class_iou": {name: round(float(v) * 100, 2) for name, v in zip(info.labels, iou)},
-            "pixel_accuracy": float(tp.sum() / cm.sum() * 100),
+    result = metrics_from_confusion(cm)
+    return {"miou": result["miou"] * 100,
+            "per_class_iou": {name: round(v * 100, 2) for name, v in
+                              zip(info.labels, result["per_class_iou"])},
+            "pixel_accuracy": result["pixel_accuracy"] * 100,
             "images": len(pairs), "eval_seconds": seconds,
             "confusion_matrix": cm.tolist()}
 
@@ -74,9 +72,7 @@ def publish(result, info, zoo_dir="zoo"):
         "architecture": result["config"]["architecture"],
         "backbone_only": False,
         "config": model_cfg,
-        "dataset": "camvid",
-        "labels": list(info.labels),
-        "palette": [list(c) for c in info.palette],
+        "dataset": "camvid",  # labels, palette: data.DATASETS["camvid"] (their only copy)
         "ignore_label": info.ignore_label,
         "preprocessing": {"input_size": [360, 480], "normalization": "zero_mean_unit_range",
                           "resize": "align_corners"},
@@ -88,6 +84,8 @@ def publish(result, info, zoo_dir="zoo"):
                     "source": "measured: " + " && ".join(commands) +
                               " (101 CamVid val images at 480x360, single scale, no flip)"},
     }
+    from deeplab_keras.preset import Preset
+    Preset.from_dict(preset)  # the catalogue's schema, checked before anything is written
     path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
     write_json(path, preset)
     print("published", path, target, sha)
@@ -110,7 +108,7 @@ def main(argv=None):
 
     from deeplab_keras import data
     from deeplab_keras.training import make_config, parse_override, train
-    from deeplab_keras.training.trainer import build_model, dataset_info
+    from deeplab_keras.training.trainer import build_training_model, dataset_info
 
     overrides = dict(parse_override(s) for s in args.set)
     overrides.update(output_dir=args.output_dir, minutes=args.minutes, verbose=2)
@@ -134,7 +132,7 @@ def main(argv=None):
 
     # freeze_bn=False: the checkpoints hold the frozen layers' statistics already; which layers
     # were frozen in training is re-applied below for the recalibration.
-    model, _ = build_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
+    model, _ = build_training_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
     pairs = data.list_pairs("camvid", config["data_root"], "val")
     out = os.path.join(args.output_dir, "result.json")
     if args.eval_only and os.path.isfile(out):

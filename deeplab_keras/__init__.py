@@ -10,11 +10,13 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from deeplab_keras import backbones  # noqa: E402, frontend, layers
-from deeplab_keras.models import BUILDERS, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus, build_model
+from deeplab_keras.models import (BUILDERS, DeepLab, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus,
+                                  build_model)
 from deeplab_keras.importers.tflite_graph import from_tflite
 from deeplab_keras.version import __version__
+from deeplab_keras import weights  # noqa: E402  (installs the builders' weights= loader)
 from deeplab_keras.zoo import from_preset, get_preset, list_presets
 
-__all__ = ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
+__all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
            "from_preset", "get_preset", "list_presets", "from_tflite", "backbones", "layers", "frontend",
            "__version__"]

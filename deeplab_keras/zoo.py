@@ -13,6 +13,9 @@ import json
 import os
 
 from deeplab_keras import download
+from deeplab_keras.importers.formats import import_weights, transfer
+from deeplab_keras.models import build_model
+from deeplab_keras.preset import Preset, model_spec
 from deeplab_keras.utils.io import atomic_path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +40,7 @@ def _catalogue(root):
                 preset = json.load(f)
             except json.JSONDecodeError as err:
                 raise ValueError(f"corrupt preset file {path}: {err}") from err
+        preset = Preset.from_dict(preset, where=f"preset file {path}").to_dict()
         presets[preset["name"]] = preset
     return presets
 
@@ -90,14 +94,28 @@ def fetch_weights(name, fmt=None, allow_unpinned=False, progress=True):
     return path, entry
 
 
-def build_preset_model(preset, **overrides):
-    from deeplab_keras.models import build_model
+def preset_metadata(preset, num_classes):
+    """The preset's labels, palette, ignore label and input contract, as builder keyword
+    arguments (labels and palette only when ``num_classes`` is the preset's own)."""
+    same = num_classes == preset["config"].get("num_classes")
+    return {"labels": preset.get("labels") if same else None,
+            "palette": preset.get("palette") if same else None,
+            "ignore_label": preset.get("ignore_label"),
+            "preprocessing": preset.get("preprocessing")}
 
-    config = dict(preset["config"])
+
+def build_preset_model(preset, **overrides):
+    """Preset ``preset``'s architecture (no weights), with its labels, palette, ignore label and
+    input contract attached (see :class:`deeplab_keras.models.DeepLab`)."""
+    architecture, config = model_spec(preset)
     config.update(overrides)
     if config.get("num_classes") is None:
         raise ValueError(f"preset {preset['name']!r} is a backbone: pass num_classes=...")
-    return build_model(preset["architecture"], **config)
+    metadata = preset_metadata(preset, config["num_classes"])
+    for key in list(metadata):
+        if key in config:
+            metadata[key] = config.pop(key)
+    return build_model(architecture, **config, **metadata)
 
 
 def conversion_classes(preset):
@@ -108,8 +126,6 @@ def conversion_classes(preset):
 def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
     """Path of preset ``name``'s weights converted to our model (a ``.weights.h5`` cached next to
     the source file); converts on first use. Returns ``(path, preset)``."""
-    from deeplab_keras.weights import import_weights
-
     preset = get_preset(name)
     source, entry = fetch_weights(name, fmt, allow_unpinned, progress)
     if entry["format"] == "keras_weights_h5":
@@ -131,7 +147,8 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
 
 def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, progress=True,
                 **overrides):
-    """Build preset ``name``'s model and load its weights.
+    """Build preset ``name``'s model and load its weights. The model carries the preset's
+    labels, palette, ignore label and input contract (kept by ``model.save("m.keras")``).
 
     Args:
         num_classes: a different number of classes gets a new, freshly initialised classifier
@@ -140,15 +157,18 @@ def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, p
         allow_unpinned: allow weight files without a pinned checksum (prints their sha256).
         overrides: other builder arguments (``input_shape``, ``activation``, ...).
     """
-    from deeplab_keras.weights import transfer
-
     preset = get_preset(name)
     classes = num_classes if num_classes is not None else preset["config"].get("num_classes")
     model = build_preset_model(preset, num_classes=classes, **overrides)
     if weights:
         path, _ = converted_weights(name, allow_unpinned=allow_unpinned, progress=progress)
+        new_head = classes != conversion_classes(preset)
+        backbone_only = preset.get("backbone_only", False)
+        if not (new_head or backbone_only or overrides):
+            model.load_weights(path)  # the converted file is this very architecture
+            return model
+        # another head (or architecture overrides): copy by layer name from the stored model
         source = build_preset_model(preset, num_classes=conversion_classes(preset))
         source.load_weights(path)
-        transfer(source, model, new_head=classes != conversion_classes(preset),
-                 backbone_only=preset.get("backbone_only", False))
+        transfer(source, model, new_head=new_head, backbone_only=backbone_only)
     return model

@@ -221,3 +221,29 @@ def test_export_and_verify_for_the_demo(tiny, tmp_path):
     assert [os.path.basename(r["output"]) for r in reports] == ["tiny_int8.tflite", "tiny.onnx"]
     assert all(r["passed"] and r["benchmark"]["median_ms"] > 0 for r in reports)
     assert "tiny_int8.tflite" in lines[0] and "gate >= 0.9" in lines[0]
+
+
+def test_format_registry_drives_validation_and_extensions(tmp_path):
+    """Formats live in one registry: its quantize modes and extensions are what export_model
+    checks and uses; a registered format is exported through the same chain."""
+    from deeplab_keras.export import REGISTRY, register_format
+
+    assert set(REGISTRY) == {"saved_model", "tflite", "onnx"}
+    assert REGISTRY["tflite"].extension == ".tflite" and "int8" in REGISTRY["tflite"].quantize_modes
+    with pytest.raises(ValueError, match="format must be one of saved_model, tflite, onnx"):
+        api.validate(None, tmp_path / "x", "mediapipe_task")
+    calls = []
+
+    @register_format("copy_of_onnx", ".onnx")
+    def _copy(plan, tmp):
+        calls.append(plan.format.name)
+        api.convert.to_onnx(plan.serve, tmp, plan.opset, plan.metadata)
+
+    try:
+        tiny = decisive(dk.build_model("deeplabv3", **TINY))
+        report = export_model(tiny, tmp_path / "c.onnx", "copy_of_onnx", input_size=SIZE)
+        assert calls == ["copy_of_onnx"] and report["passed"] and os.path.isfile(tmp_path / "c.onnx")
+        with pytest.raises(ValueError, match="quantize='int8' is for TFLite"):
+            export_model(tiny, tmp_path / "d.onnx", "copy_of_onnx", quantize="int8", input_size=SIZE)
+    finally:
+        del api.REGISTRY["copy_of_onnx"]

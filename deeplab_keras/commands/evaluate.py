@@ -8,7 +8,8 @@
 The model comes from ``--preset``, or from ``--weights``: a ``.keras`` file is complete; other
 weight files need the architecture from ``--config`` (a preset JSON, a training config/recipe with
 ``architecture`` + ``model``, or plain builder arguments; a file or an inline JSON string) and/or
-``--architecture``. ``num_classes`` defaults to the dataset's.
+``--architecture``. ``num_classes`` defaults to the dataset's. The model flags are every
+command's (:mod:`deeplab_keras.commands.loader`).
 
 ``--artifact FILE.tflite|FILE.onnx|SAVED_MODEL_DIR`` evaluates an exported file itself (LiteRT /
 onnxruntime / TensorFlow), single scale, with the same metrics:
@@ -16,8 +17,9 @@ onnxruntime / TensorFlow), single scale, with the same metrics:
     deeplab-keras evaluate --artifact camvid_int8.tflite --dataset camvid \
         --data-root ../shared/data/camvid --split val
 """
-import json
 import os
+
+from deeplab_keras.commands import loader
 
 
 def _floats(values):
@@ -37,20 +39,16 @@ def _window(text):
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="mIoU / per-class IoU on a dataset split",
                               description=__doc__.split("\n\n")[0])
-    src = p.add_argument_group("model")
-    src.add_argument("--preset", help="preset name (see `deeplab-keras zoo list`)")
-    src.add_argument("--weights", help="weights file (.keras, .weights.h5, .tflite, ...) or preset")
-    src.add_argument("--config", help="JSON file or string: preset, training config or builder kwargs")
-    src.add_argument("--architecture", help="deeplabv1 | deeplabv2 | deeplabv3 | deeplabv3plus")
-    src.add_argument("--artifact", help="an exported .tflite / .onnx file or SavedModel folder: "
-                     "evaluate the file itself (LiteRT / onnxruntime) instead of a Keras model")
-    src.add_argument("--threads", type=int, help="runtime threads for --artifact")
+    loader.add_model_arguments(p, num_classes_help="classes of the model and of a 'folder' dataset "
+                               "(default: the dataset's)")
+    p.add_argument("--artifact", help="an exported .tflite / .onnx file or SavedModel folder: "
+                   "evaluate the file itself (LiteRT / onnxruntime) instead of a Keras model")
+    p.add_argument("--threads", type=int, help="runtime threads for --artifact")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", required=True,
                       help="camvid | voc | cityscapes | ade20k | folder (images/ + masks/)")
     data.add_argument("--data-root", required=True, help="dataset folder")
     data.add_argument("--split", default="val")
-    data.add_argument("--num-classes", type=int, help="classes of a 'folder' dataset")
     data.add_argument("--ignore-label", type=int, default=255, help="ignore label of a 'folder' dataset")
     data.add_argument("--limit", type=int, help="evaluate only the first N images")
     inf = p.add_argument_group("inference")
@@ -63,59 +61,10 @@ def add_parser(subparsers):
     inf.add_argument("--weighting", choices=("gaussian", "uniform"), default="gaussian")
     inf.add_argument("--crf", action="store_true", help="DenseCRF refinement (DeepLab's settings)")
     out = p.add_argument_group("output")
-    out.add_argument("--output", help="write the results as JSON here (atomically)")
+    out.add_argument("--output-json", "--output", dest="output",
+                     help="write the results as JSON to this file (atomically; --output is the same flag)")
     out.add_argument("--progress", action="store_true", help="print progress per image")
     return p
-
-
-def _load_config(text):
-    if os.path.isfile(text):
-        with open(text) as f:
-            try:
-                return json.load(f)
-            except ValueError as err:
-                raise ValueError(f"--config {text}: not valid JSON ({err})") from None
-    try:
-        config = json.loads(text)
-    except ValueError:
-        raise ValueError(f"--config {text!r} is neither a file nor a JSON string") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"--config must be a JSON object, got {config!r}")
-    return config
-
-
-def build_model(args, num_classes):
-    """The model the arguments name (see the module docstring)."""
-    from deeplab_keras.weights import load_weights
-
-    if args.preset:
-        from deeplab_keras import zoo
-        if not args.weights:
-            return zoo.from_preset(args.preset)
-        model = zoo.from_preset(args.preset, num_classes=num_classes, weights=False)
-        return load_weights(model, args.weights)
-    if not args.weights:
-        raise ValueError("give --preset NAME or --weights FILE")
-    if str(args.weights).endswith(".keras") and not (args.config or args.architecture):
-        import keras
-        if not os.path.isfile(args.weights):
-            raise FileNotFoundError(f"model file not found: {args.weights}")
-        return keras.saving.load_model(args.weights, compile=False)
-    config = _load_config(args.config) if args.config else {}
-    if "config" in config and "architecture" in config:  # preset JSON
-        architecture, kwargs = config["architecture"], dict(config["config"])
-    elif "model" in config and "architecture" in config:  # training recipe / config
-        architecture, kwargs = config["architecture"], dict(config["model"])
-        if config.get("num_classes"):
-            kwargs.setdefault("num_classes", config["num_classes"])
-    else:
-        architecture, kwargs = config.pop("architecture", None), config
-    architecture = args.architecture or architecture
-    if not architecture:
-        raise ValueError("--weights needs the architecture: --architecture or --config")
-    kwargs.setdefault("num_classes", num_classes)
-    from deeplab_keras.models import build_model as build
-    return load_weights(build(architecture, **kwargs), args.weights)
 
 
 def run(args):
@@ -137,7 +86,7 @@ def run(args):
         pairs = pairs[:args.limit]
     if args.artifact:  # -- mobile (issue 10): evaluate an exported file
         return _run_artifact(args, info, pairs)
-    model = build_model(args, info.num_classes)
+    model = loader.load_model(args, num_classes=info.num_classes)
     result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
                       sliding_window=args.sliding_window, overlap=args.overlap,
                       weighting=args.weighting, crf=True if args.crf else None,

@@ -4,7 +4,9 @@
         --input-size 513 --calibration images/ --output deeplab_int8.tflite
 
 The artifact is written only if it passes its parity gate against the Keras model; the report
-goes to ``--report-dir`` (default: beside the artifact) as JSON and markdown.
+goes to ``--report-dir`` (default: beside the artifact) as JSON and markdown. The model
+flags are every command's (:mod:`deeplab_keras.commands.loader`); an architecture without
+``--weights`` exports its fresh initialisation (as ``--weights none``).
 
     deeplab-keras export --preset deeplabv3plus_mobilenetv2_camvid --target mediapipe \
         --quantize int8 --input-size 360x480 --calibration images/ --output camvid.tflite
@@ -12,19 +14,14 @@ goes to ``--report-dir`` (default: beside the artifact) as JSON and markdown.
 ``--target mediapipe``: a .tflite file MediaPipe ImageSegmenter runs (4-D scores, standard
 metadata with the labels), gated by running ImageSegmenter on it.
 """
-import json
 import os
+
+from deeplab_keras.commands import loader
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("export", help="export a verified SavedModel / TFLite / ONNX artifact")
-    src = p.add_argument_group("model")
-    src.add_argument("--preset", help="preset name (architecture, config, labels and weights)")
-    src.add_argument("--weights", help="weights file/URL/preset to load instead of the preset's own; "
-                     "'none' keeps the fresh initialisation")
-    src.add_argument("--architecture", help="deeplabv1/deeplabv2/deeplabv3/deeplabv3plus (fresh model, with --config)")
-    src.add_argument("--config", help="builder kwargs as JSON text or a .json file (with --architecture)")
-    src.add_argument("--allow-unpinned", action="store_true", help="allow unpinned weight downloads")
+    loader.add_model_arguments(p)
     p.add_argument("--format", choices=("saved_model", "tflite", "onnx"),
                    help="artifact format (required unless --target mediapipe, which means tflite)")
     p.add_argument("--target", choices=("tflite", "mediapipe"),
@@ -32,7 +29,7 @@ def add_parser(subparsers):
                    "(4-D score output, standard metadata, gated by running ImageSegmenter)")
     p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8", "qat"),
                    help="quantization (default none = float32); ONNX: none or int8 (onnxruntime static QDQ)")
-    p.add_argument("--input-size", required=True, help="N or HxW: the artifact's fixed input size")
+    loader.add_input_size(p, required=True, help="the artifact's fixed input size: N, H W or HxW")
     p.add_argument("--output-mode", default=None,
                    choices=("classes", "logits", "probabilities", "lowres_logits"),
                    help="default: classes, or logits for --target mediapipe")
@@ -57,53 +54,8 @@ def add_parser(subparsers):
     return p
 
 
-def _load_config(text):
-    if text is None:
-        return {}
-    if os.path.isfile(text):
-        with open(text) as f:
-            return json.load(f)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--config is neither a file nor JSON: {err}") from None
-
-
-def build(args):
-    """``(model, architecture, config, labels)`` from the model arguments."""
-    from deeplab_keras import zoo
-    from deeplab_keras.models import build_model
-    from deeplab_keras.weights import load_weights
-
-    if bool(args.preset) == bool(args.architecture):
-        raise ValueError("give exactly one of --preset and --architecture")
-    labels = None
-    if args.preset:
-        preset = zoo.get_preset(args.preset)
-        architecture, config = preset["architecture"], dict(preset["config"])
-        config.update(_load_config(args.config))
-        labels = preset.get("labels")
-        if config.get("num_classes") is None:
-            raise ValueError(f"preset {args.preset!r} is a backbone; export a segmentation preset")
-        if args.weights:
-            model = build_model(architecture, **config)
-            if args.weights != "none":
-                load_weights(model, args.weights, allow_unpinned=args.allow_unpinned)
-        else:
-            model = zoo.from_preset(args.preset, allow_unpinned=args.allow_unpinned,
-                                    **_load_config(args.config))
-    else:
-        architecture, config = args.architecture, _load_config(args.config)
-        model = build_model(architecture, **config)
-        if args.weights and args.weights != "none":
-            load_weights(model, args.weights, allow_unpinned=args.allow_unpinned)
-    if labels is not None and len(labels) != model.outputs[0].shape[-1]:
-        labels = None
-    return model, architecture, config, labels
-
-
 def run(args):
-    from deeplab_keras.export import api, calibration, graph, qat
+    from deeplab_keras.export import api, calibration, qat
 
     # -- mobile (issue 10): --target mediapipe implies tflite + a 4-D score output
     if args.target == "mediapipe" and args.format not in (None, "tflite"):
@@ -117,15 +69,20 @@ def run(args):
     # -- end mobile
     from deeplab_keras.export import ownership
     ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
-    graph.parse_size(args.input_size)                      # (and a bad --input-size too)
-    model, architecture, config, labels = build(args)
-    size = graph.parse_size(args.input_size)
+    size, extra = loader.split_input_size(args.input_size)  # (and a bad --input-size too)
+    if extra:
+        raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
+    model = loader.load_model(args, missing_weights="fresh")
+    if not getattr(model, "architecture", None):
+        raise ValueError(f"{args.weights} is not a deeplab_keras model (it does not record its "
+                         "architecture); export needs one")
+    architecture, labels = model.architecture, getattr(model, "labels", None)
     qat_model, notes = None, {}
     if args.quantize == "qat":
         if args.format != "tflite":
             raise ValueError("--quantize qat produces TFLite files (use --format tflite)")
         images, desc = calibration.get_images(args.calibration, size, args.num_calibration)
-        qat_model, info = qat.quantization_aware_model(model, architecture, config, size,
+        qat_model, info = qat.quantization_aware_model(model, input_size=size,
                                                        data=images, steps=args.qat_steps,
                                                        learning_rate=args.qat_lr)
         notes["qat"] = (f"tf_keras twin max |logit diff| {info['transfer_max_abs_diff']:.3g}; "

@@ -90,8 +90,9 @@ class Predictor:
         pad_value: pixel value for padding images smaller than a window.
         crf: None/False, True (DeepLab's settings, :data:`deeplab_keras.evaluation.crf.DEEPLAB_CRF`)
             or a dict of :func:`deeplab_keras.evaluation.crf.dense_crf` arguments.
-        from_logits: None detects a final ``probabilities`` softmax layer; True applies softmax.
-        align_corners: resize semantics for scaling; None reads the model's ``upsample_logits``.
+        from_logits: None asks the model (a deeplab_keras model records its final softmax);
+            True applies softmax.
+        align_corners: resize semantics for scaling; None asks the model (its final upsampling).
         batch_size: windows run per model call.
     """
 
@@ -118,14 +119,14 @@ class Predictor:
                                  f"{sliding_window} must equal it")
         self.window = sliding_window or self.fixed_size
         self.weights = None if self.window is None else window_weights(self.window, weighting)
+        recorded = getattr(model, "parts", None) or {}
         if from_logits is None:
-            from_logits = model.layers[-1].name != "probabilities"
+            from_logits = not recorded.get("probabilities")
         self.from_logits = bool(from_logits)
         if align_corners is None:
-            try:
-                align_corners = bool(getattr(model.get_layer("upsample_logits"), "align_corners", False))
-            except ValueError:
-                align_corners = False
+            upsample = recorded.get("upsample")
+            align_corners = bool(getattr(model.get_layer(upsample), "align_corners", False)
+                                 if upsample else False)
         self.align_corners = align_corners
         self.crf = _crf_params(crf)
         self._call = _model_function(model)

@@ -93,6 +93,21 @@ def tf_confusion_matrix(y_true, y_pred, num_classes, ignore_label=None, dtype=tf
         return tf.cast(cm, dtype)
 
 
+def mean_iou(cm, over="union"):
+    """Mean IoU (fraction) of a confusion matrix ``[true, predicted]``, averaged over the classes
+    with a non-empty union (``over="union"``, the usual mIoU and :func:`metrics_from_confusion`'s)
+    or over the classes present in the reference (``over="reference"``: the export parity
+    gate's, so a class the artifact alone predicts lowers others' IoU, not the count). 1.0 when
+    no class qualifies (nothing to disagree on)."""
+    if over not in ("union", "reference"):
+        raise ValueError(f"over must be 'union' or 'reference', got {over!r}")
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - tp
+    valid = (cm.sum(1) > 0) if over == "reference" else (union > 0)
+    return float(np.mean(tp[valid] / union[valid])) if valid.any() else 1.0
+
+
 def metrics_from_confusion(cm, class_names=None):
     """Summary metrics of a confusion matrix (see the module docstring for conventions).
 

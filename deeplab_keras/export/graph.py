@@ -15,9 +15,9 @@ artifact then returns float logits/probabilities and the argmax is left to the c
 import tensorflow as tf
 
 from deeplab_keras import frontend
+from deeplab_keras.models.deeplab import parts
 
 OUTPUT_MODES = ("classes", "logits", "probabilities", "lowres_logits")
-UPSAMPLE_LAYER = "upsample_logits"
 
 
 def parse_size(size):
@@ -49,13 +49,10 @@ def check_output_mode(output_mode, gpu_delegate=False):
 
 
 def logits_model(model, low_resolution=False):
-    """``model`` cut at its logits: at the input size (the ``upsample_logits`` layer's output) or
-    before the final upsampling. Works for Keras 3 and tf_keras functional models."""
-    names = {layer.name: layer for layer in model.layers}
-    layer = names.get(UPSAMPLE_LAYER, names.get("quant_" + UPSAMPLE_LAYER))  # tfmot's wrapper name
-    if layer is None:
-        raise ValueError(f"model {model.name!r} has no {UPSAMPLE_LAYER!r} layer; export needs a "
-                         "deeplab_keras model (or one with that final resize layer)")
+    """``model`` cut at its logits: at the input size (the output of the final upsampling the
+    model records in ``parts["upsample"]``) or before it. Works for Keras 3 and tf_keras
+    functional models (the QAT model records its wrapped layer)."""
+    layer = model.get_layer(parts(model)["upsample"])
     target = layer.input[0] if low_resolution else layer.output
     if target is model.outputs[0] and len(model.outputs) == 1:
         return model

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from deeplab_keras.evaluation.metrics import confusion_matrix, mean_iou
 from deeplab_keras.utils import io
 
 THRESHOLDS = {"none": 0.99, "float16": 0.98, "dynamic": 0.95, "int8": 0.90, "qat": 0.90}
@@ -42,17 +43,16 @@ class ParityError(ValueError):
 
 
 def confusion(pred, ref, num_classes):
-    idx = ref.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    """Confusion matrix (rows = reference): :func:`deeplab_keras.evaluation.metrics.confusion_matrix`."""
+    return confusion_matrix(np.asarray(ref).astype(np.int64), np.asarray(pred).astype(np.int64),
+                            num_classes)
 
 
 def miou_from_confusion(cm, present_only=False):
-    """Mean IoU from a confusion matrix (rows = reference). ``present_only``: average over the
-    classes present in the reference, else over every class with a non-empty union."""
-    inter = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - inter
-    valid = (cm.sum(1) > 0) if present_only else (union > 0)
-    return float(100.0 * np.mean(inter[valid] / union[valid])) if valid.any() else 100.0
+    """Mean IoU in % from a confusion matrix (rows = reference). ``present_only``: average over
+    the classes present in the reference, else over every class with a non-empty union
+    (:func:`deeplab_keras.evaluation.metrics.mean_iou`)."""
+    return 100.0 * mean_iou(cm, over="reference" if present_only else "union")
 
 
 def _classes(y, output_mode):

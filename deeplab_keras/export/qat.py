@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_keras import frontend
+from deeplab_keras.utils import versions
 from deeplab_keras.layers.resize import resize_class
 
 
@@ -32,12 +33,28 @@ def _modules():
     return tf_keras, tfmot
 
 
-def tf_keras_twin(model, architecture, config, input_size):
-    """The tf_keras version of ``model`` (built by ``build_model(architecture, **config)``) at a
-    fixed input size, with ``model``'s weights copied by layer name."""
+def twin_spec(model, architecture=None, config=None):
+    """``(architecture, builder config)`` of ``model``: its own ``get_config()`` (a
+    deeplab_keras model knows them); explicit arguments win (older call sites pass them)."""
+    if architecture is None or config is None:
+        own = model.get_config() if getattr(model, "architecture", None) else {}
+        if not own.get("architecture"):
+            raise ValueError(f"model {model.name!r} does not record its architecture; build it "
+                             "with deeplab_keras or pass architecture= and config=")
+        architecture = architecture or own["architecture"]
+        config = own["config"] if config is None else config
+    return architecture, dict(config)
+
+
+def tf_keras_twin(model, architecture=None, config=None, input_size=None):
+    """The tf_keras version of ``model`` at a fixed input size, built from ``model.get_config()``
+    (or ``build_model(architecture, **config)``), with ``model``'s weights copied by layer name."""
     from deeplab_keras.models import build_model
     tf_keras, _ = _modules()
-    config = dict(config or {})
+    if input_size is None:
+        raise ValueError("tf_keras_twin needs input_size=(height, width)")
+    architecture, config = twin_spec(model, architecture, config)
+    config.pop("name", None)
     config.pop("weights", None)
     config["input_shape"] = (int(input_size[0]), int(input_size[1]), 3)
     with frontend.use(tf_keras):
@@ -113,6 +130,9 @@ def quantize(twin, depthwise_per_channel=True):
     qk = tfmot.quantization.keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry_lib)
+    versions.guard("tensorflow-model-optimization",
+                   "the QAT annotation with tfmot's internal 8-bit registry (export/qat.py quantize)",
+                   registry_lib, ("Default8BitQuantizeRegistry", "Default8BitQuantizeConfig"))
     registry = registry_lib.Default8BitQuantizeRegistry()
     Resize = resize_class(tf_keras)
     OutputQuantizeConfig = _config_classes(tfmot)
@@ -151,6 +171,26 @@ def quantize(twin, depthwise_per_channel=True):
         return qk.quantize_apply(annotated), custom
 
 
+def wrapped_parts(twin, qat_model):
+    """The twin's ``parts`` with each layer name replaced by the name of the layer that
+    replaced it in ``qat_model`` (tfmot wraps layers as ``QuantizeWrapper``s named ``quant_<name>``)."""
+    names = {layer.name for layer in qat_model.layers}
+
+    def rename(name):
+        if name is None or name in names:
+            return name
+        if "quant_" + name in names:
+            return "quant_" + name
+        raise ValueError(f"QAT model has no layer for {name!r} (tfmot naming changed?)")
+
+    recorded = dict(twin.parts)
+    return {"upsample": rename(recorded["upsample"]),
+            "probabilities": rename(recorded.get("probabilities")),
+            "classifier": [rename(n) for n in recorded["classifier"]],
+            "backbone": list(recorded["backbone"]),
+            "backbone_features": dict(recorded["backbone_features"])}
+
+
 def freeze_batchnorm(qat_model):
     """BatchNorm (wrapped or not) in inference mode with fixed statistics: fine-tuning batches
     are small, and the folded conv + BN of the TFLite file must match what QAT saw."""
@@ -170,6 +210,9 @@ def calibrate_ranges(qat_model, images, batch_size=8):
     calibration images (weights' ranges are set from the weights in the same pass); BatchNorm
     must be frozen first (:func:`freeze_batchnorm`)."""
     from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+    versions.guard("tensorflow-model-optimization",
+                   "the activation range initialisation (export/qat.py calibrate_ranges)",
+                   quant_ops, ("MovingAvgQuantize",))
     original = quant_ops.MovingAvgQuantize
 
     def last_value(*args, **kwargs):
@@ -212,7 +255,7 @@ def fine_tune(qat_model, data, steps, learning_rate=1e-5, teacher=None, ignore_l
     return qat_model
 
 
-def quantization_aware_model(model, architecture, config, input_size, data=None, steps=0,
+def quantization_aware_model(model, architecture=None, config=None, input_size=None, data=None, steps=0,
                              learning_rate=1e-5, check_images=None, ignore_label=None,
                              batch_size=2):
     """Twin + weight transfer (verified) + tfmot QAT (BatchNorm frozen, activation ranges
@@ -229,6 +272,7 @@ def quantization_aware_model(model, architecture, config, input_size, data=None,
     if diff > 1e-3 * ref_scale:
         raise ValueError(f"tf_keras twin differs from the Keras 3 model by {diff:.3g} (logits)")
     qat_model, custom = quantize(twin)
+    qat_model.parts = wrapped_parts(twin, qat_model)
     freeze_batchnorm(qat_model)
     if isinstance(data, tf.data.Dataset):
         first = next(iter(data))

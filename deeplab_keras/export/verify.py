@@ -2,7 +2,7 @@
 float ``.onnx`` (each behind its parity gate) with a parity + latency table."""
 import os
 
-from deeplab_keras.export.api import export_model
+from deeplab_keras.export.api import EXTENSIONS, export_model
 from deeplab_keras.export.benchmark import benchmark
 
 DEFAULT_TARGETS = (("tflite", "int8"), ("onnx", "none"))
@@ -23,7 +23,7 @@ def export_and_verify(model, output_dir, *, name=None, input_size=513, labels=No
     reports = []
     for fmt, quantize in targets:
         suffix = "" if quantize == "none" else f"_{quantize}"
-        ext = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}[fmt]
+        ext = EXTENSIONS[fmt]
         path = os.path.join(output_dir, f"{name}{suffix}{ext}")
         report = export_model(model, path, fmt, quantize, input_size, output_mode=output_mode,
                               calibration_data=calibration_data, parity_data=parity_data,
@@ -58,7 +58,7 @@ def demo_step(ctx):
     synthetic road scenes drawn by the demo and gated on 4 others; prints the table."""
     import numpy as np
 
-    from deeplab_keras.commands.demo import road_scene
+    from deeplab_keras.data.synthetic import road_scene
 
     image = ctx["image"]
     prep = (ctx.get("preset") or {}).get("preprocessing") or {}

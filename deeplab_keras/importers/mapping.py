@@ -2,22 +2,18 @@
 
 Importers turn their source into ``{layer_name: {weight_name: array}}`` with Keras weight names
 (``kernel``, ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``) and call
-:func:`assign`, which refuses a source with missing, unused or mis-shaped tensors.
+:func:`assign`, which refuses a source with missing, unused or mis-shaped tensors. Which layers
+are the classifier and which the head (not backbone) the model itself says
+(:func:`deeplab_keras.models.parts`).
 """
 import numpy as np
 
-#: name prefixes of layers that are not part of a backbone (DeepLab heads and classifiers)
-HEAD_PREFIXES = ("image_pooling", "aspp", "concat_projection", "decoder_", "logits_semantic",
-                 "fc6", "fc7", "fc8")
-CLASSIFIERS = ("logits_semantic", "fc8")
+from deeplab_keras.models.common import head_layer_names, weighted_layers
+from deeplab_keras.models.deeplab import parts
 
 
 class WeightMismatchError(ValueError):
     """The source weights do not fit the model (missing, unused or mis-shaped tensors)."""
-
-
-def is_head(layer_name):
-    return layer_name.startswith(HEAD_PREFIXES)
 
 
 def _list(items, limit=12):
@@ -30,7 +26,7 @@ def assign(model, source, *, skip_classifier=False, backbone_only=False, origin=
     """Set ``model``'s weights from ``source`` ({layer: {weight: array}}).
 
     Args:
-        skip_classifier: leave the classifier (``logits_semantic``/``fc8``) as initialised and
+        skip_classifier: leave the classifier (the model's ``parts["classifier"]``) as initialised and
             ignore the source's (a new head for a different number of classes).
         backbone_only: the source holds a backbone only: head layers of the model may be missing
             from it (they keep their initialisation); every backbone layer must be there.
@@ -41,9 +37,12 @@ def assign(model, source, *, skip_classifier=False, backbone_only=False, origin=
     """
     missing, shapes, assigned, kept = [], [], [], []
     used = set()
-    for layer in _weighted_layers(model):
-        skip = (skip_classifier and layer.name in CLASSIFIERS)
-        if skip or (backbone_only and is_head(layer.name) and layer.name not in source):
+    recorded = parts(model)
+    classifiers = set(recorded["classifier"])
+    head = set(head_layer_names(model, recorded)) if backbone_only else set()
+    for layer in weighted_layers(model):
+        skip = (skip_classifier and layer.name in classifiers)
+        if skip or (layer.name in head and layer.name not in source):
             kept.append(layer.name)
             continue
         tensors = source.get(layer.name)
@@ -65,7 +64,7 @@ def assign(model, source, *, skip_classifier=False, backbone_only=False, origin=
         if len(values) == len(layer.weights):
             assigned.append((layer, values))
     unused = [f"{layer}/{key}" for layer, tensors in source.items() for key in tensors
-              if (layer, key) not in used and not (skip_classifier and layer in CLASSIFIERS)]
+              if (layer, key) not in used and not (skip_classifier and layer in classifiers)]
     if missing or unused or shapes:
         problems = []
         if missing:
@@ -76,7 +75,7 @@ def assign(model, source, *, skip_classifier=False, backbone_only=False, origin=
         if shapes:
             problems.append(f"{len(shapes)} mis-shaped: {_list(shapes)}")
         hint = ""
-        if any(s.split("/")[0] in CLASSIFIERS for s in shapes):
+        if any(s.split("/")[0] in classifiers for s in shapes):
             hint = " (for a different number of classes pass skip_classifier=True / num_classes=...)"
         raise WeightMismatchError(f"weights from {origin} do not fit {model.name!r}: "
                                   + "; ".join(problems) + hint)
@@ -91,17 +90,8 @@ def weight_key(variable):
     return "kernel" if key == "depthwise_kernel" else key
 
 
-def _weighted_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.weights and not layer.__class__.__name__.endswith(
-                ("Conv2D", "Normalization", "Dense")):
-            yield from _weighted_layers(layer)  # nested model (DeepLabV2 multi-scale core)
-        elif layer.weights:
-            yield layer
-
-
 def model_weights(model):
     """The inverse: ``{layer: {weight: array}}`` of ``model`` (for transfers between models)."""
     return {layer.name: {weight_key(w): np.asarray(v)
                          for w, v in zip(layer.weights, layer.get_weights())}
-            for layer in _weighted_layers(model)}
+            for layer in weighted_layers(model)}

@@ -1,10 +1,11 @@
 """Pieces every DeepLab builder shares: input checks, in-graph preprocessing, the classifier,
-the final upsampling, and weight loading."""
+the final upsampling, and the model with its recorded parts (:mod:`deeplab_keras.models.deeplab`)."""
 import numpy as np
 
 from deeplab_keras import frontend
 from deeplab_keras.backbones import get_backbone
 from deeplab_keras.layers.resize import resize_class
+from deeplab_keras.models import deeplab
 
 
 def check_num_classes(num_classes):
@@ -53,10 +54,44 @@ def upsample_to_input(logits, inputs, align_corners, activation=None, name="upsa
     return y
 
 
-def finish(inputs, outputs, name, weights):
+def _producer(tensor):
+    """The layer whose output ``tensor`` is (Keras 3 and tf_keras alike)."""
+    return tensor._keras_history[0]
+
+
+def record_parts(outputs, backbone_input, features, classifiers):
+    """The ``parts`` of a model (see :mod:`deeplab_keras.models.deeplab`), read from the graph
+    the builder just made: ``features`` are the backbone's outputs on ``backbone_input``;
+    ``classifiers`` the tensors of the classifier convs."""
     K = frontend.get()
-    model = K.Model(inputs, outputs, name=name)
-    if weights is not None:
-        from deeplab_keras.weights import load_weights
-        load_weights(model, weights)
-    return model
+    main = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    last = _producer(main)
+    probabilities = None
+    if isinstance(last, frontend.layers().Activation):
+        probabilities, last = last.name, _producer(last.input)
+    probe = K.Model(backbone_input, features["out"], name="backbone_probe")
+    backbone = {layer.name for layer in probe.layers}
+    return {"upsample": last.name, "probabilities": probabilities,
+            "classifier": [_producer(t).name for t in classifiers],
+            "backbone": sorted(n for n in backbone if probe.get_layer(n).weights),
+            "backbone_features": {str(k): _producer(t).name for k, t in features.items()}}
+
+
+def head_layer_names(model, recorded=None):
+    """Weighted layers of ``model`` that are not backbone (ASPP, decoder, classifier, ...)."""
+    backbone = set((recorded or deeplab.parts(model))["backbone"])
+    return [layer.name for layer in weighted_layers(model) if layer.name not in backbone]
+
+
+def weighted_layers(model):
+    """Layers with weights, nested models (DeepLabV2's multi-scale core) entered."""
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.weights and not layer.__class__.__name__.endswith(
+                ("Conv2D", "Normalization", "Dense")):
+            yield from weighted_layers(layer)
+        elif layer.weights:
+            yield layer
+
+
+def finish(inputs, outputs, name, parts):
+    return deeplab.finish(inputs, outputs, name, parts)

@@ -6,9 +6,11 @@ from deeplab_keras.layers.aspp import aspp_l
 from deeplab_keras.layers.rates import check_output_stride
 from deeplab_keras.layers.resize import resize_class
 from deeplab_keras.models import common
+from deeplab_keras.models.deeplab import register
 from deeplab_keras.models.deeplab_v3 import backbone_options
 
 
+@register("deeplabv2")
 def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
               atrous_rates=(6, 12, 18, 24), multi_scale=False, scales=(1.0, 0.75, 0.5),
               return_all_scales=False, input_shape=(None, None, 3), input_tensor=None,
@@ -44,7 +46,8 @@ def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
         features = build_backbone(spec.name, x, output_stride, **opts)
         logits = aspp_l(features["out"], num_classes, atrous_rates)
         outputs = common.upsample_to_input(logits, inputs, align_corners, activation)
-        return common.finish(inputs, outputs, model_name, weights)
+        return common.finish(inputs, outputs, model_name,
+                             common.record_parts(outputs, x, features, []))
 
     core_in = K.Input(shape=(None, None, 3), name="normalized_image")
     features = build_backbone(spec.name, core_in, output_stride, **opts)
@@ -66,4 +69,5 @@ def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
             for i, o in enumerate(per_scale)]
         if activation is not None:
             raise ValueError("return_all_scales gives logits for the loss: leave activation=None")
-    return common.finish(inputs, outputs, model_name, weights)
+    return common.finish(inputs, outputs, model_name,
+                         common.record_parts(outputs, core_in, features, []))

@@ -3,6 +3,7 @@ from deeplab_keras.backbones import build_backbone, get_backbone
 from deeplab_keras.layers.aspp import aspp
 from deeplab_keras.layers.rates import aspp_rates, check_output_stride
 from deeplab_keras.models import common
+from deeplab_keras.models.deeplab import register
 
 
 def backbone_options(backbone, alpha=None, multi_grid=None, bn_momentum=None, **extra):
@@ -10,6 +11,7 @@ def backbone_options(backbone, alpha=None, multi_grid=None, bn_momentum=None, **
     return dict(alpha=alpha, multi_grid=multi_grid, bn_momentum=bn_momentum, **extra)
 
 
+@register("deeplabv3")
 def DeepLabV3(num_classes=21, backbone="resnet101", output_stride=16, atrous_rates=None,
               multi_grid=None, alpha=None, input_shape=(None, None, 3), input_tensor=None,
               weights=None, include_preprocessing=True, align_corners=False, aspp_filters=256,
@@ -45,8 +47,9 @@ def DeepLabV3(num_classes=21, backbone="resnet101", output_stride=16, atrous_rat
     features = build_backbone(spec.name, x, output_stride,
                               **backbone_options(spec.name, alpha, multi_grid, bn_momentum,
                                                  **backbone_kwargs))
-    x = aspp(features["out"], aspp_filters, rates, dropout=dropout, align_corners=align_corners,
+    y = aspp(features["out"], aspp_filters, rates, dropout=dropout, align_corners=align_corners,
              bn_momentum=bn_momentum)
-    logits = common.classifier(x, num_classes)
+    logits = common.classifier(y, num_classes)
     outputs = common.upsample_to_input(logits, inputs, align_corners, activation)
-    return common.finish(inputs, outputs, name or f"deeplabv3_{spec.name}", weights)
+    return common.finish(inputs, outputs, name or f"deeplabv3_{spec.name}",
+                         common.record_parts(outputs, x, features, [logits]))

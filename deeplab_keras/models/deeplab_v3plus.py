@@ -5,9 +5,11 @@ from deeplab_keras.layers.aspp import aspp
 from deeplab_keras.layers.decoder import decoder
 from deeplab_keras.layers.rates import aspp_rates, check_output_stride
 from deeplab_keras.models import common
+from deeplab_keras.models.deeplab import register
 from deeplab_keras.models.deeplab_v3 import backbone_options
 
 
+@register("deeplabv3plus")
 def DeepLabV3Plus(num_classes=21, backbone="xception65", output_stride=16, atrous_rates=None,
                   multi_grid=None, alpha=None, input_shape=(None, None, 3), input_tensor=None,
                   weights=None, include_preprocessing=True, align_corners=False,
@@ -32,10 +34,11 @@ def DeepLabV3Plus(num_classes=21, backbone="xception65", output_stride=16, atrou
     features = build_backbone(spec.name, x, output_stride,
                               **backbone_options(spec.name, alpha, multi_grid, bn_momentum,
                                                  **backbone_kwargs))
-    x = aspp(features["out"], aspp_filters, rates, separable=separable, dropout=dropout,
+    y = aspp(features["out"], aspp_filters, rates, separable=separable, dropout=dropout,
              align_corners=align_corners, bn_momentum=bn_momentum)
-    x = decoder(x, features[4], low_level_filters=low_level_filters, filters=decoder_filters,
+    y = decoder(y, features[4], low_level_filters=low_level_filters, filters=decoder_filters,
                 separable=separable, align_corners=align_corners, bn_momentum=bn_momentum)
-    logits = common.classifier(x, num_classes)
+    logits = common.classifier(y, num_classes)
     outputs = common.upsample_to_input(logits, inputs, align_corners, activation)
-    return common.finish(inputs, outputs, name or f"deeplabv3plus_{spec.name}", weights)
+    return common.finish(inputs, outputs, name or f"deeplabv3plus_{spec.name}",
+                         common.record_parts(outputs, x, features, [logits]))

@@ -7,7 +7,7 @@ import time
 
 import keras
 
-from deeplab_keras.utils import io
+from deeplab_keras.utils import io, versions
 
 
 def atomic_save_weights(model, path):
@@ -84,6 +84,9 @@ class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
     must be on storage all workers see."""
 
     def __init__(self, backup_dir, is_chief=True, **kwargs):
+        # overrides the private BackupAndRestore._save_model: check it is still there
+        versions.guard("keras", "ChiefBackupAndRestore (training/callbacks.py)",
+                       keras.callbacks.BackupAndRestore, ("_save_model", "on_train_end"))
         super().__init__(backup_dir, **kwargs)
         self.is_chief = is_chief
 

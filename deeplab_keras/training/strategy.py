@@ -4,6 +4,8 @@ import os
 
 import tensorflow as tf
 
+from deeplab_keras.utils import versions
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -53,6 +55,8 @@ def fix_multi_worker_build(model, strategy):
     shapes matter for the build)."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return model
+    versions.guard("keras", "the multi-worker build fix (training/strategy.py)", model,
+                   ("_symbolic_build", "_maybe_symbolic_build"))
 
     def local(value):
         if isinstance(value, tf.distribute.DistributedValues):
@@ -79,6 +83,8 @@ def _fix_keras_multi_worker_reduce():
     from keras.src.backend.tensorflow import trainer as tf_trainer
     if getattr(tf_trainer.reduce_per_replica, "_deeplab_keras_fix", False):
         return
+    versions.guard("keras", "the multi-worker log reduction fix (training/strategy.py)", tf_trainer,
+                   ("reduce_per_replica", "_collective_all_reduce_multi_worker"))
     original = tf_trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from deeplab_keras import data as dkdata
+from deeplab_keras.evaluation.metrics import SegmentationMetrics
 from deeplab_keras.utils import io
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
@@ -67,14 +68,18 @@ def class_weights(config, info):
     return [float(w) ** config["class_weight_power"] for w in spec]
 
 
-def build_model(config, info):
+def build_training_model(config, info):
+    """The model of a training config (architecture + model arguments), initialised from
+    ``init_tflite`` / ``init_weights``, BatchNorm frozen and synchronised as configured;
+    returns ``(model, report)``."""
     import deeplab_keras as dk
-    kwargs = dict(config["model"])
+    from deeplab_keras.preset import model_spec
+    architecture, kwargs = model_spec(config)
     kwargs.setdefault("num_classes", info.num_classes)
     if kwargs["num_classes"] != info.num_classes:
         raise ValueError(f"model num_classes={kwargs['num_classes']} but the data has "
                          f"{info.num_classes} classes")
-    model = dk.build_model(config["architecture"], **kwargs)
+    model = dk.build_model(architecture, **kwargs)
     before = {layer.name: [w.copy() for w in layer.get_weights()]
               for layer in bnlib.batch_norm_layers(model)}
     report = None
@@ -133,7 +138,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
         if config["mixed_precision"]:
             keras.mixed_precision.set_global_policy(config["mixed_precision"])
         with strategy.scope():
-            model, build_report = build_model(config, info)
+            model, build_report = build_training_model(config, info)
             num_outputs = len(model.outputs)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -145,8 +150,9 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     config["warmup_steps"] = fit_warmup(config["warmup_steps"], total)  # short runs (issue 11)
     with strategy.scope():
         loss = SegmentationLoss(info.num_classes, info.ignore_label, cw, config["top_k_percent"])
-        metrics = [keras.metrics.MeanIoU(info.num_classes, ignore_class=info.ignore_label,
-                                         sparse_y_pred=False, name="mean_iou")]
+        # our metric: out-of-range labels make it nan instead of vanishing (keras' MeanIoU)
+        metrics = [SegmentationMetrics(info.num_classes, info.ignore_label, from_logits=True,
+                                       name="mean_iou")]
         model.compile(optimizer=make_optimizer(config, total),
                       loss=[loss] * num_outputs if num_outputs > 1 else loss,
                       metrics=[metrics] + [[]] * (num_outputs - 1) if num_outputs > 1 else metrics,

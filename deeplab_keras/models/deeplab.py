@@ -1,0 +1,206 @@
+"""The DeepLab model class and the architecture registry.
+
+Every builder (:func:`DeepLabV3`, ...) is registered with :func:`register` and returns a
+:class:`DeepLab`: a Keras functional model that knows itself.
+
+* ``model.architecture`` and ``model.config`` are the builder and its arguments;
+  ``model.get_config()`` returns them, and ``DeepLab.from_config`` calls the builder again, so
+  ``model.save("m.keras")`` / ``keras.saving.load_model("m.keras")`` give the same model back.
+* ``model.labels``, ``model.palette``, ``model.ignore_label`` and ``model.preprocessing`` (the
+  input contract: the size the model is meant to run at and the resize semantics) travel with
+  it through the ``.keras`` file.
+* ``model.parts`` names the layers the rest of the package needs, recorded by the builder that
+  made them: the final ``upsample`` layer, the ``classifier`` layers, the ``head`` layers (all
+  weighted layers that are not backbone), the ``backbone_features`` (output stride -> layer) and
+  the final ``probabilities`` activation (None for logits). Use :func:`parts` to read them.
+
+Models built with ``frontend.use(tf_keras)`` (the QAT twin) are plain tf_keras models with the
+same attributes set.
+"""
+import functools
+import inspect
+
+import keras
+import numpy as np
+
+from deeplab_keras import frontend
+
+#: architecture name -> builder
+BUILDERS = {}
+#: keyword arguments of every builder that describe the model's use, not its graph
+METADATA = ("labels", "palette", "ignore_label", "preprocessing")
+#: builder arguments that are not part of the config (inputs of one build only; the name is
+#: the model's own, in get_config()["name"])
+_NOT_CONFIG = ("weights", "input_tensor", "name")
+_weights_loader = []
+
+
+def canonical(architecture):
+    """``"DeepLab-V3+"``, ``"deeplabv3plus"``, ... -> the registry key; ValueError if unknown."""
+    key = str(architecture).lower().replace("_", "").replace("-", "").replace("+", "plus")
+    if key not in BUILDERS:
+        raise ValueError(f"Unknown architecture {architecture!r}. Available: {', '.join(BUILDERS)}")
+    return key
+
+
+def set_weights_loader(loader):
+    """Install ``loader(model, weights)`` for the builders' ``weights=`` argument.
+
+    :mod:`deeplab_keras.weights` (which sits above the models: it knows presets, files and
+    URLs) installs itself when imported, as ``import deeplab_keras`` does."""
+    _weights_loader[:] = [loader]
+
+
+def check_metadata(num_classes, labels=None, palette=None, ignore_label=None, preprocessing=None):
+    """Validated copies of the metadata arguments (ValueError naming the problem)."""
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != num_classes:
+            raise ValueError(f"{len(labels)} labels for a model with {num_classes} classes")
+    if palette is not None:
+        palette = [[int(v) for v in c] for c in palette]
+        if len(palette) != num_classes:
+            raise ValueError(f"{len(palette)} palette colours for a model with {num_classes} classes")
+        if any(len(c) != 3 or min(c) < 0 or max(c) > 255 for c in palette):
+            raise ValueError("palette colours must be [r, g, b] with values 0-255")
+    if ignore_label is not None:
+        if isinstance(ignore_label, bool) or not isinstance(ignore_label, (int, np.integer)):
+            raise ValueError(f"ignore_label must be an integer, got {ignore_label!r}")
+        ignore_label = int(ignore_label)
+    if preprocessing is not None:
+        if not isinstance(preprocessing, dict):
+            raise ValueError(f"preprocessing must be a dict, got {preprocessing!r}")
+        preprocessing = dict(preprocessing)
+        size = preprocessing.get("input_size")
+        if size is not None:
+            if len(size) != 2 or min(int(s) for s in size) < 1:
+                raise ValueError(f"preprocessing input_size must be [height, width], got {size!r}")
+            preprocessing["input_size"] = [int(s) for s in size]
+    return labels, palette, ignore_label, preprocessing
+
+
+def _jsonable(value):
+    """Plain JSON types (tuples and Keras' tracked lists/dicts become lists/dicts)."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def register(architecture):
+    """Decorator registering a builder under ``architecture``. The registered function takes
+    the builder's arguments plus the metadata (``labels``, ``palette``, ``ignore_label``,
+    ``preprocessing``), records them on the model it returns and loads ``weights``."""
+    def decorate(builder):
+        signature = inspect.signature(builder)
+        var_kw = next((p.name for p in signature.parameters.values()
+                       if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+        @functools.wraps(builder)
+        def build(*args, labels=None, palette=None, ignore_label=None, preprocessing=None,
+                  **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            config = {k: v for k, v in arguments.items() if k != var_kw and k not in _NOT_CONFIG}
+            config.update(arguments.get(var_kw) or {})
+            weights = arguments.get("weights")
+            if weights is not None:
+                bound.arguments["weights"] = None
+            model = builder(*bound.args, **bound.kwargs)
+            meta = check_metadata(model.outputs[0].shape[-1], labels, palette, ignore_label,
+                                  preprocessing)
+            model.architecture = architecture
+            model.config = _jsonable(config)
+            for key, value in zip(METADATA, meta):
+                setattr(model, key, value)
+            if weights is not None:
+                if not _weights_loader:
+                    raise RuntimeError("weights= needs deeplab_keras.weights (import deeplab_keras)")
+                _weights_loader[0](model, weights)
+            return model
+
+        build.architecture = architecture
+        BUILDERS[architecture] = build
+        return build
+    return decorate
+
+
+def build_model(architecture, **config):
+    """Build from a config dict, e.g. ``build_model("deeplabv3", backbone="mobilenet_v2", ...)``."""
+    return BUILDERS[canonical(architecture)](**config)
+
+
+def parts(model):
+    """``model``'s recorded parts (see the module docstring); ValueError for a model that was
+    not built by deeplab_keras (or lost them, e.g. by ``keras.models.clone_model``)."""
+    recorded = getattr(model, "parts", None)
+    if not isinstance(recorded, dict) and not hasattr(recorded, "keys"):
+        raise ValueError(f"model {model.name!r} is not a deeplab_keras model (it does not record "
+                         "its logits, upsampling and backbone layers): build it with "
+                         "deeplab_keras (a builder, from_preset or a saved .keras file of one)")
+    return recorded
+
+
+@keras.saving.register_keras_serializable(package="deeplab_keras")
+class DeepLab(keras.Model):
+    """A DeepLab model (Keras 3 functional): see the module docstring. Build it with a builder
+    (:func:`deeplab_keras.DeepLabV3`, ...), :func:`build_model` or ``from_preset``."""
+
+    def __init__(self, inputs, outputs, *, parts=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.parts = dict(parts or {})
+        self.architecture, self.config = None, {}
+        self.labels = self.palette = self.ignore_label = self.preprocessing = None
+
+    @property
+    def num_classes(self):
+        return int(self.outputs[0].shape[-1])
+
+    @property
+    def input_size(self):
+        """The (height, width) the model is meant to run at: its fixed input shape, else the
+        preset's ``preprocessing.input_size``, else None (any size)."""
+        fixed = tuple(self.inputs[0].shape[1:3])
+        if None not in fixed:
+            return tuple(int(s) for s in fixed)
+        size = (self.preprocessing or {}).get("input_size")
+        return tuple(size) if size else None
+
+    @property
+    def align_corners(self):
+        return bool(self.config.get("align_corners", False))
+
+    def get_config(self):
+        return _jsonable({"architecture": self.architecture, "config": self.config,
+                          "labels": self.labels, "palette": self.palette,
+                          "ignore_label": self.ignore_label, "preprocessing": self.preprocessing,
+                          "name": self.name, "trainable": self.trainable})
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if not config.get("architecture"):
+            raise ValueError("a DeepLab config needs 'architecture' (and 'config', the builder "
+                             "arguments): it comes from DeepLab.get_config()")
+        kwargs = dict(config.get("config") or {})
+        kwargs["name"] = config.get("name")
+        model = build_model(config["architecture"], **kwargs,
+                            **{k: config.get(k) for k in METADATA})
+        model.trainable = config.get("trainable", True)
+        return model
+
+
+def finish(inputs, outputs, name, parts):
+    """The model of a builder: :class:`DeepLab` (Keras 3) or a tf_keras functional model with the
+    same ``parts`` attribute (QAT twin)."""
+    if frontend.is_keras3():
+        return DeepLab(inputs, outputs, name=name, parts=parts)
+    model = frontend.get().Model(inputs, outputs, name=name)
+    model.parts = dict(parts)
+    return model

@@ -1,0 +1,116 @@
+"""Package structure: no import cycles among deeplab_keras's modules (module-level and
+function-level imports alike, read from the source with ast), and the library never imports
+deeplab_keras.commands."""
+import ast
+import os
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deeplab_keras")
+PACKAGE = "deeplab_keras"
+
+
+def module_files():
+    out = {}
+    for folder, _, files in os.walk(ROOT):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(folder, f)
+                rel = os.path.relpath(path, os.path.dirname(ROOT))[:-3].replace(os.sep, ".")
+                out[rel[:-len(".__init__")] if rel.endswith(".__init__") else rel] = path
+    return out
+
+
+def imports_of(name, path, modules):
+    """Package modules that ``name`` imports anywhere in its source, function bodies included.
+    ``from pkg import sub`` counts as a dependency on ``pkg.sub`` (Python runs ``pkg/__init__``
+    on the way, but that is the package's own structure, not a dependency of the importer)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    is_pkg = path.endswith("__init__.py")
+    found = set()
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[:len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            # ``from pkg import sub`` depends on the submodule; ``from pkg import name`` on pkg
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod
+                       for a in node.names]
+        for t in targets:
+            # the deepest package module the import names
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t.startswith(PACKAGE) and t != name and t != PACKAGE:
+                found.add(t)
+    return found
+
+
+def graph():
+    modules = module_files()
+    return {m: imports_of(m, p, modules) for m, p in modules.items()}
+
+
+def find_cycles(edges):
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    cycles = find_cycles(graph())
+    assert not cycles, "import cycles among deeplab_keras modules: " + "; ".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def test_library_never_imports_commands():
+    bad = {m: sorted(d for d in deps if d.startswith(f"{PACKAGE}.commands"))
+           for m, deps in graph().items()
+           if not m.startswith(f"{PACKAGE}.commands") and m != f"{PACKAGE}.cli"}
+    bad = {m: d for m, d in bad.items() if d}
+    assert not bad, f"library modules import the CLI: {bad}"
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_import_parser_sees_function_level_and_relative_imports(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    from deeplab_keras.zoo import get_preset\n"
+                   "from . import weights\n")
+    modules = {"deeplab_keras.zoo": "", "deeplab_keras.weights": "", "deeplab_keras.x": ""}
+    assert imports_of("deeplab_keras.x", str(src), modules) == {"deeplab_keras.zoo",
+                                                              "deeplab_keras.weights"}
