@@ -2,21 +2,51 @@
 
     import deeplab_keras as dk
     model = dk.DeepLabV3Plus(num_classes=21, backbone="xception65", output_stride=16)
+    classes = dk.segment(model, "photo.jpg")          # class map at the photo's size
+
+``import deeplab_keras`` does not import TensorFlow: the attributes below load their module on
+first use (PEP 562 module ``__getattr__``), so the command line's ``--help`` and ``zoo list``
+start in a fraction of TensorFlow's import time.
 """
-import os as _os
+import importlib as _importlib
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides our own output; users
-# who want it can set TF_CPP_MIN_LOG_LEVEL themselves before importing.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from deeplab_keras.utils.quiet import quiet_tensorflow as _quiet_tensorflow
 
-from deeplab_keras import backbones  # noqa: E402, frontend, layers
-from deeplab_keras.models import (BUILDERS, DeepLab, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus,
-                                  build_model)
-from deeplab_keras.importers.tflite_graph import from_tflite
-from deeplab_keras.version import __version__
-from deeplab_keras import weights  # noqa: E402  (installs the builders' weights= loader)
-from deeplab_keras.zoo import from_preset, get_preset, list_presets
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides our own output; set
+# before TensorFlow loads. Users who want it set TF_CPP_MIN_LOG_LEVEL themselves (or --verbose).
+_quiet_tensorflow()
+
+from deeplab_keras.version import __version__  # noqa: E402
+
+#: public name -> module that defines it (a module name alone: the module itself)
+_LAZY = {
+    "DeepLab": "deeplab_keras.models", "DeepLabV1": "deeplab_keras.models",
+    "DeepLabV2": "deeplab_keras.models", "DeepLabV3": "deeplab_keras.models",
+    "DeepLabV3Plus": "deeplab_keras.models", "build_model": "deeplab_keras.models",
+    "BUILDERS": "deeplab_keras.models",
+    "from_preset": "deeplab_keras.zoo", "get_preset": "deeplab_keras.zoo",
+    "list_presets": "deeplab_keras.zoo",
+    "from_tflite": "deeplab_keras.importers.tflite_graph",
+    "segment": "deeplab_keras.inference", "overlay": "deeplab_keras.inference",
+    "colorize": "deeplab_keras.inference", "load_image": "deeplab_keras.inference",
+    "backbones": None, "layers": None, "frontend": None, "weights": None, "zoo": None,
+    "data": None, "inference": None, "models": None, "training": None, "evaluation": None,
+    "export": None, "importers": None, "preset": None, "download": None, "utils": None,
+}
 
 __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
-           "from_preset", "get_preset", "list_presets", "from_tflite", "backbones", "layers", "frontend",
-           "__version__"]
+           "from_preset", "get_preset", "list_presets", "from_tflite", "segment", "overlay",
+           "colorize", "load_image", "backbones", "layers", "frontend", "__version__"]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'deeplab_keras' has no attribute {name!r}")
+    module = _importlib.import_module(_LAZY[name] or f"deeplab_keras.{name}")
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -106,6 +106,62 @@ def predict_classes(model, image, input_size=None, align_corners=True):
     return classes.astype(np.uint8 if logits.shape[-1] <= 256 else np.int32)
 
 
+def as_rgb8(image):
+    """(H, W, 3) uint8 RGB array of one image: a file path, a PIL image, or an array (H, W, 3)
+    / (H, W, 4) (alpha dropped) / (H, W) grayscale, uint8 or float in 0-255 (the range the
+    models take). A float image in 0-1 is refused (scaling it silently would guess)."""
+    if isinstance(image, (str, bytes, os.PathLike)):
+        return load_image(image)
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        return to_rgb8(image)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(f"expected one image (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) gray, got "
+                         f"shape {array.shape}; for a batch pass (N, H, W, 3) or a list of images")
+    array = array[..., :3]
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"image dtype {array.dtype} is not numeric")
+    if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 255 or np.isnan(array).any()):
+        raise ValueError(f"image values {np.nanmin(array)}..{np.nanmax(array)} are outside 0-255 "
+                         "(or NaN): give RGB values in 0-255")
+    if array.dtype.kind == "f" and array.size and 0 < array.max() <= 1.0:
+        raise ValueError("float image with values in 0-1: the models take 0-255 RGB; pass "
+                         "image * 255 (or the uint8 image)")
+    return np.round(array).astype(np.uint8)
+
+
+def _contract(model, input_size, align_corners):
+    prep = getattr(model, "preprocessing", None) or {}
+    size = input_size or prep.get("input_size")
+    if align_corners is None:
+        align_corners = prep.get("resize", "align_corners") == "align_corners"
+    return (tuple(size) if size else None), align_corners
+
+
+def segment(model, image, input_size=None, align_corners=None):
+    """Class map(s) at the image's own size.
+
+    ``image``: one image (a path, a PIL image, an (H, W, 3) uint8 / 0-255 float array) -> an
+    (H, W) uint8 class map; a batch (a list of images, or an (N, H, W, 3) array) -> a list of
+    maps (images may differ in size). The model runs at ``input_size``, else its preset's
+    ``preprocessing.input_size`` (a ``.keras`` file or preset model records it), else the image's
+    size; resize semantics from the same contract.
+
+        import deeplab_keras as dk
+        model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
+        classes = dk.segment(model, "street.png")
+        print(dict(zip(model.labels, np.bincount(classes.ravel(), minlength=11))))
+    """
+    size, align = _contract(model, input_size, align_corners)
+    if isinstance(image, (list, tuple)) or (hasattr(image, "ndim") and image.ndim == 4):
+        return [predict_classes(model, as_rgb8(im), size, align) for im in image]
+    return predict_classes(model, as_rgb8(image), size, align)
+
+
 def default_palette(n):
     """PASCAL VOC's colour map (bit-interleaved), for models without a palette."""
     palette = np.zeros((n, 3), np.uint8)

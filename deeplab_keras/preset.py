@@ -11,10 +11,10 @@ import dataclasses
 import inspect
 import re
 
-from deeplab_keras.backbones import get_backbone
 from deeplab_keras.data.datasets import DATASETS
-from deeplab_keras.importers.formats import FORMATS
-from deeplab_keras.models import BUILDERS, canonical
+
+# The model registry, backbones and weight formats load TensorFlow: imported where the checks use
+# them, so dataset_metadata() (``zoo list``/``zoo show``) runs without it.
 
 #: ``preprocessing.normalization`` -> how the backbone's in-graph preprocessing normalises
 NORMALIZATIONS = {"zero_mean_unit_range": "scale_offset", "mean_subtraction": "mean"}
@@ -37,6 +37,7 @@ class WeightsEntry:
     default: bool = False
 
     def check(self, where):
+        from deeplab_keras.importers.formats import FORMATS
         if self.format not in FORMATS:
             raise PresetError(f"{where}: weights format {self.format!r} is not one of {', '.join(FORMATS)}")
         if not (self.url or self.path):
@@ -56,6 +57,7 @@ def model_spec(entry):
 
 
 def _backbone(architecture, config):
+    from deeplab_keras.models import BUILDERS
     if "backbone" in config:
         return config["backbone"]
     default = inspect.signature(BUILDERS[architecture]).parameters.get("backbone")
@@ -90,6 +92,7 @@ class Preset:
         missing = [k for k in ("name", "architecture", "config", "weights") if k not in entry]
         if missing:
             raise PresetError(f"{where}: missing fields {missing}")
+        from deeplab_keras.models import canonical
         try:
             architecture = canonical(entry["architecture"])
         except ValueError as err:
@@ -108,7 +111,7 @@ class Preset:
             raise PresetError(f"{where}: exactly one weights entry must have \"default\": true")
         values = dict(entry, architecture=architecture, config=config, weights=tuple(weights))
         values.pop("_comment", None)
-        values = _dataset_metadata(values, where)
+        values = dataset_metadata(values, where)
         _check_head(values, where)
         _check_preprocessing(values, where)
         return cls(**values)
@@ -123,7 +126,7 @@ class Preset:
         return out
 
 
-def _dataset_metadata(values, where):
+def dataset_metadata(values, where):
     """Labels, palette and ignore label of a known dataset come from data.DATASETS."""
     info = DATASETS.get(values.get("dataset"))
     classes = values["config"].get("num_classes")
@@ -173,6 +176,7 @@ def _check_preprocessing(values, where):
         if norm not in NORMALIZATIONS:
             raise PresetError(f"{where}: preprocessing.normalization must be one of "
                               f"{sorted(NORMALIZATIONS)}, got {norm!r}")
+        from deeplab_keras.backbones import get_backbone
         spec = get_backbone(_backbone(values["architecture"], values["config"]))
         if getattr(spec, NORMALIZATIONS[norm]) is None:
             raise PresetError(f"{where}: preprocessing.normalization {norm!r} is not what the "

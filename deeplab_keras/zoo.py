@@ -13,10 +13,11 @@ import json
 import os
 
 from deeplab_keras import download
-from deeplab_keras.importers.formats import import_weights, transfer
-from deeplab_keras.models import build_model
-from deeplab_keras.preset import Preset, model_spec
+from deeplab_keras.preset import Preset, dataset_metadata, model_spec
 from deeplab_keras.utils.io import atomic_path
+
+# Model building and weight import load TensorFlow: imported where used, so reading the catalogue
+# (``deeplab-keras zoo list/show``) stays TensorFlow-free.
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: where the catalogue may live: installed package data, then the source checkout
@@ -32,17 +33,41 @@ def zoo_dir():
 
 
 @functools.lru_cache(maxsize=None)
-def _catalogue(root):
+def _read_catalogue(root):
+    """{file: entry as read} (JSON only, no schema check: needs no TensorFlow)."""
     presets = {}
     for path in sorted(glob.glob(os.path.join(root, "presets", "*.json"))):
         with open(path) as f:
             try:
-                preset = json.load(f)
+                presets[path] = json.load(f)
             except json.JSONDecodeError as err:
                 raise ValueError(f"corrupt preset file {path}: {err}") from err
+    return presets
+
+
+@functools.lru_cache(maxsize=None)
+def _catalogue(root):
+    presets = {}
+    for path, preset in _read_catalogue(root).items():
         preset = Preset.from_dict(preset, where=f"preset file {path}").to_dict()
         presets[preset["name"]] = preset
     return presets
+
+
+def preset_card(name):
+    """Preset ``name``'s entry with its dataset's labels, palette and ignore label filled in,
+    without the schema checks that need the model code (and TensorFlow): what ``zoo list`` and
+    ``zoo show`` print. Loading a preset (:func:`from_preset`) checks the full schema."""
+    for path, entry in _read_catalogue(zoo_dir()).items():
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return dataset_metadata(copy.deepcopy(entry), f"preset file {path}")
+    names = sorted(e.get("name") for e in _read_catalogue(zoo_dir()).values() if isinstance(e, dict))
+    raise ValueError(f"Unknown preset {name!r}. Available presets: {', '.join(map(str, names))}")
+
+
+def preset_names():
+    """Names in the catalogue as read (TensorFlow-free; :func:`list_presets` also validates)."""
+    return sorted(str(e.get("name")) for e in _read_catalogue(zoo_dir()).values() if isinstance(e, dict))
 
 
 def list_presets():
@@ -115,6 +140,7 @@ def build_preset_model(preset, **overrides):
     for key in list(metadata):
         if key in config:
             metadata[key] = config.pop(key)
+    from deeplab_keras.models import build_model
     return build_model(architecture, **config, **metadata)
 
 
@@ -137,6 +163,7 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
 
     def convert(path):
         model = build_preset_model(preset, num_classes=conversion_classes(preset))
+        from deeplab_keras.importers.formats import import_weights
         import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
         model.save_weights(path)
 
@@ -170,5 +197,6 @@ def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, p
         # another head (or architecture overrides): copy by layer name from the stored model
         source = build_preset_model(preset, num_classes=conversion_classes(preset))
         source.load_weights(path)
+        from deeplab_keras.importers.formats import transfer
         transfer(source, model, new_head=new_head, backbone_only=backbone_only)
     return model

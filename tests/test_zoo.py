@@ -106,7 +106,7 @@ def test_cli_zoo_list_show(tiny_zoo, capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
     assert "deeplabv3_mobilenetv2_dm05_voc" in out and "tiny" in out and "(unpinned)" in out
-    assert main(["zoo", "show", "deeplabv3plus_xception65_voc"]) == 0
+    assert main(["zoo", "show", "deeplabv3plus_xception65_voc", "--json"]) == 0  # issue 12: card by default
     shown = json.loads(capsys.readouterr().out)
     assert shown["metrics"]["miou"] == 82.2
     assert main(["zoo", "show", "nope"]) == 1

@@ -10,15 +10,15 @@ import json
 
 
 def add_parser(subparsers):
-    from deeplab_keras.training.strategy import STRATEGIES
     p = subparsers.add_parser("train", help="train a model from a recipe",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", required=True, help="recipe name in zoo/recipes or a JSON file")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override settings, e.g. epochs=5 model.output_stride=8 "
                         "(values are JSON when they parse as JSON)")
-    p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy "
-                   "(multi_worker reads TF_CONFIG)")
+    # the names are checked by training.get_strategy (importing it here would load TensorFlow)
+    p.add_argument("--strategy", help="tf.distribute strategy: default | mirrored | "
+                   "multi_worker (reads TF_CONFIG) | tpu")
     p.add_argument("--output-dir", help="where checkpoints, backup and logs go")
     p.add_argument("--epochs", type=int)
     p.add_argument("--minutes", type=float, help="stop after this wall-clock time")

@@ -6,12 +6,22 @@ CamVid and any folder of image/mask pairs.
     ds = data.make_dataset(pairs, dataset_info="camvid", batch_size=8, crop_size=(360, 360),
                            training=True, seed=0)
 """
-from deeplab_keras.data.datasets import DATASETS, DatasetInfo, custom_info, get_dataset_info
-from deeplab_keras.data.pairs import list_pairs
-from deeplab_keras.data.pipeline import check_pairs, make_dataset, resolve_info
-from deeplab_keras.data.sbd import sbd_to_png
-from deeplab_keras.data.stats import class_pixel_counts
-from deeplab_keras.data.tfrecord import write_tfrecords
+import importlib as _importlib
+
+# Lazy (PEP 562): the dataset table (datasets.py) is numpy-only and the command line reads it
+# without loading TensorFlow; the tf.data parts load on first use.
+_LAZY = {"DATASETS": "datasets", "DatasetInfo": "datasets", "custom_info": "datasets",
+         "get_dataset_info": "datasets", "list_pairs": "pairs", "check_pairs": "pipeline",
+         "make_dataset": "pipeline", "resolve_info": "pipeline", "sbd_to_png": "sbd",
+         "class_pixel_counts": "stats", "write_tfrecords": "tfrecord"}
 
 __all__ = ["DATASETS", "DatasetInfo", "custom_info", "get_dataset_info", "list_pairs",
            "make_dataset", "check_pairs", "resolve_info", "class_pixel_counts", "write_tfrecords", "sbd_to_png"]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'deeplab_keras.data' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"deeplab_keras.data.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value

@@ -18,6 +18,7 @@ Models built with ``frontend.use(tf_keras)`` (the QAT twin) are plain tf_keras m
 same attributes set.
 """
 import functools
+import importlib
 import inspect
 
 import keras
@@ -121,7 +122,9 @@ def register(architecture):
                 setattr(model, key, value)
             if weights is not None:
                 if not _weights_loader:
-                    raise RuntimeError("weights= needs deeplab_keras.weights (import deeplab_keras)")
+                    # import deeplab_keras is lazy: the loader (above the models, it knows
+                    # presets and files) installs itself on import, by name, not a static cycle
+                    importlib.import_module("deeplab_keras.weights")
                 _weights_loader[0](model, weights)
             return model
 
