@@ -49,7 +49,8 @@ def add_parser(subparsers):
                       help="camvid | voc | cityscapes | ade20k | folder (images/ + masks/)")
     data.add_argument("--data-root", required=True, help="dataset folder")
     data.add_argument("--split", default="val")
-    data.add_argument("--ignore-label", type=int, default=255, help="ignore label of a 'folder' dataset")
+    data.add_argument("--ignore-label", type=int, default=None,
+                      help="ignore label of a 'folder' dataset (default: the model file's, else 255)")
     data.add_argument("--limit", type=int, help="evaluate only the first N images")
     inf = p.add_argument_group("inference")
     inf.add_argument("--scales", nargs="+", default=["1.0"],
@@ -71,10 +72,27 @@ def run(args):
     from deeplab_keras import data
     from deeplab_keras.evaluation import evaluate, format_table, write_json
 
+    model = None
     if args.dataset == "folder":
-        if args.num_classes is None:
-            raise ValueError("--dataset folder needs --num-classes (and --ignore-label)")
-        info = data.custom_info(args.num_classes, args.ignore_label)
+        if args.num_classes is None and args.weights and str(args.weights).endswith(".keras") \
+                and not args.artifact:
+            # issue 12: a trained model file knows its classes, names, colours and ignore label
+            model = loader.load_model(args)
+            if not getattr(model, "labels", None):
+                raise ValueError("--dataset folder needs --num-classes (and --ignore-label): "
+                                 f"{args.weights} does not record its classes (a file written "
+                                 "by `deeplab-keras train` does)")
+            ignore = args.ignore_label if args.ignore_label is not None else \
+                getattr(model, "ignore_label", None)
+            info = data.custom_info(int(model.output_shape[-1]), 255 if ignore is None else ignore,
+                                    labels=getattr(model, "labels", None),
+                                    palette=getattr(model, "palette", None))
+        elif args.num_classes is None:
+            raise ValueError("--dataset folder needs --num-classes (and --ignore-label), or a "
+                             "trained --weights FILE.keras that records them")
+        else:
+            info = data.custom_info(args.num_classes,
+                                    255 if args.ignore_label is None else args.ignore_label)
     else:
         info = data.get_dataset_info(args.dataset)
         if args.num_classes is not None and args.num_classes != info.num_classes:
@@ -86,7 +104,7 @@ def run(args):
         pairs = pairs[:args.limit]
     if args.artifact:  # -- mobile (issue 10): evaluate an exported file
         return _run_artifact(args, info, pairs)
-    model = loader.load_model(args, num_classes=info.num_classes)
+    model = model or loader.load_model(args, num_classes=info.num_classes)
     result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
                       sliding_window=args.sliding_window, overlap=args.overlap,
                       weighting=args.weighting, crf=True if args.crf else None,

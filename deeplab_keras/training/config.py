@@ -13,6 +13,7 @@ DEFAULTS = {
     "dataset": "folder",       # DATASETS name or "folder"
     "data_root": None,
     "num_classes": None,       # for "folder" (else from the dataset)
+    "labels": None,            # class names for "folder" (default class_0, class_1, ...)
     "ignore_label": 255,       # for "folder"
     "train_split": "train",
     "val_split": "val",

@@ -20,7 +20,8 @@ from deeplab_keras.training.strategy import fix_multi_worker_build, get_strategy
 
 def dataset_info(config):
     if config["dataset"] == "folder":
-        return dkdata.custom_info(config["num_classes"], config["ignore_label"])
+        return dkdata.custom_info(config["num_classes"], config["ignore_label"],
+                                  labels=config.get("labels"))
     return dkdata.get_dataset_info(config["dataset"])
 
 
@@ -182,4 +183,26 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
                         callbacks=callbacks, verbose=config["verbose"])
     history.seconds = time.time() - start
     history.steps_per_epoch = steps
+    history.model_file = save_model_file(model, config, info) if is_chief else None
     return model, history
+
+
+def save_model_file(model, config, info, path=None):
+    """Write the trained model as one ``.keras`` file (default ``<output_dir>/model.keras``,
+    atomically) that ``predict``/``evaluate``/``export --weights FILE.keras`` load alone: a
+    fresh, uncompiled copy of the architecture carrying the dataset's labels, palette and ignore
+    label (the training model carries loss, optimizer and frozen-BN state a user does not
+    want). Returns the path."""
+    import deeplab_keras as dk
+    from deeplab_keras.preset import model_spec
+    architecture, kwargs = model_spec(config)
+    kwargs.setdefault("num_classes", info.num_classes)
+    clean = dk.build_model(architecture, **kwargs, labels=list(info.labels),
+                           palette=[list(c) for c in info.palette], ignore_label=info.ignore_label)
+    # the resize semantics it was trained with (the loader runs it the same way)
+    clean.preprocessing = {"resize": "align_corners" if clean.align_corners else "half_pixel"}
+    clean.set_weights(model.get_weights())
+    path = path or os.path.join(config["output_dir"], "model.keras")
+    with io.atomic_path(path, suffix=".keras") as tmp:
+        clean.save(tmp)
+    return path
