@@ -180,10 +180,111 @@ def colorize(classes, palette):
     return palette[classes]
 
 
-def overlay(image, classes, palette, alpha=0.5):
-    """Blend the colour-coded class map over the image."""
+#: class names drawn as "no colour" in overlays (the photo shows through)
+BACKGROUND_NAMES = ("background", "unlabeled", "unlabelled", "void", "other", "none")
+
+
+def background_classes(labels=None, palette=None):
+    """Indices an overlay leaves unblended: classes named like background (VOC's ``background``,
+    ``unlabeled``, ...) and classes coloured black (blending black only darkens the photo)."""
+    found = set()
+    for i, name in enumerate(labels or []):
+        if str(name).strip().lower() in BACKGROUND_NAMES:
+            found.add(i)
+    for i, colour in enumerate(palette if palette is not None else []):
+        if tuple(int(v) for v in colour) == (0, 0, 0):
+            found.add(i)
+    return sorted(found)
+
+
+def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, background=None):
+    """The colour-coded class map blended over the image (same size).
+
+    ``palette``: colours per class (default: VOC's colour map); ``background``: class indices
+    left unblended (default :func:`background_classes`: background-named or black classes, so
+    VOC's background does not darken the photo); ``legend=True`` draws the names and colours of
+    the classes present (``labels``, default ``class_i``), largest first, in a corner.
+
+        vis = dk.overlay(image, dk.segment(model, image), model.palette, labels=model.labels,
+                         legend=True)
+    """
+    image = as_rgb8(image)
+    classes = np.asarray(classes)
+    if classes.shape != image.shape[:2]:
+        raise ValueError(f"class map {classes.shape} and image {image.shape[:2]} differ in size; "
+                         "dk.segment returns maps at the image's size")
+    if palette is None:
+        palette = default_palette(max(int(classes.max(initial=0)) + 1, len(labels or [])))
     colours = colorize(classes, palette).astype(np.float32)
-    return (image.astype(np.float32) * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+    if background is None:
+        background = background_classes(labels, palette)
+    weight = np.full(classes.shape + (1,), float(alpha), np.float32)
+    if len(background):
+        weight[np.isin(classes, list(background))] = 0.0
+    out = (image.astype(np.float32) * (1 - weight) + colours * weight).round().astype(np.uint8)
+    if legend:
+        out = draw_legend(out, classes, palette, labels)
+    return out
+
+
+def draw_legend(image, classes, palette, labels=None, max_entries=10):
+    """A legend box (colour swatch + name + share of pixels) of the classes present, largest
+    first, drawn in the image's top-left corner; rows that do not fit are summarised as
+    ``+N more``; nothing is drawn on an image too small for one row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ids, counts = np.unique(classes, return_counts=True)
+    order = [int(i) for _, i in sorted(zip(-counts, ids))]
+    height, width = image.shape[:2]
+    size = int(np.clip(min(height, width) / 24, 9, 22))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed bitmap font
+        font = ImageFont.load_default()
+    line, pad = size + 4, max(2, size // 4)
+    rows = min(len(order), max_entries, (height - 2 * pad) // line)
+    if rows < 1 or width < 4 * size:
+        return image
+    if rows < len(order):
+        rows = max(rows - 1, 0)
+    shown, more = order[:rows], len(order) - rows
+    palette = np.asarray(palette, np.uint8)
+    name = (lambda i: str(labels[i]) if labels is not None and i < len(labels) else f"class_{i}")
+    total = classes.size
+    texts = [f"{name(i)} {counts[list(ids).index(i)] / total:.0%}" for i in shown]
+    if more:
+        texts.append(f"+{more} more")
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    text_w = max(draw.textlength(t, font=font) for t in texts)
+    box_w = min(width, int(pad * 3 + size + text_w))
+    draw.rectangle([0, 0, box_w, pad * 2 + line * len(texts)], fill=(0, 0, 0, 150))
+    for row, text in enumerate(texts):
+        y = pad + row * line
+        if row < len(shown):
+            colour = tuple(int(v) for v in palette[shown[row]]) if shown[row] < len(palette) else (0, 0, 0)
+            draw.rectangle([pad, y + 1, pad + size, y + size], fill=colour, outline=(255, 255, 255))
+        draw.text((pad * 2 + size, y), text, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
+
+
+def save_class_map(classes, path, palette=None):
+    """Write a class map as a palette PNG, atomically: pixel values are the class indices
+    (``np.asarray(Image.open(path))`` gives them back) and viewers show the class colours.
+    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours)."""
+    from PIL import Image
+
+    classes = np.asarray(classes)
+    if classes.dtype != np.uint8 or palette is None:
+        return save_png(classes, path)
+    colours = np.zeros((256, 3), np.uint8)
+    palette = np.asarray(palette, np.uint8)[:256]
+    colours[:len(palette)] = palette
+    image = Image.fromarray(classes, mode="L").convert("P")  # indices kept as they are
+    image.putpalette(colours.ravel().tolist())
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp)
+    return path
 
 
 def save_png(array, path):
@@ -198,24 +299,31 @@ def save_png(array, path):
 
 
 def segment_file(model, image_path, output_dir, palette=None, input_size=None,
-                 align_corners=True, labels=None, stem=None):
-    """Segment one image file; writes ``<stem>_classes.png`` (class indices, image size) and
-    ``<stem>_overlay.png`` (``stem``: default the file name without extension; it may hold
-    sub-folders). Returns a dict with the paths and per-class pixel fractions."""
+                 align_corners=True, labels=None, stem=None, side_by_side=False, legend=True):
+    """Segment one image file; writes ``<stem>_classes.png`` (class indices as a palette PNG at
+    the image's size), ``<stem>_overlay.png`` (with a legend of the classes present) and, with
+    ``side_by_side``, ``<stem>_side.png`` (image | overlay). ``stem``: default the file name
+    without extension; it may hold sub-folders. Returns a dict with the paths and per-class
+    pixel fractions."""
     image = load_image(image_path)
     classes = predict_classes(model, image, input_size, align_corners)
     if palette is None:
         palette = default_palette(int(model.output_shape[-1]))
     stem = stem or os.path.splitext(os.path.basename(image_path))[0]
     os.makedirs(os.path.dirname(os.path.join(output_dir, stem)) or output_dir, exist_ok=True)
-    class_path = save_png(classes, os.path.join(output_dir, f"{stem}_classes.png"))
-    overlay_path = save_png(overlay(image, classes, palette),
-                            os.path.join(output_dir, f"{stem}_overlay.png"))
+    class_path = save_class_map(classes, os.path.join(output_dir, f"{stem}_classes.png"), palette)
+    vis = overlay(image, classes, palette, labels=labels, legend=legend)
+    overlay_path = save_png(vis, os.path.join(output_dir, f"{stem}_overlay.png"))
+    result = {"image": image_path, "classes": class_path, "overlay": overlay_path}
+    if side_by_side:
+        gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
+        result["side_by_side"] = save_png(np.concatenate([image, gap, vis], axis=1),
+                                          os.path.join(output_dir, f"{stem}_side.png"))
     ids, counts = np.unique(classes, return_counts=True)
     name = (lambda i: labels[i] if labels and i < len(labels) else str(i))
-    fractions = {name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)}
-    return {"image": image_path, "classes": class_path, "overlay": overlay_path,
-            "fractions": fractions, "size": classes.shape}
+    result.update(fractions={name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)},
+                  size=classes.shape)
+    return result
 
 
 # --- Batches: folders, globs, bad files (issue 11) ---------------------------------------------
@@ -285,38 +393,96 @@ def output_stems(files):
 
 
 def segment_files(model, inputs, output_dir, palette=None, input_size=None, align_corners=True,
-                  labels=None, on_result=None):
+                  labels=None, on_result=None, side_by_side=False, files=None):
     """Segment every image of ``inputs`` (files, folders, globs) into ``output_dir``, keeping
     their relative folders (see :func:`output_stems`). A file that fails does not stop the
-    others. Returns ``(results, failures)``, failures a list of ``(path, message)``."""
-    files, failures = expand_inputs(inputs)
+    others. Returns ``(results, failures)``, failures a list of ``(path, message)``.
+    ``on_result(result_or_None)`` is called after each file (None for a failed one)."""
+    if files is None:
+        files, failures = expand_inputs(inputs)
+    else:
+        failures = []
     results = []
     for path, stem in zip(files, output_stems(files)):
         try:
             result = segment_file(model, path, output_dir, palette, input_size, align_corners,
-                                  labels, stem=stem)
+                                  labels, stem=stem, side_by_side=side_by_side)
         except Exception as err:  # one bad file must not lose the rest of the batch
             failures.append((path, str(err) or type(err).__name__))
-            continue
-        results.append(result)
+            result = None
+        else:
+            results.append(result)
         if on_result is not None:
             on_result(result)
     return results, failures
 
 
+LABELS_FILE = "labels.json"
+
+
+def write_labels(output_dir, labels, palette, ignore_label=None):
+    """``<output_dir>/labels.json``: index -> name and colour of the class maps beside it.
+    A labels.json we did not write (no ``"written_by"``) is not overwritten (ValueError)."""
+    import json
+
+    from deeplab_keras.utils.io import write_json
+
+    path = os.path.join(output_dir, LABELS_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                ours = json.load(f).get("written_by") == "deeplab-keras"
+        except (ValueError, OSError, AttributeError):
+            ours = False
+        if not ours:
+            raise ValueError(f"{path} exists and was not written by deeplab-keras; choose another "
+                             "--output-dir (it is left as it is)")
+    entries = [{"index": i, "name": str(name), "color": [int(v) for v in palette[i]]}
+               for i, name in enumerate(labels)]
+    write_json(path, {"written_by": "deeplab-keras", "classes": entries,
+                      "ignore_label": ignore_label})
+    return path
+
+
 def predict_batch(model, inputs, output_dir, palette=None, input_size=None, align_corners=True,
-                  labels=None):
-    """The ``predict`` command's loop: :func:`segment_files` printing one line per image and,
-    at the end, every failure on stderr. Returns the exit status (1 if any input failed)."""
+                  labels=None, side_by_side=False, progress=True):
+    """The ``predict`` command's loop: :func:`segment_files` with a progress bar (n/N, time
+    per image), ``labels.json`` beside the class maps, a summary line and, at the end, every
+    failure on stderr. Returns the exit status (1 if any input failed)."""
     import sys
+    import time
 
-    def show(result):
-        top = sorted(result["fractions"].items(), key=lambda kv: -kv[1])[:4]
-        print(f"{result['image']}: {result['classes']} {result['overlay']} "
-              + ", ".join(f"{k} {v:.0%}" for k, v in top))
+    files, problems = expand_inputs(inputs)
+    num_classes = int(model.output_shape[-1])
+    if palette is None:
+        palette = default_palette(num_classes)
+    names = list(labels) if labels else [f"class_{i}" for i in range(num_classes)]
+    os.makedirs(output_dir, exist_ok=True)
+    labels_path = write_labels(output_dir, names, palette, getattr(model, "ignore_label", None))
+    bar = None
+    if progress and files:
+        import keras
+        bar = keras.utils.Progbar(len(files), unit_name="image")
+    done = [0]
 
-    results, failures = segment_files(model, inputs, output_dir, palette, input_size,
-                                      align_corners, labels, on_result=show)
+    def step(result):
+        done[0] += 1
+        if bar is not None:
+            bar.update(done[0])
+
+    start = time.time()
+    results, failures = segment_files(model, None, output_dir, palette, input_size, align_corners,
+                                      labels, on_result=step, side_by_side=side_by_side,
+                                      files=files)
+    failures = problems + failures
+    seconds = time.time() - start
+    rate = f", {len(results) / seconds:.2f} images/s" if results and seconds > 0 else ""
+    print(f"segmented {len(results)}/{len(files)} image(s) in {seconds:.1f}s{rate} -> "
+          f"{output_dir} (class maps *_classes.png, overlays *_overlay.png"
+          + (", *_side.png" if side_by_side else "") + f"; names and colours: {labels_path})")
+    if len(results) == 1:
+        top = sorted(results[0]["fractions"].items(), key=lambda kv: -kv[1])[:4]
+        print(f"{results[0]['image']}: " + ", ".join(f"{k} {v:.0%}" for k, v in top))
     if failures:
         print(f"deeplab-keras predict: {len(failures)} input(s) failed, "
               f"{len(results)} image(s) segmented:", file=sys.stderr)

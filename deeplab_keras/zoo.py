@@ -180,12 +180,22 @@ def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, p
     Args:
         num_classes: a different number of classes gets a new, freshly initialised classifier
             (backbone presets always need it).
-        weights: False builds the architecture only.
+        weights: True (the preset's own), False (the architecture only), or a path/URL of a
+            weights file for this architecture (``.weights.h5``, ``.keras``, ``.tflite``, ...):
+            loaded into it, or an error naming what does not fit - never ignored.
         allow_unpinned: allow weight files without a pinned checksum (prints their sha256).
         overrides: other builder arguments (``input_shape``, ``activation``, ...).
     """
     preset = get_preset(name)
     classes = num_classes if num_classes is not None else preset["config"].get("num_classes")
+    if isinstance(weights, (str, os.PathLike)):
+        if not str(weights).startswith(("http://", "https://")) and not os.path.exists(weights):
+            raise FileNotFoundError(f"from_preset({name!r}, weights=...): no file {weights}")
+        # the builders' weights= loader (deeplab_keras.weights): every format, shape-checked
+        return build_preset_model(preset, num_classes=classes, weights=os.fspath(weights),
+                                  **overrides)
+    if weights not in (True, False, None):
+        raise TypeError(f"from_preset weights= takes True, False or a file path, got {weights!r}")
     model = build_preset_model(preset, num_classes=classes, **overrides)
     if weights:
         path, _ = converted_weights(name, allow_unpinned=allow_unpinned, progress=progress)

@@ -84,8 +84,12 @@ def write_outputs(ctx):
         palette = inference.default_palette(int(ctx["model"].output_shape[-1]))
     ctx["outputs"] = {
         "image": inference.save_png(ctx["image"], os.path.join(out, "demo_road.png")),
-        "classes": inference.save_png(ctx["classes"], os.path.join(out, "demo_road_classes.png")),
-        "overlay": inference.save_png(inference.overlay(ctx["image"], ctx["classes"], palette),
+        # a palette PNG (viewable, still class indices) and an overlay with a legend (issue 12)
+        "classes": inference.save_class_map(ctx["classes"],
+                                            os.path.join(out, "demo_road_classes.png"), palette),
+        "overlay": inference.save_png(inference.overlay(ctx["image"], ctx["classes"], palette,
+                                                        labels=ctx["preset"].get("labels"),
+                                                        legend=True),
                                       os.path.join(out, "demo_road_overlay.png")),
     }
 

@@ -1,6 +1,9 @@
-"""``deeplab-keras predict (--preset NAME | --weights FILE) --output-dir DIR IMAGE...``: one
-class-index PNG (same size as the image) and one colour overlay PNG per image. Model flags as
-every command (:mod:`deeplab_keras.commands.loader`)."""
+"""``deeplab-keras predict (--preset NAME | --weights FILE) --output-dir DIR IMAGE...``: per
+image a class map ``*_classes.png`` (a palette PNG: pixel values are class indices, viewers show
+the class colours), an overlay ``*_overlay.png`` with a legend of the classes present and, with
+``--side-by-side``, ``*_side.png`` (image | overlay); ``labels.json`` (index, name, colour)
+beside them. Files, folders (recursive) and globs; a progress bar with n/N and time per image.
+Model flags as every command (:mod:`deeplab_keras.commands.loader`)."""
 from deeplab_keras.commands import loader
 
 
@@ -13,6 +16,9 @@ def add_parser(subparsers):
                         help="output directory (--output is the same flag)")
     loader.add_input_size(parser, help="run the model at this size: N, H W or HxW "
                           "(default: the model's own)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="also write <name>_side.png: the image and its overlay side by side")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -27,4 +33,5 @@ def run(args):
     size, align = loader.input_contract(model, size)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
     return inference.predict_batch(model, images, args.output, getattr(model, "palette", None),
-                                   size, align, getattr(model, "labels", None))
+                                   size, align, getattr(model, "labels", None),
+                                   side_by_side=args.side_by_side, progress=not args.no_progress)

@@ -161,6 +161,17 @@ class DeepLab(keras.Model):
         self.architecture, self.config = None, {}
         self.labels = self.palette = self.ignore_label = self.preprocessing = None
 
+    def predict(self, x, *args, **kwargs):
+        """``keras.Model.predict`` on a batch (N, H, W, 3); one (H, W, 3) image gets a clear
+        error pointing to ``dk.segment`` (class map at the image's size) instead of Keras' shape
+        error."""
+        shape = getattr(x, "shape", None)
+        if shape is not None and len(shape) == 3 and shape[-1] == 3:
+            raise ValueError(f"model.predict takes a batch (N, H, W, 3); got one image of shape "
+                             f"{tuple(shape)}. Use image[None] for a batch of one, or "
+                             "dk.segment(model, image) for its class map at the image's size")
+        return super().predict(x, *args, **kwargs)
+
     @property
     def num_classes(self):
         return int(self.outputs[0].shape[-1])
