@@ -20,6 +20,8 @@ EXTRAS = {
     "crf": ["pydensecrf2>=1.0"],
     # MediaPipe Tasks: standard TFLite metadata writers + the ImageSegmenter gate (export --target mediapipe)
     "mobile": ["mediapipe>=1.2"],
+    # evaluate's confusion-matrix heatmap and per-class IoU chart (skipped with a message without)
+    "plots": ["matplotlib>=3.5"],
 }
 # mediapipe 1.2 pins absl-py~=2.3 and tensorflow-model-optimization 0.8 pins absl-py~=1.2: pip
 # cannot resolve both in one install (it backtracks through every tensorflow release), so [all]

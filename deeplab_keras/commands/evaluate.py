@@ -64,7 +64,14 @@ def add_parser(subparsers):
     out = p.add_argument_group("output")
     out.add_argument("--output-json", "--output", dest="output",
                      help="write the results as JSON to this file (atomically; --output is the same flag)")
-    out.add_argument("--progress", action="store_true", help="print progress per image")
+    out.add_argument("--progress", action="store_true", default=True,
+                     help="a progress bar (the default; kept for old command lines)")
+    out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    out.add_argument("--plots-dir", help="where the pictures go: confusion-matrix heatmap and "
+                     "per-class IoU chart (need matplotlib: pip install 'deeplab-keras[plots]') and "
+                     "example overlays (default: beside --output-json; none without either)")
+    out.add_argument("--examples", type=int, default=3,
+                     help="example panels (image | ground truth | prediction) to draw (default 3)")
     return p
 
 
@@ -105,17 +112,62 @@ def run(args):
     if args.artifact:  # -- mobile (issue 10): evaluate an exported file
         return _run_artifact(args, info, pairs)
     model = model or loader.load_model(args, num_classes=info.num_classes)
+    examples = []
+    keep = max(0, args.examples) if _plots_dir(args) else 0
+
+    def collect(images, labels, pred):
+        for item in zip(images, labels, pred):
+            if len(examples) < keep:
+                examples.append([a.copy() for a in item])
+
     result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
                       sliding_window=args.sliding_window, overlap=args.overlap,
                       weighting=args.weighting, crf=True if args.crf else None,
-                      progress=args.progress)
+                      progress=args.progress, on_batch=collect)
     result.update(split=args.split, data_root=os.path.abspath(args.data_root),
                   model={"preset": args.preset, "weights": args.weights, "name": model.name})
     print(f"{model.name} on {args.dataset} {args.split}")
     print(format_table(result))
     if args.output:
         print(f"wrote {write_json(result, args.output)}")
+    palette = getattr(model, "palette", None) or [list(c) for c in info.palette]
+    write_pictures(args, result, palette, examples, info.ignore_label,
+                   getattr(model, "labels", None) or list(result.get("class_names") or []))
     return 0
+
+
+def _plots_dir(args):
+    if args.plots_dir:
+        return args.plots_dir
+    return os.path.dirname(os.path.abspath(args.output)) if args.output else None
+
+
+def write_pictures(args, result, palette, examples, ignore_label, labels):
+    """Confusion heatmap, per-class IoU chart (matplotlib) and example panels beside the JSON."""
+    from deeplab_keras.evaluation import plots
+
+    folder = _plots_dir(args)
+    if not folder:
+        return []
+    stem = os.path.splitext(os.path.basename(args.output))[0] if args.output else "evaluate"
+    names = list(result.get("class_names") or [str(i) for i in range(result["num_classes"])])
+    written = []
+    if plots.have_matplotlib():
+        written.append(plots.confusion_heatmap(result["confusion_matrix"], names,
+                                               os.path.join(folder, f"{stem}_confusion.png")))
+        written.append(plots.iou_bars(result["per_class_iou"], names,
+                                      os.path.join(folder, f"{stem}_iou.png"), result["miou"],
+                                      palette=palette))
+    else:
+        print("evaluate: matplotlib is not installed, so no confusion-matrix or IoU chart "
+              "(pip install 'deeplab-keras[plots]'); example panels are still drawn")
+    for i, (image, label, pred) in enumerate(examples):
+        written.append(plots.example_panel(image, label, pred, palette,
+                                           os.path.join(folder, f"{stem}_example{i}.png"),
+                                           ignore_label, labels))
+    for path in written:
+        print(f"wrote {path}")
+    return written
 
 
 def _run_artifact(args, info, pairs):

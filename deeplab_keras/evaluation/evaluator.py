@@ -70,7 +70,7 @@ def _batches(data, info, limit):
 
 def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, class_names=None,
              scales=(1.0,), flip=False, sliding_window=None, crf=None, limit=None, progress=False,
-             **predictor_options):
+             on_batch=None, **predictor_options):
     """Evaluate ``model`` on ``data`` and return a JSON-ready dict of metrics.
 
     Args:
@@ -83,7 +83,10 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
             the model's output channels) and ``ignore_label`` (default 255).
         scales, flip, sliding_window, crf, predictor_options: see :class:`Predictor`.
         limit: evaluate at most this many images.
-        progress: print one line per image to stderr.
+        progress: True: a progress bar (n/N when the number of images is known, time per
+            image; Keras ``Progbar``); ``"lines"``: one line per batch on stderr.
+        on_batch: ``on_batch(images, labels, predictions)`` after each batch (NumPy arrays),
+            e.g. to keep a few examples to draw.
 
     Returns:
         :func:`metrics_from_confusion`'s dict plus ``per_class`` (name -> IoU), ``confusion_matrix``,
@@ -103,12 +106,25 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
                           **predictor_options)
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     count, start = 0, time.perf_counter()
+    bar = None
+    if progress and progress != "lines":
+        import keras
+        total = len(data) if isinstance(data, (list, tuple)) else None
+        if total is not None and limit:
+            total = min(total, int(limit))
+        bar = keras.utils.Progbar(total, unit_name="image")
     for images, labels in _batches(data, info, limit):
         pred = predictor(images).argmax(-1)
         cm += confusion_matrix(labels, pred, info.num_classes, info.ignore_label)
         count += len(images)
-        if progress:
+        if on_batch is not None:
+            on_batch(images, labels, pred)
+        if bar is not None:
+            bar.update(count)
+        elif progress:
             print(f"evaluate: {count} images, {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    if bar is not None and bar.target is None:
+        bar.update(count, finalize=True)
     if not count:
         raise ValueError("the evaluation data is empty")
     seconds = time.perf_counter() - start
