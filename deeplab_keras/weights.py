@@ -17,14 +17,20 @@ __all__ = ["load_weights", "import_weights", "transfer", "detect_format", "FORMA
            "WeightMismatchError"]
 
 
-def load_weights(model, weights, *, allow_unpinned=False):
-    """Load ``weights`` (preset name, file or URL) into ``model``; returns ``model``."""
+def load_weights(model, weights, *, allow_unpinned=False, new_head=False):
+    """Load ``weights`` (preset name, file or URL) into ``model``; returns ``model``.
+
+    ``new_head=True`` (fine-tuning, ``train --init-weights``): a preset or ``.keras`` source
+    with another number of classes fills everything but the classifier, which keeps its fresh
+    initialisation; with the same number of classes the classifier is copied too."""
+    classes = int(model.outputs[0].shape[-1])
     if isinstance(weights, str) and zoo.is_preset(weights):
         path, preset = zoo.converted_weights(weights, allow_unpinned=allow_unpinned)
         source = zoo.build_preset_model(preset, num_classes=zoo.conversion_classes(preset))
         source.load_weights(path)
         try:
-            transfer(source, model, backbone_only=preset.get("backbone_only", False))
+            transfer(source, model, backbone_only=preset.get("backbone_only", False),
+                     new_head=bool(new_head) and zoo.conversion_classes(preset) != classes)
         except WeightMismatchError as err:
             raise WeightMismatchError(
                 f"preset {weights!r} does not fit this model: {err}. For other classes use "
@@ -39,6 +45,11 @@ def load_weights(model, weights, *, allow_unpinned=False):
         if not (os.path.exists(path) or os.path.exists(path + ".index")):
             raise ValueError(f"weights={weights!r} is neither an existing file nor a known preset. "
                              f"Presets: {', '.join(zoo.list_presets())}")
+        if new_head and path.endswith(".keras"):
+            import keras
+            source = keras.saving.load_model(path, compile=False)
+            transfer(source, model, new_head=int(source.outputs[0].shape[-1]) != classes)
+            return model
         import_weights(model, path)
         return model
     raise ValueError(f"weights must be a preset name, a file path or a URL, got {weights!r}")

@@ -111,3 +111,23 @@ def test_train_init_weights_from_the_keras_file(trained, capsys):
     config = json.loads(capsys.readouterr().out)
     assert config["init_weights"].endswith("model.keras") and config["init_tflite"] is None
     assert config["data_root"] == trained["data"] and config["model"]["num_classes"] == 5
+
+
+def test_init_weights_from_a_model_with_other_classes_keeps_a_fresh_head(trained):
+    import keras
+
+    import deeplab_keras as dk
+    from deeplab_keras.weights import load_weights
+    source = keras.saving.load_model(str(trained["out"] / "model.keras"))
+    model = dk.build_model("deeplabv3plus", num_classes=3, backbone="mobilenet_v2", alpha=0.35,
+                           output_stride=16, atrous_rates=[], align_corners=True)
+    head = [w.copy() for w in model.get_layer("logits_semantic").get_weights()]
+    with pytest.raises(Exception, match="logits_semantic"):
+        load_weights(model, str(trained["out"] / "model.keras"))  # not fine-tuning: strict
+    load_weights(model, str(trained["out"] / "model.keras"), new_head=True)
+    for layer in source.layers:
+        if layer.get_weights() and layer.name != "logits_semantic":
+            assert all(np.array_equal(a, b) for a, b in
+                       zip(model.get_layer(layer.name).get_weights(), layer.get_weights())), layer.name
+    assert all(np.array_equal(a, b) for a, b in
+               zip(model.get_layer("logits_semantic").get_weights(), head))

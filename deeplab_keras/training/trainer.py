@@ -90,7 +90,8 @@ def build_training_model(config, info):
     elif config["init_weights"]:
         from deeplab_keras.weights import load_weights
         model.load_weights(config["init_weights"], skip_mismatch=True) \
-            if str(config["init_weights"]).endswith(".weights.h5") else load_weights(model, config["init_weights"])
+            if str(config["init_weights"]).endswith(".weights.h5") else \
+            load_weights(model, config["init_weights"], new_head=True)  # any class count
     pretrained = {layer.name for layer in bnlib.batch_norm_layers(model)
                   if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
     freeze = config["freeze_bn"]
