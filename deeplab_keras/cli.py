@@ -9,9 +9,11 @@ import importlib
 import logging
 import sys
 
-from deeplab_keras.utils.quiet import quiet_tensorflow
+from deeplab_keras.utils.quiet import filtered_stderr, quiet_tensorflow
 from deeplab_keras.version import __version__
 
+#: commands whose converters write native log lines (filtered unless --verbose)
+NOISY = ("export", "convert", "demo", "benchmark")
 #: subcommand modules, in help order
 COMMANDS = ("demo", "predict", "zoo", "train", "evaluate", "export", "benchmark", "convert")
 
@@ -37,7 +39,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        # the converters log natively (absl) whatever TF_CPP_MIN_LOG_LEVEL says: filter them
+        with filtered_stderr(args.command in NOISY and not args.verbose):
+            return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"deeplab-keras {args.command}: error: {err}", file=sys.stderr)
         return 1

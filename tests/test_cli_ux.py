@@ -137,3 +137,30 @@ def test_zoo_show_unknown_preset_lists_the_names(capsys):
     assert cli.main(["zoo", "show", "nope"]) == 1
     err = capsys.readouterr().err
     assert "Unknown preset 'nope'" in err and "deeplabv3plus_mobilenetv2_camvid" in err
+
+
+def test_filtered_stderr_drops_native_chatter_and_keeps_the_rest(capfd):
+    from deeplab_keras.utils.quiet import filtered_stderr
+    with filtered_stderr():
+        os.write(2, b"I0000 00:00:1795299535.716432   18947 devices.cc:67] Number of GPUs: 0\n"
+                    b"W0000 00:00:1795299536.344285   18947 tf_tfl_flatbuffer_helpers.cc:364] Ignored\n"
+                    b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\n"
+                    b"E0000 00:00:1.2   1 x.cc:1] a real native error\n")
+        print("our own message", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "a real native error" in err and "our own message" in err
+    assert "devices.cc" not in err and "Ignored" not in err and "fully_quantize" not in err
+    with filtered_stderr(enabled=False):
+        os.write(2, b"I0000 00:00:1.5   1 y.cc:2] shown when verbose\n")
+    assert "shown when verbose" in capfd.readouterr().err
+
+
+def test_filtered_stderr_restores_stderr_when_the_block_raises(capfd):
+    from deeplab_keras.utils.quiet import filtered_stderr
+    with pytest.raises(RuntimeError):
+        with filtered_stderr():
+            os.write(2, b"Traceback-like line kept\n")
+            raise RuntimeError("boom")
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "Traceback-like line kept" in err and "after" in err

@@ -110,6 +110,7 @@ class Plan:
 
 def _temp_path(output, fmt):
     d, base = os.path.split(os.path.abspath(output))
+    os.makedirs(d, exist_ok=True)  # --output in a folder that does not exist yet (issue 12)
     return os.path.join(d, f".{base}.tmp{os.getpid()}{REGISTRY[fmt].extension}")
 
 

@@ -7,8 +7,12 @@ runs from ``deeplab_keras/__init__`` before anything imports TensorFlow.
   ``CUDA_VISIBLE_DEVICES`` nor level 2 hides (tensorflow/tensorflow#57916, #37689);
 * a value the user set is kept; ``deeplab-keras --verbose`` sets 0 before TensorFlow loads.
 """
+import contextlib
 import glob
 import os
+import re
+import sys
+import tempfile
 
 #: device files a CUDA (or WSL) GPU shows; none of them means no GPU for TensorFlow to find
 GPU_DEVICE_FILES = ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/dxg")
@@ -24,3 +28,49 @@ def quiet_tensorflow(verbose=False):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if has_gpu_device_files() else "3")
+
+
+#: native log lines of TensorFlow, XLA and the TFLite converter that say nothing to a user:
+#: absl/glog INFO and WARNING lines, the converter's settings dump, the XNNPACK notice and the
+#: CUDA probe on machines without a GPU
+CHATTER = re.compile(
+    r"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|fully_quantize: \d+, inference_type"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate"
+    r"|.*failed call to cuInit"
+    r"|\S+/tensorflow/lite/python/convert\.py:\d+: UserWarning: Statistics for quantized inputs"
+    r"|  warnings\.warn\($)")
+
+
+@contextlib.contextmanager
+def filtered_stderr(enabled=True):
+    """Send the process's stderr (file descriptor 2, where C++ libraries log) to a temporary
+    file while the block runs, then write back every line except :data:`CHATTER`. Nothing a
+    user needs is lost: errors, tracebacks and our own messages come through (after the block)."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(True)
+                    if not CHATTER.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
