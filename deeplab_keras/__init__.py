@@ -12,7 +12,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from deeplab_keras import backbones  # noqa: E402, frontend, layers
 from deeplab_keras.models import (BUILDERS, DeepLab, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus,
                                   build_model)
-from deeplab_keras.importers.tflite_graph import from_tflite
+from deeplab_keras.importers.tflite import from_tflite
 from deeplab_keras.version import __version__
 from deeplab_keras import weights  # noqa: E402  (installs the builders' weights= loader)
 from deeplab_keras.zoo import from_preset, get_preset, list_presets

@@ -16,7 +16,6 @@ from deeplab_keras import download
 from deeplab_keras.importers.formats import import_weights, transfer
 from deeplab_keras.models import build_model
 from deeplab_keras.preset import Preset, model_spec
-from deeplab_keras.utils.io import atomic_path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: where the catalogue may live: installed package data, then the source checkout
