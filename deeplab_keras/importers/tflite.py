@@ -145,13 +145,6 @@ def load_google_tflite(path, **overrides):
     return model
 
 
-def set_input_normalization(model, scale, offset):
-    """Make the model's in-graph ``preprocessing`` compute ``x * scale + offset`` on 0-255 RGB."""
-    layer = model.get_layer("preprocessing")
-    layer.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
-    layer.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
-
-
 def from_tflite(path, *, input_shape=None, **overrides):
     """Build the Keras DeepLab model a TFLite file holds and import its weights by structure.
 
@@ -168,8 +161,9 @@ def from_tflite(path, *, input_shape=None, **overrides):
         kwargs["input_shape"] = tuple(input_shape)
     kwargs.update(overrides)
     kwargs.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0].replace(".", "_"))
-    model = build_model(architecture, weights=None, **kwargs)
     norm = config["input_normalization"]
-    set_input_normalization(model, norm["scale"], norm["offset"])
+    kwargs.setdefault("preprocessing", {"normalization": {"scale": norm["scale"],
+                                                          "offset": norm["offset"]}})
+    model = build_model(architecture, weights=None, **kwargs)  # applies the normalisation
     import_structural(model, parsed)
     return model
