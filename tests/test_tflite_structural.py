@@ -240,7 +240,7 @@ def test_mlperf_preset_through_a_local_mirror(tmp_path, monkeypatch):
     verified, imported by structure, and its class map agrees with the file's own."""
     from deeplab_keras import download
     from deeplab_keras.utils.flops import count
-    from tests.test_download import Server
+    from tests.loopback import Server
 
     tflite = need(REFERENCE / MLPERF)
     preset = dk.get_preset("deeplabv3plus_mobilenetv2_ade20k_top31")
