@@ -26,7 +26,7 @@ _LAZY = {
     "BUILDERS": "deeplab_keras.models",
     "from_preset": "deeplab_keras.zoo", "get_preset": "deeplab_keras.zoo",
     "list_presets": "deeplab_keras.zoo",
-    "from_tflite": "deeplab_keras.importers.tflite_graph",
+    "from_tflite": "deeplab_keras.importers.tflite",
     "segment": "deeplab_keras.inference", "overlay": "deeplab_keras.inference",
     "colorize": "deeplab_keras.inference", "load_image": "deeplab_keras.inference",
     "backbones": None, "layers": None, "frontend": None, "weights": None, "zoo": None,

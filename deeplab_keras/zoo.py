@@ -14,7 +14,6 @@ import os
 
 from deeplab_keras import download
 from deeplab_keras.preset import Preset, dataset_metadata, model_spec
-from deeplab_keras.utils.io import atomic_path
 
 # Model building and weight import load TensorFlow: imported where used, so reading the catalogue
 # (``deeplab-keras zoo list/show``) stays TensorFlow-free.

@@ -1,91 +1,14 @@
 """Downloads against a local HTTP server on 127.0.0.1: mirror, checksum refusal, cut transfers,
 Range resumption, offline errors, safe tar extraction."""
 import hashlib
-import http.server
 import io
 import os
 import socket
 import tarfile
-import threading
 
 import pytest
 
 from deeplab_keras import download
-
-
-class Server:
-    """Serves ``files`` ({name: bytes}); ``behaviour[name]`` in {"cut_once", "always_cut",
-    "no_range", "cut_once_no_range", "short"}; records the requests it got."""
-
-    def __init__(self):
-        self.files, self.behaviour, self.requests = {}, {}, []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                name = self.path.lstrip("/")
-                outer.requests.append((name, self.headers.get("Range")))
-                if name not in outer.files:
-                    self.send_error(404)
-                    return
-                data = outer.files[name]
-                mode = outer.behaviour.get(name, "")
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and "no_range" not in mode:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                if mode == "short":
-                    body = body[: len(body) // 2]  # consistent headers, wrong content
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                first = sum(1 for n, _ in outer.requests if n == name) == 1
-                if mode == "always_cut" or (mode.startswith("cut_once") and first):
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def add(self, name, data, behaviour=None):
-        self.files[name] = data
-        if behaviour:
-            self.behaviour[name] = behaviour
-        return hashlib.sha256(data).hexdigest()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv(download.CACHE_ENV, str(path))
-    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
-    return path
 
 
 DATA = os.urandom(200_000)

@@ -3,15 +3,12 @@
 Every test here is one bad-input or fault case (counted in the README's Reliability section).
 HTTP cases use a bounded server on 127.0.0.1; the concurrency case runs 4 real processes."""
 import hashlib
-import http.server
 import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -103,94 +100,6 @@ def test_export_replaces_own_previous_export_and_cleans_killed_temp(tiny_model, 
 
 # ----------------------------------------------------------------------------------------------
 # (2)-(4), (10) downloads: a bounded loopback server
-
-class Server:
-    """Serves ``files`` ({path: bytes}) on 127.0.0.1. ``behaviour[path]``: "cut_once" (first
-    reply cut in the middle), "bad_range" (a Range request answered 206 from byte 0),
-    "no_content_range" (206 without Content-Range), "slow" (the body in 10 slices, 50 ms
-    apart). ``requests`` records (path, Range header)."""
-
-    def __init__(self):
-        self.files, self.behaviour, self.requests = {}, {}, []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                name = self.path
-                rng = self.headers.get("Range")
-                outer.requests.append((name, rng))
-                if name not in outer.files:
-                    self.send_error(404)
-                    return
-                data, mode = outer.files[name], outer.behaviour.get(name, "")
-                first = sum(1 for n, _ in outer.requests if n == name) == 1
-                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-                if rng and mode == "bad_range":
-                    self.send_response(206)  # claims partial content, sends it all from byte 0
-                    self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
-                    start = 0
-                elif rng and mode == "no_content_range":
-                    self.send_response(206)
-                elif rng:
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if first and mode in ("cut_once", "bad_range", "no_content_range"):
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.connection.shutdown(2)
-                    self.close_connection = True
-                    return
-                if mode == "slow":
-                    step = len(body) // 10 + 1
-                    for i in range(0, len(body), step):
-                        self.wfile.write(body[i:i + step])
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                    return
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def add(self, path, data, behaviour=None):
-        self.files[path] = data
-        if behaviour:
-            self.behaviour[path] = behaviour
-        return hashlib.sha256(data).hexdigest()
-
-    def gets(self, path):
-        return sum(1 for n, _ in self.requests if n == path)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv(download.CACHE_ENV, str(path))
-    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
-    return path
-
 
 DATA = os.urandom(300_000)
 HTML = b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n"
@@ -503,10 +412,12 @@ def test_predict_batch_continues_past_bad_files_and_keeps_folders(keras_zoo, tmp
 
 def test_predict_input_size_validated_before_loading(capsys):
     from deeplab_keras.cli import main
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--preset", "nonexistent", "--output", "o", "--input-size", "0", "0", "x.png"])
-    assert exit_.value.code == 2
-    assert "--input-size must be an integer >= 1, got 0" in capsys.readouterr().err
+    # one --input-size parser for every command (commands/loader.py): checked before the model
+    # (an unknown preset here) is loaded, one line naming the flag and what it takes
+    assert main(["predict", "--preset", "nonexistent", "--output", "o", "--input-size", "0", "0",
+                 "x.png"]) == 1
+    assert ("--input-size takes N, H W or HxW with positive sizes, got '0 0'"
+            in capsys.readouterr().err)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -534,7 +445,7 @@ def test_bad_settings_named_with_allowed_range(override, message):
 def test_cli_train_bad_setting_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     from deeplab_keras.cli import main
     from deeplab_keras.training import trainer
-    monkeypatch.setattr(trainer, "build_model", lambda *a: pytest.fail("work started"))
+    monkeypatch.setattr(trainer, "build_training_model", lambda *a: pytest.fail("work started"))
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps({"dataset": "folder", "num_classes": 3, "batch_size": "2"}))
     assert main(["train", "--recipe", str(recipe)]) == 1
@@ -656,7 +567,8 @@ def test_atomic_write_cleans_temp_files_of_dead_processes_only(tmp_path):
 def test_cli_export_bad_input_size_before_loading(tmp_path, capsys, monkeypatch):
     from deeplab_keras.cli import main
     from deeplab_keras.commands import export as export_command
-    monkeypatch.setattr(export_command, "build", lambda args: pytest.fail("work started"))
+    monkeypatch.setattr(export_command.loader, "load_model",
+                        lambda *a, **k: pytest.fail("work started"))
     assert main(["export", "--preset", "deeplabv3plus_mobilenetv2_camvid", "--format", "tflite",
                  "--input-size", "0", "--output", str(tmp_path / "m.tflite")]) == 1
-    assert "input size" in capsys.readouterr().err
+    assert "--input-size takes N, H W or HxW with positive sizes" in capsys.readouterr().err

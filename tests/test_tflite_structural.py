@@ -240,7 +240,7 @@ def test_mlperf_preset_through_a_local_mirror(tmp_path, monkeypatch):
     verified, imported by structure, and its class map agrees with the file's own."""
     from deeplab_keras import download
     from deeplab_keras.utils.flops import count
-    from tests.test_download import Server
+    from tests.loopback import Server
 
     tflite = need(REFERENCE / MLPERF)
     preset = dk.get_preset("deeplabv3plus_mobilenetv2_ade20k_top31")
@@ -256,9 +256,9 @@ def test_mlperf_preset_through_a_local_mirror(tmp_path, monkeypatch):
         monkeypatch.setenv(download.MIRROR_ENV, server.url)
         with pytest.raises(Exception, match="sha256|checksum|SHA"):
             dk.from_preset(preset["name"], progress=False)
-        server.files[entry["file"]] = tflite.read_bytes()
+        server.add(entry["file"], tflite.read_bytes())
         model = dk.from_preset(preset["name"], input_shape=(512, 512, 3), progress=False)
-        assert sum(1 for name, _ in server.requests if name == entry["file"]) <= 4
+        assert server.gets(entry["file"]) <= 4
     finally:
         server.close()
     x, theirs = _file_class_map(tflite, _images()[:3])

@@ -14,7 +14,7 @@ import deeplab_keras as dk
 from deeplab_keras import download, zoo
 from deeplab_keras.cli import main
 from tests.conftest import REFERENCE, need
-from tests.test_download import Server
+from tests.loopback import Server
 
 REQUIRED = ["deeplabv3_mobilenetv2_voc", "deeplabv3_mobilenetv2_dm05_voc",
             "deeplabv3plus_xception65_voc", "deeplabv3plus_xception65_cityscapes",

@@ -63,7 +63,8 @@ def _tflite(plan, tmp):
     convert.to_tflite(source, tmp, plan.quantize, rep, plan.io_dtype, plan.metadata)
     # standard TFLite metadata (MediaPipe / Task Library), required by target='mediapipe'
     plan.standard_metadata = mobile.add_metadata(tmp, plan.labels, plan.output_mode, plan.name,
-                                                 required=plan.target == "mediapipe")
+                                                 required=plan.target == "mediapipe",
+                                                 int8_input=plan.quantize in ("int8", "qat") and plan.io_dtype == "int8")
 
 
 @register_format("onnx", ".onnx", ("none", "int8"))

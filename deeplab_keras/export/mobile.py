@@ -34,13 +34,16 @@ def check_target(target, format, output_mode, quantize, io_dtype):
     return output_mode
 
 
-def add_metadata(path, labels, output_mode, name, required):
+def add_metadata(path, labels, output_mode, name, required, int8_input=False):
     """Rewrite the .tflite at ``path`` with standard metadata. Returns a status line for the
     report, or raises when ``required`` and it cannot be written."""
     if output_mode not in metadata.SCORE_MODES:
         if required:
             metadata.check_output(output_mode)
         return None
+    if int8_input:  # check_target refuses this for the mediapipe target
+        return ("not written (int8 input: MediaPipe and the Task Library feed uint8 or float32 "
+                "images; export with io_dtype 'uint8' for them)")
     if not metadata.available():
         if required:
             raise metadata.MetadataError("standard metadata needs mediapipe: pip install 'deeplab-keras[mobile]'")

@@ -38,7 +38,7 @@ def export_and_verify(model, output_dir, *, name=None, input_size=513, labels=No
 
 
 def table(reports):
-    lines = ["| artifact | format | quantize | agreement vs Keras | mIoU vs Keras | median ms | p90 ms | size MB | peak RSS MB |",
+    lines = ["| artifact | format | quantize | agreement with Keras argmax | class-map mIoU taking Keras as truth (not labels) | median ms | p90 ms | size MB | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         b, m = r["benchmark"], r["parity"]

@@ -12,7 +12,9 @@ import os
 
 import numpy as np
 
-from deeplab_keras.layers.conv import BN_SUFFIX, scope_to_name
+from deeplab_keras.importers.tflite_graph import builder_config, describe, read_graph
+from deeplab_keras.importers.tflite_match import import_structural
+from deeplab_keras.layers.conv import scope_to_name
 
 _SUFFIXES = ("weights", "depthwise_weights", "Conv2D_Fold", "depthwise_Fold", "Conv2D")
 _PREFIXES = ("MobilenetV2/",)
@@ -101,19 +103,8 @@ def import_tflite(model, path, skip_classifier=False, allow_missing=False):
     leaves the final classifier (``logits_semantic``) untouched (fine-tuning to other classes).
     Returns a report dict.
     """
-    from deeplab_keras.importers.tflite_match import import_structural
-
     return import_structural(model, path, skip_classifier=skip_classifier,
                              allow_missing=allow_missing)
-
-
-def _bn_slot(variable):
-    base = variable.path.split("/")[-1] if hasattr(variable, "path") else variable.name
-    base = base.split(":")[0]
-    for slot in ("gamma", "beta", "moving_mean", "moving_variance"):
-        if base.endswith(slot):
-            return slot
-    raise ValueError(f"unexpected BatchNorm variable {variable.name!r}")
 
 
 def describe_google_tflite(path):
@@ -151,4 +142,28 @@ def load_google_tflite(path, **overrides):
     config.update(overrides)
     model = DeepLabV3(weights=None, **config)
     import_tflite(model, path)
+    return model
+
+
+def from_tflite(path, *, input_shape=None, **overrides):
+    """Build the Keras DeepLab model a TFLite file holds and import its weights by structure.
+
+    Everything is read from the file's graph (see :func:`describe`); the model takes raw 0-255
+    RGB like every other model of ours and outputs logits at the input size. ``input_shape``
+    (e.g. ``(None, None, 3)``) and other builder keyword arguments override what the file says.
+    """
+    from deeplab_keras.models import build_model
+
+    parsed = read_graph(path)
+    config = describe(parsed)
+    architecture, kwargs = builder_config(config)
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape)
+    kwargs.update(overrides)
+    kwargs.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0].replace(".", "_"))
+    norm = config["input_normalization"]
+    kwargs.setdefault("preprocessing", {"normalization": {"scale": norm["scale"],
+                                                          "offset": norm["offset"]}})
+    model = build_model(architecture, weights=None, **kwargs)  # applies the normalisation
+    import_structural(model, parsed)
     return model

@@ -516,34 +516,3 @@ def builder_config(config):
     kwargs = {k: v for k, v in config.items() if k not in ("architecture", "input_normalization")}
     kwargs["atrous_rates"] = tuple(kwargs["atrous_rates"])
     return config["architecture"], kwargs
-
-
-def set_input_normalization(model, scale, offset):
-    """Make the model's in-graph ``preprocessing`` compute ``x * scale + offset`` on 0-255 RGB."""
-    layer = model.get_layer("preprocessing")
-    layer.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
-    layer.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
-
-
-def from_tflite(path, *, input_shape=None, **overrides):
-    """Build the Keras DeepLab model a TFLite file holds and import its weights by structure.
-
-    Everything is read from the file's graph (see :func:`describe`); the model takes raw 0-255
-    RGB like every other model of ours and outputs logits at the input size. ``input_shape``
-    (e.g. ``(None, None, 3)``) and other builder keyword arguments override what the file says.
-    """
-    from deeplab_keras.importers.tflite_match import import_structural
-    from deeplab_keras.models import build_model
-
-    parsed = read_graph(path)
-    config = describe(parsed)
-    architecture, kwargs = builder_config(config)
-    if input_shape is not None:
-        kwargs["input_shape"] = tuple(input_shape)
-    kwargs.update(overrides)
-    kwargs.setdefault("name", os.path.splitext(os.path.basename(os.fspath(path)))[0].replace(".", "_"))
-    model = build_model(architecture, weights=None, **kwargs)
-    norm = config["input_normalization"]
-    set_input_normalization(model, norm["scale"], norm["offset"])
-    import_structural(model, parsed)
-    return model

@@ -71,7 +71,9 @@ def record_parts(outputs, backbone_input, features, classifiers):
         probabilities, last = last.name, _producer(last.input)
     probe = K.Model(backbone_input, features["out"], name="backbone_probe")
     backbone = {layer.name for layer in probe.layers}
+    pre = _producer(backbone_input)
     return {"upsample": last.name, "probabilities": probabilities,
+            "preprocessing": pre.name if isinstance(pre, frontend.layers().Rescaling) else None,
             "classifier": [_producer(t).name for t in classifiers],
             "backbone": sorted(n for n in backbone if probe.get_layer(n).weights),
             "backbone_features": {str(k): _producer(t).name for k, t in features.items()}}

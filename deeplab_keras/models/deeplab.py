@@ -77,7 +77,36 @@ def check_metadata(num_classes, labels=None, palette=None, ignore_label=None, pr
             if len(size) != 2 or min(int(s) for s in size) < 1:
                 raise ValueError(f"preprocessing input_size must be [height, width], got {size!r}")
             preprocessing["input_size"] = [int(s) for s in size]
+        norm = preprocessing.get("normalization")
+        if isinstance(norm, dict) or hasattr(norm, "items"):
+            try:
+                norm = {"scale": _floats(norm["scale"]), "offset": _floats(norm["offset"])}
+            except (KeyError, TypeError, ValueError):
+                raise ValueError("preprocessing normalization must be a name or {'scale': s, "
+                                 f"'offset': o}} (numbers or 3 per-channel numbers), got {norm!r}") from None
+            preprocessing["normalization"] = norm
     return labels, palette, ignore_label, preprocessing
+
+
+def _floats(value):
+    if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+        values = [float(v) for v in value]
+        if len(values) != 3:
+            raise ValueError(value)
+        return values
+    return float(value)
+
+
+def set_input_normalization(model, scale, offset):
+    """Make ``model``'s in-graph preprocessing compute ``x * scale + offset`` on 0-255 RGB (per
+    channel when 3 values are given). Builders apply ``preprocessing["normalization"]`` given
+    as ``{"scale": ..., "offset": ...}`` this way, so it travels with ``.keras`` files."""
+    name = parts(model).get("preprocessing")
+    if name is None:
+        raise ValueError(f"model {model.name!r} has no in-graph preprocessing "
+                         "(include_preprocessing=False) to set a normalisation on")
+    layer = model.get_layer(name)
+    layer.scale, layer.offset = _floats(scale), _floats(offset)
 
 
 def _jsonable(value):
@@ -120,6 +149,9 @@ def register(architecture):
             model.config = _jsonable(config)
             for key, value in zip(METADATA, meta):
                 setattr(model, key, value)
+            norm = (model.preprocessing or {}).get("normalization")
+            if isinstance(norm, dict):
+                set_input_normalization(model, norm["scale"], norm["offset"])
             if weights is not None:
                 if not _weights_loader:
                     # import deeplab_keras is lazy: the loader (above the models, it knows
@@ -188,7 +220,7 @@ class DeepLab(keras.Model):
 
     @property
     def align_corners(self):
-        return bool(self.config.get("align_corners", False))
+        return self.config.get("align_corners", False) is True  # not "asymmetric" (TF1)
 
     def get_config(self):
         return _jsonable({"architecture": self.architecture, "config": self.config,
