@@ -22,6 +22,8 @@ EXTRAS = {
     "mobile": ["mediapipe>=1.2"],
     # evaluate's confusion-matrix heatmap and per-class IoU chart (skipped with a message without)
     "plots": ["matplotlib>=3.5"],
+    # predict on video files (.mp4 ...): imageio with its bundled ffmpeg binary
+    "video": ["imageio>=2.28", "imageio-ffmpeg>=0.4.9"],
 }
 # mediapipe 1.2 pins absl-py~=2.3 and tensorflow-model-optimization 0.8 pins absl-py~=1.2: pip
 # cannot resolve both in one install (it backtracks through every tensorflow release), so [all]

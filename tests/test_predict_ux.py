@@ -150,3 +150,27 @@ def test_from_preset_weights_path_loads_that_file_or_raises(tmp_path):
     other.save_weights(bad)
     with pytest.raises(ValueError, match="could not be loaded"):  # Keras' shape check
         dk.from_preset(name, weights=bad)
+
+
+# -- video (extra 'video': imageio + imageio-ffmpeg) -------------------------------------------
+
+def test_predict_video_writes_an_overlay_video_and_reports_fps(tiny, capsys):
+    imageio = pytest.importorskip("imageio.v2", reason="the 'video' extra (imageio) is not installed")
+    pytest.importorskip("imageio_ffmpeg", reason="the 'video' extra (imageio-ffmpeg) is not installed")
+    video = str(tiny["tmp"] / "clip.mp4")
+    rng = np.random.default_rng(3)
+    with imageio.get_writer(video, format="FFMPEG", fps=10, codec="libx264") as writer:
+        for _ in range(5):
+            writer.append_data(rng.integers(0, 255, (48, 64, 3), np.uint8))
+    bad = tiny["tmp"] / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    out = tiny["tmp"] / "video_out"
+    rc = cli.main(["predict", "--weights", tiny["path"], "--output-dir", str(out), video, str(bad)])
+    captured = capsys.readouterr()
+    assert rc == 1 and "broken.mp4" in captured.err and "1 input(s) failed" in captured.err
+    assert "5 frames in" in captured.out and "frames/s; source 10 fps" in captured.out
+    with imageio.get_reader(str(out / "clip_overlay.mp4"), format="FFMPEG") as reader:
+        frames = [f for f in reader]
+        assert reader.get_meta_data()["fps"] == 10
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    assert not [p for p in os.listdir(out) if ".tmp" in p]
