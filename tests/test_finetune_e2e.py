@@ -137,3 +137,23 @@ def test_init_weights_from_a_model_with_other_classes_keeps_a_fresh_head(trained
                        zip(model.get_layer(layer.name).get_weights(), layer.get_weights())), layer.name
     assert all(np.array_equal(a, b) for a, b in
                zip(model.get_layer("logits_semantic").get_weights(), head))
+
+
+def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
+    import deeplab_keras.training as training
+
+    class History:
+        history, epoch, seconds, model_file = {"loss": [0.5]}, [0], 1.0, None
+
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config: calls.append(config) or (None, History()))
+    out = tmp_path / "run"
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "chief").write_text("state of a killed run")
+    argv = ["train", "--recipe", recipe(tmp_path), "--dataset", "folder", "--num-classes", "5",
+            "--data-root", str(tmp_path), "--output-dir", str(out)]
+    assert cli.main(argv) == 0
+    assert f"resuming the interrupted run in {out / 'backup'}" in capsys.readouterr().out
+    (out / "backup" / "chief").unlink()
+    assert cli.main(argv) == 0
+    assert "resuming" not in capsys.readouterr().out and len(calls) == 2
