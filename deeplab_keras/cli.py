@@ -42,6 +42,8 @@ def main(argv=None):
         # the converters log natively (absl) whatever TF_CPP_MIN_LOG_LEVEL says: filter them
         with filtered_stderr(args.command in NOISY and not args.verbose):
             return int(args._run(args) or 0)
+    except BrokenPipeError:  # `deeplab-keras zoo list | head`: the reader left, not an error
+        return 0
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"deeplab-keras {args.command}: error: {err}", file=sys.stderr)
         return 1

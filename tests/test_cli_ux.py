@@ -107,6 +107,7 @@ def test_zoo_list_is_a_table_from_the_catalogue(capsys):
     camvid = next(line for line in out if line.startswith("deeplabv3plus_mobilenetv2_camvid "))
     assert "camvid" in camvid and " 11 " in camvid and "360x480" in camvid
     assert "66.7 mIoU (val)" in camvid and "9.7 MB" in camvid
+    assert " 2.3M " in camvid and " 3.4G " in camvid  # recorded by bench/zoo_costs.py
     backbone = next(line for line in out if line.startswith("resnet50_imagenet "))
     assert "backbone / imagenet" in backbone
 
@@ -127,7 +128,7 @@ def test_zoo_show_prints_a_model_card(capsys):
     assert cli.main(["zoo", "show", "deeplabv3plus_mobilenetv2_camvid"]) == 0
     out = capsys.readouterr().out
     for text in ("licence:", "source:", "sha256 d497483c", "accuracy:       66.7 mIoU (val)",
-                 "measured by:", "reproduce:", "(128, 64, 128)    Road  95.0", "ignore label: 11",
+                 "measured by:", "reproduce:", "parameters:     2.3M, multiply-adds 3.4G", "(128, 64, 128)    Road  95.0", "ignore label: 11",
                  "deeplab-keras predict --preset deeplabv3plus_mobilenetv2_camvid"):
         assert text in out, text
     assert "\x1b[" not in out  # no colour codes when not a terminal

@@ -98,7 +98,10 @@ def model_card(p, colour=False):
              f"weights:        {entry.get('file')} ({entry.get('format')}, {_size(entry)})",
              f"source:         {entry.get('path') and 'shipped in the package: ' + entry['path'] or entry.get('url') or '-'}",
              f"checksum:       {'sha256 ' + entry['sha256'] if entry.get('sha256') else 'md5 ' + entry['md5'] if entry.get('md5') else 'none pinned'}",
-             f"licence:        {p.get('license') or _licence(p)}", ""]
+             f"licence:        {p.get('license') or _licence(p)}",
+             f"parameters:     {_count(metrics.get('params'))}, multiply-adds "
+             f"{_count(metrics.get('macs'))}" + (f" ({metrics['cost_source']})"
+                                                 if metrics.get("cost_source") else ""), ""]
     if metrics.get("miou") is not None:
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:
