@@ -8,6 +8,7 @@ Every run here trains on CamVid train only (367 images) and is scored on val, so
 choose a recipe; none of them is a test-split figure.
 """
 import argparse
+import glob
 import json
 import os
 import sys
@@ -27,6 +28,11 @@ def load_run(folder):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: run bench/train_camvid.py --output-dir {folder} "
                                 "first (or --eval-only on its checkpoints)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_eval(path):
     with open(path) as f:
         return json.load(f)
 
@@ -68,6 +74,17 @@ def main(argv=None):
               "| run | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
     for r in rows:
         lines.append(f"| {r['run']} | " + " | ".join(f"{r['per_class'][c]:.1f}" for c in classes) + " |")
+    evals = [(r["run"], os.path.basename(path), load_eval(path))
+             for folder, r in zip(args.runs, rows)
+             for path in sorted(glob.glob(os.path.join(folder, "eval_*.json")))]
+    if evals:
+        lines += ["", "Evaluation levers on the same weights (`deeplab-keras evaluate ... --output-json "
+                  "RUN/eval_NAME.json`; the file name says the output stride, os8/os16):", "",
+                  "| run | eval file | scales | flip | val mIoU | pixel acc |", "|---|---|---|---|---:|---:|"]
+        for run, name, e in evals:
+            st = e.get("settings") or {}
+            lines.append(f"| {run} | {name} | {st.get('scales') or [1.0]} | {bool(st.get('flip'))} | "
+                         f"{100 * e['miou']:.2f} | {100 * e['pixel_accuracy']:.2f} |")
     lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
     lines += ["", f"Table written by `python bench/camvid_ablation.py {' '.join(args.runs)}`."]
     text = "\n".join(lines) + "\n"
