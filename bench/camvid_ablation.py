@@ -7,7 +7,6 @@ scale, no flip) against the shipped preset's recipe.
 Every run here trains on CamVid train only (367 images) and is scored on val, so these rows
 choose a recipe; none of them is a test-split figure.
 """
-import argparse
 import glob
 import json
 import os
@@ -16,7 +15,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from deeplab_keras.utils.io import write_text  # noqa: E402
+import benchlib  # noqa: E402
 
 #: recipe settings that tell the runs apart (shown in the table when they differ)
 LEVERS = ("init_tflite", "init_weights", "crop_size", "min_scale", "max_scale", "epochs",
@@ -49,9 +48,8 @@ def row(folder, result):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = benchlib.parser(__doc__, "camvid_ablation.md", timing=False)
     p.add_argument("runs", nargs="+", help="output folders of bench/train_camvid.py")
-    p.add_argument("--output", default=os.path.join(HERE, "results", "camvid_ablation.md"))
     args = p.parse_args(argv)
     rows = [row(folder, load_run(folder)) for folder in args.runs]
     from deeplab_keras.zoo import get_preset
@@ -87,10 +85,7 @@ def main(argv=None):
                          f"{100 * e['miou']:.2f} | {100 * e['pixel_accuracy']:.2f} |")
     lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
     lines += ["", f"Table written by `python bench/camvid_ablation.py {' '.join(args.runs)}`."]
-    text = "\n".join(lines) + "\n"
-    write_text(args.output, text)
-    print(text)
-    return 0
+    return benchlib.publish(args.output, lines)
 
 
 if __name__ == "__main__":

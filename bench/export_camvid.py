@@ -6,7 +6,6 @@ post-training int8 vs QAT int8 (tfmot, fine-tuned with fake quantization on CamV
 Needs /work/shared/data/camvid (101 val images, 480x360, 11 classes, 11 = ignore) and the
 preset's weights (or --weights FILE). Every export passes its parity gate on val images first.
 """
-import argparse
 import os
 import sys
 import time
@@ -14,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from deeplab_keras.utils.io import write_text  # noqa: E402
+import benchlib  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 CAMVID = os.path.join(SHARED, "data", "camvid")
 NUM_CLASSES, IGNORE = 11, 11
@@ -36,7 +35,7 @@ def miou(predict, pairs):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = benchlib.parser(__doc__, "export_camvid.md", runs=None)
     p.add_argument("--preset", default="deeplabv3plus_mobilenetv2_camvid")
     p.add_argument("--weights", help="weights file instead of the preset's own")
     p.add_argument("--architecture", help="with --config: a model of your own instead of a preset")
@@ -49,9 +48,6 @@ def main(argv=None):
                         "own predictions for train images (self-distillation; default)")
     p.add_argument("--num-calibration", type=int, default=32)
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
-    p.add_argument("--output", default=os.path.join(HERE, "results", "export_camvid.md"))
     args = p.parse_args(argv)
     from deeplab_keras import zoo
     if not os.path.isdir(CAMVID):
@@ -140,10 +136,7 @@ def main(argv=None):
                      "targets = the float model's argmax on every 3rd CamVid train image (self-distillation)")
                   + f"; custom configs {qat_info['custom_quantize_configs']}."]
     lines.append(f"\nPTQ calibration: {len(calib)} CamVid train images. Total time {time.time() - t0:.0f} s.")
-    text = "\n".join(lines) + "\n"
-    write_text(args.output, text)
-    print(text)
-    return 0
+    return benchlib.publish(args.output, lines)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ resized to 257x257, the class map is resized back (nearest) and compared with th
 
     python bench/export_google_gpu.py --threads 2
 """
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from deeplab_keras.utils.io import write_text  # noqa: E402
+import benchlib  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 REF = os.path.join(SHARED, "reference")
 GOOGLE = os.path.join(REF, "deeplabv3_257_mv_gpu.tflite")
@@ -39,14 +38,9 @@ class NormalisedInput:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
-    p.add_argument("--output", default=os.path.join(HERE, "results", "export_google_gpu.md"))
+    p = benchlib.parser(__doc__, "export_google_gpu.md")
     args = p.parse_args(argv)
-    if not os.path.isfile(GOOGLE):
-        print(f"skipped: {GOOGLE} not found (shared material)")
+    if benchlib.missing(GOOGLE):
         return 0
     import numpy as np
     from PIL import Image
@@ -107,10 +101,7 @@ def main(argv=None):
         lines.append(f"| {k} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['median_ms'] / g:.2f} |")
     lines += ["", f"Parity gate of our exports (vs Keras, Cityscapes reference image): "
               + "; ".join(f"{k}: agreement {v['agreement']:.4f}" for k, v in parity.items())]
-    text = "\n".join(lines) + "\n"
-    write_text(args.output, text)
-    print(text)
-    return 0
+    return benchlib.publish(args.output, lines)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ ImageSegmenter's category mask against Google's golden mask.
 
     python bench/export_google_quant.py --threads 2
 """
-import argparse
+import functools
 import glob
 import os
 import sys
@@ -24,7 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from deeplab_keras.utils.io import write_text  # noqa: E402
+import benchlib  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 REF = os.path.join(SHARED, "reference")
 GOOGLE = os.path.join(REF, "deeplabv3_mnv2_pascal_quant.tflite")
@@ -45,20 +45,15 @@ def cut_after(path, out, op_name, occurrence=-1):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench")
+    p = benchlib.parser(__doc__, "export_google_quant.md")
     p.add_argument("--all-calibration-sets", action="store_true",
                    help="also export with the other calibration sets and report their agreement")
     p.add_argument("--qat-steps", type=int, default=0,
                    help="also export a QAT int8 model fine-tuned this many steps (self-distillation "
                         "on 8 of the default calibration images) and report it")
     p.add_argument("--no-mediapipe", action="store_true", help="skip the MediaPipe-target file")
-    p.add_argument("--output", default=os.path.join(HERE, "results", "export_google_quant.md"))
     args = p.parse_args(argv)
-    if not os.path.isfile(GOOGLE):
-        print(f"skipped: {GOOGLE} not found (shared material)")
+    if benchlib.missing(GOOGLE):
         return 0
     from deeplab_keras.export import Artifact, export_model, golden, profiling
     from deeplab_keras.importers.tflite import load_google_tflite
@@ -138,15 +133,8 @@ def main(argv=None):
              "Golden-mask agreement (Google's segmentation test: bird image, common/(2N-common)):", "",
              "| model | agreement |", "|---|---|"]
     lines += [f"| {n} | {a:.4f} |" for n, a in rows]
-    lines += ["", f"Latency, ai-edge-litert {args.threads} threads (XNNPACK), {args.runs} runs "
-              "interleaved in 3 rounds, same process:", "",
-              "| graph | median ms | p90 ms | ratio to Google full |", "|---|---|---|---|"]
-    for k, v in lat.items():
-        lines.append(f"| {k} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['median_ms'] / g:.2f} |")
-    def cost(who):
-        full, noarg, low = (lat[who]["median_ms"], lat[who + " no ArgMax"]["median_ms"],
-                            lat[who + " low-res logits"]["median_ms"])
-        return f"network {low:.1f} ms, full-res resize {noarg - low:.1f} ms, ArgMax {full - noarg:.1f} ms"
+    lines += benchlib.latency_lines(lat, "google", args.threads, args.runs, label="Google")
+    cost = functools.partial(benchlib.time_split, lat)
     mp_line = (f" MediaPipe file / Google = {lat['ours MediaPipe file (logits)']['median_ms'] / g:.2f}."
                if mp_path else "")
     lines += ["", f"**Ours / Google = {o / g:.2f}** (target <= 0.60).{mp_line}",
@@ -157,10 +145,7 @@ def main(argv=None):
               f"Ops, Google: {', '.join(sorted(set(google.tflite_ops())))} (ArgMax output int64).  ",
               f"Ops, ours: {', '.join(sorted(set(arts['ours'].tflite_ops())))} (ArgMax output int32).",
               f"Sizes: Google {os.path.getsize(GOOGLE) / 2**20:.2f} MB, ours {os.path.getsize(ours_path) / 2**20:.2f} MB."]
-    text = "\n".join(lines) + "\n"
-    write_text(args.output, text)
-    print(text)
-    return 0
+    return benchlib.publish(args.output, lines)
 
 
 if __name__ == "__main__":

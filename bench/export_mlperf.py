@@ -13,7 +13,7 @@ full-resolution resize to show where the time goes.
 
     python bench/export_mlperf.py --threads 2
 """
-import argparse
+import functools
 import glob
 import os
 import sys
@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 from export_google_quant import REF, SHARED, calibration_sets, cut_after  # noqa: E402
 
-from deeplab_keras.utils.io import write_text  # noqa: E402
+import benchlib  # noqa: E402
 
 MLPERF = os.path.join(REF, "mlperf_deeplabv3_mnv2_ade20k_int8.tflite")
 SIZE = 512
@@ -41,15 +41,10 @@ def test_images(num_camvid):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=30)
+    p = benchlib.parser(__doc__, "export_mlperf.md", workdir="/tmp/deeplab_keras_bench_mlperf")
     p.add_argument("--camvid", type=int, default=16, help="CamVid val images in the agreement set")
-    p.add_argument("--workdir", default="/tmp/deeplab_keras_bench_mlperf")
-    p.add_argument("--output", default=os.path.join(HERE, "results", "export_mlperf.md"))
     args = p.parse_args(argv)
-    if not os.path.isfile(MLPERF):
-        print(f"skipped: {MLPERF} not found (shared material)")
+    if benchlib.missing(MLPERF):
         return 0
     import numpy as np
 
@@ -101,16 +96,8 @@ def main(argv=None):
              "images (sorted by name); none is a calibration image:", "",
              "| model | mean | worst image | bird | cityscapes | CamVid val mean |", "|---|---|---|---|---|---|"]
     lines += [f"| {n} | {a[0]:.4f} | {a[1]:.4f} | {a[2]:.4f} | {a[3]:.4f} | {a[4]:.4f} |" for n, a in rows]
-    lines += ["", f"Latency, ai-edge-litert {args.threads} threads (XNNPACK), {args.runs} runs "
-              "interleaved in 3 rounds, same process, bird image:", "",
-              "| graph | median ms | p90 ms | ratio to MLPerf full |", "|---|---|---|---|"]
-    for k, v in lat.items():
-        lines.append(f"| {k} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['median_ms'] / m:.2f} |")
-
-    def cost(who):
-        full, noarg, low = (lat[who]["median_ms"], lat[who + " no ArgMax"]["median_ms"],
-                            lat[who + " low-res logits"]["median_ms"])
-        return f"network {low:.1f} ms, full-res resize {noarg - low:.1f} ms, ArgMax {full - noarg:.1f} ms"
+    lines += benchlib.latency_lines(lat, "mlperf", args.threads, args.runs, ", bird image", "MLPerf")
+    cost = functools.partial(benchlib.time_split, lat)
     lines += ["", f"**Ours / MLPerf = {o / m:.2f}** (goal <= 0.70).", "",
               f"Where the time goes (differences of the cuts): MLPerf: {cost('mlperf')}; ours: {cost('ours')}.", "",
               f"Multiply-adds at {SIZE}x{SIZE} (deeplab_keras.utils.flops): {counted.mult_adds / 1e9:.2f} B "
@@ -119,10 +106,7 @@ def main(argv=None):
               f"Ops, MLPerf: {', '.join(sorted(set(mlperf.tflite_ops())))}.  ",
               f"Ops, ours: {', '.join(sorted(set(ours.tflite_ops())))}.  ",
               f"Sizes: MLPerf {os.path.getsize(MLPERF) / 2**20:.2f} MB, ours {os.path.getsize(ours_path) / 2**20:.2f} MB."]
-    text = "\n".join(lines) + "\n"
-    write_text(args.output, text)
-    print(text)
-    return 0
+    return benchlib.publish(args.output, lines)
 
 
 if __name__ == "__main__":
