@@ -62,9 +62,7 @@ def run(args):
         raise ValueError("--target mediapipe writes a .tflite file; drop --format or use --format tflite")
     if args.format is None and args.target is None:
         raise ValueError("give --format (saved_model, tflite, onnx) or --target mediapipe")
-    args.format = args.format or "tflite"
-    if args.output_mode is None:
-        args.output_mode = "logits" if args.target == "mediapipe" else "classes"
+    args.format = args.format or "tflite"  # export_model picks the output mode for the target
     report_dir = args.report_dir or os.path.dirname(os.path.abspath(args.output))
     # -- end mobile
     from deeplab_keras.export import ownership

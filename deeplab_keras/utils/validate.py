@@ -1,6 +1,5 @@
 """Checks of user settings by type and range, with messages naming the setting and what is
 allowed (issue 11: bad settings are refused before any work starts)."""
-import argparse
 import math
 import numbers
 
@@ -61,16 +60,3 @@ def check_choice(name, value, choices, allow_none=False):
         raise SettingError(f"setting {name} must be one of {', '.join(map(repr, choices))}"
                            f"{' or null' if allow_none else ''}, got {describe(value)}")
     return value
-
-
-def positive_int(name):
-    """An argparse ``type=`` for integers >= 1 whose error names the flag."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {value}")
-        return value
-    return parse
