@@ -134,7 +134,10 @@ def as_rgb8(image):
     return np.round(array).astype(np.uint8)
 
 
-def _contract(model, input_size, align_corners):
+def input_contract(model, input_size=None, align_corners=None):
+    """``(size to run at or None, align_corners)``: ``input_size`` (a flag), else the model's
+    own contract (its preset's ``preprocessing``); resize semantics from it too (align_corners
+    when unknown) unless ``align_corners`` is given."""
     prep = getattr(model, "preprocessing", None) or {}
     size = input_size or prep.get("input_size")
     if align_corners is None:
@@ -156,7 +159,7 @@ def segment(model, image, input_size=None, align_corners=None):
         classes = dk.segment(model, "street.png")
         print(dict(zip(model.labels, np.bincount(classes.ravel(), minlength=11))))
     """
-    size, align = _contract(model, input_size, align_corners)
+    size, align = input_contract(model, input_size, align_corners)
     if isinstance(image, (list, tuple)) or (hasattr(image, "ndim") and image.ndim == 4):
         return [predict_classes(model, as_rgb8(im), size, align) for im in image]
     return predict_classes(model, as_rgb8(image), size, align)

@@ -175,12 +175,3 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
     if weights and not fresh:
         load_weights(model, weights, allow_unpinned=args.allow_unpinned)
     return model
-
-
-def input_contract(model, input_size=None):
-    """``(input size or None, align_corners)`` to run ``model`` at: ``input_size`` (a flag), else
-    the model's own contract (its preset's ``preprocessing``); resize semantics from it too
-    (align_corners when unknown)."""
-    prep = getattr(model, "preprocessing", None) or {}
-    size = input_size or prep.get("input_size")
-    return (tuple(size) if size else None), prep.get("resize", "align_corners") == "align_corners"

@@ -30,7 +30,7 @@ def run(args):
     if not images:
         raise ValueError("give at least one IMAGE to segment")
     model = loader.load_model(args)
-    size, align = loader.input_contract(model, size)
+    size, align = inference.input_contract(model, size)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
     return inference.predict_batch(model, images, args.output, getattr(model, "palette", None),
                                    size, align, getattr(model, "labels", None),
