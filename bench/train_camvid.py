@@ -45,22 +45,72 @@ def evaluate(model, pairs, info, batch_size=4):
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
 
 
-def publish(result, info, zoo_dir="zoo"):
-    """Ship the final weights as preset ``deeplabv3plus_mobilenetv2_camvid`` (zoo/weights +
-    zoo/presets), with sha256, size and the measured val mIoU."""
-    import hashlib
-    import shutil
-    final = result["final"]
+#: settings that may differ between the shipped train+val run and its train-only evidence run
+RUN_ONLY = ("train_split", "val_split", "output_dir", "minutes", "verbose", "tensorboard", "name")
+
+
+def _commands(result):
     commands = [result["command"]] + ([result["eval_command"]] if result.get("eval_command") else [])
     init = result["config"].get("init_weights")  # a second stage: include the first's commands
     if init and os.path.isfile(os.path.join(os.path.dirname(init), "result.json")):
         with open(os.path.join(os.path.dirname(init), "result.json")) as f:
             first = json.load(f)
         commands = [first["command"]] + ([first["eval_command"]] if first.get("eval_command") else []) + commands
+    return commands
+
+
+def trains_on_val(config):
+    return "val" in str(config.get("train_split") or "").split("+")
+
+
+def check_evidence(result, evidence):
+    """The train-only run whose val score stands for a train+val run's recipe must be that
+    same recipe: every setting equal except the splits and run bookkeeping."""
+    if trains_on_val(evidence["config"]):
+        raise ValueError("the evidence run trained on val: its val score is not held out")
+    a, b = result["config"], evidence["config"]
+    differ = sorted(k for k in set(a) | set(b) if k not in RUN_ONLY and a.get(k) != b.get(k))
+    if differ:
+        raise ValueError("the evidence run's recipe differs from this run's in " +
+                         ", ".join(f"{k} ({b.get(k)!r} vs {a.get(k)!r})" for k in differ))
+
+
+def metrics_block(result, evidence=None):
+    """The preset's metrics. A run trained on val cannot score itself there: its block carries
+    the val figure of the train-only evidence run and marks its own val figure as trained-on."""
+    final = result["final"]
+    where = " (101 CamVid val images at 480x360, single scale, no flip)"
+    if not trains_on_val(result["config"]):
+        return {"miou": round(final["miou"], 2), "split": "val", "per_class_iou": final["per_class_iou"],
+                "source": "measured: " + " && ".join(_commands(result)) + where}
+    if evidence is None:
+        raise ValueError(f"these weights trained on {result['config']['train_split']}; publish them with "
+                         "--evidence RUN_DIR, the train-only run of the same recipe whose val score is "
+                         "the held-out evidence")
+    check_evidence(result, evidence)
+    held = evidence.get("final") or evidence["last"]
+    return {"miou": round(held["miou"], 2), "split": "val",
+            "per_class_iou": held["per_class_iou"],
+            "evidence": "val score of the same recipe trained on train only (val held out); the "
+                        f"shipped weights are trained on {result['config']['train_split']}",
+            "source": "measured: " + " && ".join(_commands(evidence)) + where,
+            "trained_on": result["config"]["train_split"],
+            "trained_on_val_miou": round(final["miou"], 2),
+            "trained_on_source": "trained and measured (val is part of its training data, NOT held "
+                                 "out): " + " && ".join(_commands(result)) + where}
+
+
+def publish(result, info, zoo_dir="zoo", evidence=None):
+    """Ship the final weights as preset ``deeplabv3plus_mobilenetv2_camvid`` (zoo/weights +
+    zoo/presets), with sha256, size and the measured val mIoU (see :func:`metrics_block`)."""
+    import hashlib
+    import shutil
+    metrics = metrics_block(result, evidence)  # refuses before anything is written
+    init = os.path.basename(str(result["config"].get("init_tflite") or result["config"].get("init_weights")))
     name = f"{PRESET}.weights.h5"
     target = os.path.join(zoo_dir, "weights", name)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(final["weights"], target + ".tmp")
+    shutil.copyfile(result["final"]["weights"], target + ".tmp")
     os.replace(target + ".tmp", target)
     with open(target, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
@@ -68,7 +118,8 @@ def publish(result, info, zoo_dir="zoo"):
     preset = {
         "name": PRESET,
         "description": "DeepLab v3+, MobileNetV2 1.0 (mobile head, OS 16), CamVid 11 classes, "
-                       "fine-tuned from Google's VOC MobileNetV2 weights (bench/train_camvid.py)",
+                       f"fine-tuned from {init} on CamVid {result['config']['train_split']} "
+                       "(bench/train_camvid.py)",
         "architecture": result["config"]["architecture"],
         "backbone_only": False,
         "config": model_cfg,
@@ -79,14 +130,17 @@ def publish(result, info, zoo_dir="zoo"):
         "weights": [{"format": "keras_weights_h5", "url": None, "path": f"weights/{name}",
                      "file": name, "sha256": sha, "size": os.path.getsize(target),
                      "default": True}],
-        "metrics": {"miou": round(final["miou"], 2), "split": "val",
-                    "per_class_iou": final["per_class_iou"],
-                    "source": "measured: " + " && ".join(commands) +
-                              " (101 CamVid val images at 480x360, single scale, no flip)"},
+        "metrics": metrics,
     }
+    path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
+    if os.path.isfile(path):  # keep what other scripts measured (params, macs, latency)
+        with open(path) as f:
+            old = json.load(f).get("metrics") or {}
+        for key in ("params", "macs", "cost_source"):
+            if key in old:
+                preset["metrics"][key] = old[key]
     from deeplab_keras.preset import Preset
     Preset.from_dict(preset)  # the catalogue's schema, checked before anything is written
-    path = os.path.join(zoo_dir, "presets", f"{PRESET}.json")
     write_json(path, preset)
     print("published", path, target, sha)
 
@@ -101,6 +155,9 @@ def main(argv=None):
     p.add_argument("--eval-only", action="store_true", help="only evaluate output-dir's checkpoints")
     p.add_argument("--publish", action="store_true",
                    help=f"copy the final weights to zoo/weights and write zoo/presets/{PRESET}.json")
+    p.add_argument("--evidence", metavar="RUN_DIR",
+                   help="with --publish, for a run trained on val: the train-only run of the same "
+                        "recipe whose val score the preset reports")
     p.add_argument("--recalibrate-bn", type=int, default=50, metavar="BATCHES",
                    help="re-estimate the trainable BatchNorm statistics of the last checkpoint "
                         "on this many augmented training batches (precise BN) -> final model")
@@ -138,7 +195,8 @@ def main(argv=None):
     if args.eval_only and os.path.isfile(out):
         with open(out) as f:
             result = dict(json.load(f), eval_command=result["command"])
-    for which in ("best", "last"):
+    # a run that trains on val has no held-out "best": only its fixed-schedule last epoch counts
+    for which in ("last",) if trains_on_val(config) else ("best", "last"):
         if which in result:
             continue
         model.load_weights(os.path.join(args.output_dir, f"{which}.weights.h5"))
@@ -180,7 +238,11 @@ def main(argv=None):
     write_json(out, result, default=str)
     print("wrote", out)
     if args.publish:
-        publish(result, info)
+        evidence = None
+        if args.evidence:
+            with open(os.path.join(args.evidence, "result.json")) as f:
+                evidence = json.load(f)
+        publish(result, info, evidence=evidence)
     return 0
 
 

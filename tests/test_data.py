@@ -183,3 +183,25 @@ def test_sbd_train_aug(tmp_path):
     os.remove(voc / "SegmentationClassAug" / "b.png")
     with pytest.raises(ValueError, match=r"unreadable SBD annotation .*b\.mat"):
         data.sbd_to_png(str(voc), str(sbd))
+
+
+def test_joined_splits_train_plus_val(tmp_path):
+    """``train+val`` (how a final model is trained once the recipe is settled on val) is the
+    concatenation of both splits; a missing part or overlapping parts are named, not merged."""
+    for split, n in (("train", 3), ("val", 2)):
+        for i in range(n):
+            label = np.full((8, 8), i, np.uint8)
+            _write(str(tmp_path / split / f"{split}{i}.png"), np.stack([label] * 3, -1))
+            _write(str(tmp_path / f"{split}annot" / f"{split}{i}.png"), label)
+    joined = data.list_pairs("camvid", tmp_path, "train+val")
+    assert joined == data.list_pairs("camvid", tmp_path, "train") + data.list_pairs("camvid", tmp_path, "val")
+    assert len(joined) == 5
+    with pytest.raises(FileNotFoundError, match="folder not found"):
+        data.list_pairs("camvid", tmp_path, "train+test")
+    with pytest.raises(ValueError, match="distinct split names"):
+        data.list_pairs("camvid", tmp_path, "train+train")
+    with pytest.raises(ValueError, match="distinct split names"):
+        data.list_pairs("camvid", tmp_path, "train+")
+    make_folder(tmp_path / "flat", n=2)  # a flat folder has no splits: both parts are the same images
+    with pytest.raises(ValueError, match="overlap"):
+        data.list_pairs("folder", tmp_path / "flat", "train+val")

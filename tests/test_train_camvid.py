@@ -24,3 +24,40 @@ def test_camvid_preset_on_real_val_images():
     assert np.trace(cm) / cm.sum() > 0.85  # pixel accuracy (91.3% over all 101 val images)
     iou = np.nan_to_num(np.array(metrics_from_confusion(cm)["per_class_iou"]))
     assert iou[[0, 3, 8]].min() > 0.7  # sky, road, car
+
+
+def _train_camvid():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "train_camvid.py")
+    spec = importlib.util.spec_from_file_location("train_camvid_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(split, miou, **config):
+    cfg = {"train_split": split, "val_split": "val", "epochs": 12, "crop_size": [360, 480],
+           "output_dir": f"runs/{split}", "minutes": 100, "init_weights": None}
+    cfg.update(config)
+    final = {"miou": miou, "per_class_iou": {"Sky": miou}, "weights": "w.h5"}
+    return {"command": f"python bench/train_camvid.py --set train_split={split}", "config": cfg,
+            "final": final, "last": final}
+
+
+def test_publish_of_a_train_plus_val_run_reports_the_held_out_recipe_figure():
+    """A model trained on val cannot score itself there: the preset's headline comes from the
+    train-only run of the same recipe and the trained-on val figure is marked as such."""
+    tc = _train_camvid()
+    shipped = _result("train+val", 81.0, val_split=None, output_dir="runs/tv", minutes=200)
+    evidence = _result("train", 67.2)
+    m = tc.metrics_block(shipped, evidence)
+    assert m["miou"] == 67.2 and m["split"] == "val" and m["trained_on"] == "train+val"
+    assert m["trained_on_val_miou"] == 81.0 and "NOT held out" in m["trained_on_source"]
+    assert "train_split=train " in m["source"] + " "  # the evidence run's command
+    with pytest.raises(ValueError, match="--evidence RUN_DIR"):
+        tc.metrics_block(shipped)
+    with pytest.raises(ValueError, match=r"differs .* epochs \(12 vs 20\)"):
+        tc.metrics_block(dict(shipped, config=dict(shipped["config"], epochs=20)), evidence)
+    with pytest.raises(ValueError, match="not held out"):
+        tc.metrics_block(shipped, _result("train+val", 80.0))
+    assert tc.metrics_block(evidence)["miou"] == 67.2  # a train-only run is its own evidence

@@ -44,7 +44,10 @@ def _accuracy(metrics):
     miou = metrics.get("miou")
     if not isinstance(miou, (int, float)):
         return "-"
-    return f"{miou:.1f} mIoU" + (f" ({metrics['split']})" if metrics.get("split") else "")
+    text = f"{miou:.1f} mIoU" + (f" ({metrics['split']})" if metrics.get("split") else "")
+    if metrics.get("trained_on"):  # the weights trained on that split: the figure is the recipe's
+        text += "*"
+    return text
 
 
 def table_rows(names, card):
@@ -106,8 +109,14 @@ def model_card(p, colour=False):
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:
             lines.append(f"                {metrics['miou_8bit']:.1f} mIoU 8-bit")
+        if metrics.get("evidence"):
+            lines.append(f"                * {metrics['evidence']}")
         if metrics.get("source"):
             lines.append(f"measured by:    {metrics['source']}")
+        if metrics.get("trained_on"):
+            lines.append(f"trained on:     {metrics['trained_on']}; these weights score "
+                         f"{metrics.get('trained_on_val_miou', '-')} mIoU on val, which they trained on "
+                         "(not held out)")
         lines.append("")
     else:
         lines += ["accuracy:       - (not recorded)", ""]
@@ -158,7 +167,11 @@ def run(args):
     from deeplab_keras import zoo
 
     if args.zoo_command == "list":
-        print(format_table(table_rows(zoo.preset_names(), zoo.preset_card)))
+        rows = table_rows(zoo.preset_names(), zoo.preset_card)
+        print(format_table(rows))
+        if any(r[6].endswith("*") for r in rows[1:]):
+            print("\n* the recipe's score on a split these weights did not train on; the shipped "
+                  "weights also trained on that split (zoo show NAME)")
         print("\nparameters, multiply-adds and int8 latency show '-' where the catalogue does not "
               "record them; `deeplab-keras zoo show NAME` prints a model card")
         return 0

@@ -96,11 +96,28 @@ _LAYOUTS = {"camvid": _camvid, "voc": _voc, "pascal_voc_2012": _voc, "cityscapes
 
 
 def list_pairs(dataset, root, split="train"):
-    """``[(image_path, mask_path), ...]`` for ``split`` of ``dataset`` stored under ``root``."""
+    """``[(image_path, mask_path), ...]`` for ``split`` of ``dataset`` stored under ``root``.
+
+    ``split`` may join splits with ``+`` (``"train+val"``: the published way to train a final
+    model once the recipe is settled on val); each split must exist and no pair may repeat."""
     key = str(dataset).lower()
     if key not in _LAYOUTS:
         raise ValueError(f"Unknown dataset layout {dataset!r}. Known: {', '.join(sorted(_LAYOUTS))}")
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset root not found: {root}")
-    return _LAYOUTS[key](root, split)
+    parts = str(split).split("+") if split else [split]
+    if len(parts) == 1:
+        return _LAYOUTS[key](root, split)
+    if any(not part.strip() for part in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"split {split!r}: join distinct split names with '+', e.g. 'train+val'")
+    pairs = []
+    for part in parts:
+        found = _LAYOUTS[key](root, part.strip())
+        if not found:
+            raise FileNotFoundError(f"split {part.strip()!r} of {split!r} has no image/mask pairs under {root}")
+        pairs.extend(found)
+    images = [os.path.realpath(image) for image, _ in pairs]
+    if len(set(images)) != len(images):
+        raise ValueError(f"split {split!r} lists the same image more than once; its parts overlap")
+    return pairs
