@@ -367,8 +367,13 @@ def _normalisation(graph):
         shift = 128 if kind == "INT8" else 0  # int8 input = RGB - 128
         scale, offset = np.float64(s), np.float64(-s * (zero + shift))
         steps.append(f"input quantization ({kind}, scale {s:.6g}, zero point {zero})")
-    elif kind == "FLOAT32":
+    elif kind == "FLOAT32":  # what an app feeds: the metadata's (x - mean) / std, else x
+        from deeplab_keras.importers.tflite_metadata import input_normalization
         scale, offset = np.float64(1.0), np.float64(0.0)
+        found = input_normalization(graph)
+        if found is not None:
+            (scale, offset), how = found
+            steps.append(how)
     else:
         raise ValueError(f"{graph.path}: input of type {kind}; supported: FLOAT32, UINT8, INT8")
     while True:  # fold elementwise ops by constants that follow the input
