@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from deeplab_keras.evaluation.evaluator import _batches, _dataset_info
+from deeplab_keras.evaluation.evaluator import _batches, _dataset_info, progress_bar
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 
@@ -59,6 +59,7 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
         raise ValueError(f"limit must be a positive number of images, got {limit!r}")
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     count, start = 0, time.perf_counter()
+    bar = progress_bar(progress, data, limit)
     for images, labels in _batches(data, info, limit):
         for image, label in zip(images, labels):
             pred = predict_classes(art, np.asarray(image, np.float32), mode)
@@ -67,7 +68,9 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
                                  f"{info.name!r} has {info.num_classes} classes")
             cm += confusion_matrix(label, pred, info.num_classes, info.ignore_label)
             count += 1
-            if progress:
+            if bar is not None:
+                bar.update(count)
+            elif progress:
                 print(f"evaluate: {count} images, {time.perf_counter() - start:.1f}s", file=sys.stderr)
     if not count:
         raise ValueError("the evaluation data is empty")

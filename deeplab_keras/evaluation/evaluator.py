@@ -68,6 +68,18 @@ def _batches(data, info, limit):
             return
 
 
+
+def progress_bar(progress, data, limit):
+    """A Keras ``Progbar`` over the images (n/N when ``data`` has a length), or None for
+    ``progress`` False / ``"lines"``."""
+    if not progress or progress == "lines":
+        return None
+    import keras
+    total = len(data) if isinstance(data, (list, tuple)) else None
+    if total is not None and limit:
+        total = min(total, int(limit))
+    return keras.utils.Progbar(total, unit_name="image")
+
 def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, class_names=None,
              scales=(1.0,), flip=False, sliding_window=None, crf=None, limit=None, progress=False,
              on_batch=None, **predictor_options):
@@ -106,13 +118,7 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
                           **predictor_options)
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     count, start = 0, time.perf_counter()
-    bar = None
-    if progress and progress != "lines":
-        import keras
-        total = len(data) if isinstance(data, (list, tuple)) else None
-        if total is not None and limit:
-            total = min(total, int(limit))
-        bar = keras.utils.Progbar(total, unit_name="image")
+    bar = progress_bar(progress, data, limit)
     for images, labels in _batches(data, info, limit):
         pred = predictor(images).argmax(-1)
         cm += confusion_matrix(labels, pred, info.num_classes, info.ignore_label)
