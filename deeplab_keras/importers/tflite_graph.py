@@ -48,6 +48,9 @@ class ConvNode:
     feeds: tuple          # tuple of Feed, in channel order (several after a CONCATENATION)
     input_shape: tuple
     output_shape: tuple
+    #: stride of its output relative to the image (product of the conv and max-pool strides on
+    #: the way; None after a resize, whose factor only the tensor sizes tell)
+    total_stride: int = None
 
     def describe(self):
         shape = tuple(int(d) for d in self.kernel.shape)
@@ -253,7 +256,9 @@ def _fold_affine_after(graph, t, kind, kernel, bias):
 _ALLOWED = {"QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "PAD", "PADV2", "RESHAPE", "SQUEEZE",
             "EXPAND_DIMS", "RESIZE_BILINEAR", "CONCATENATION", "AVERAGE_POOL_2D", "MEAN",
             "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "ARG_MAX", "SOFTMAX", "CAST", "ADD", "ADD_N",
-            "MUL", "SUB", "DIV"}
+            "MUL", "SUB", "DIV", "MAX_POOL_2D"}
+#: ops whose output is subsampled by their ``strideH`` (ResNet's pool1 and strided shortcuts)
+_STRIDED_POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
 
 
 def _check_op(graph, k, kind, ins, acts, feeds, folded):
@@ -277,8 +282,10 @@ def read_graph(path):
     data-flow order (the file's operator order, which TFLite keeps topological)."""
     graph = Graph(path)
     feeds = {}  # tensor -> tuple of Feed
+    stride_of = {}  # tensor -> its stride relative to the image (None: unknown, after a resize)
     for t in graph.inputs:
         feeds[t] = (Feed(frozenset([INPUT]), False, (graph.shape(t) or (0,))[-1] or 0),)
+        stride_of[t] = 1
     convs, dilation_of, folded = [], {}, set()
     for k, (kind, ins, outs, opt) in enumerate(graph.ops):
         acts = [t for t in _activations(graph, ins) if t in feeds]
@@ -297,9 +304,13 @@ def read_graph(path):
             if not getattr(opt, "fusedActivationFunction", 0):
                 kernel, bias, done = _fold_affine_after(graph, outs[0], kind, kernel, bias)
                 folded |= done
+            before = stride_of.get(acts[0])
+            total = None if before is None else before * strides[0]
             convs.append(ConvNode(k, kind, graph.name(ins[1]), kernel, bias, strides, dilation,
-                                  feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0])))
+                                  feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0]), total))
             for t in outs:
+                stride_of[t] = total
+
                 feeds[t] = (Feed(frozenset([k]), False, int(kernel.shape[-1] * (
                     kernel.shape[-2] if kind == DEPTHWISE else 1))),)
             continue
@@ -316,8 +327,16 @@ def read_graph(path):
             merged = tuple(Feed(f.sources, True, f.channels) for f in feeds[acts[0]])
         else:
             merged = feeds[acts[0]]
+        known = [stride_of.get(t) for t in acts if stride_of.get(t) is not None]
+        if kind == "RESIZE_BILINEAR" or not known:
+            total = None
+        elif kind in _STRIDED_POOLS and not getattr(opt, "strideH", 0) in (0, 1):
+            total = known[0] * int(opt.strideH)
+        else:  # residual ADDs join equal strides; a concatenation the decoder's resized input
+            total = max(known)
         for t in outs:
             feeds[t] = merged
+            stride_of[t] = total
         if kind == "SPACE_TO_BATCH_ND" and len(ins) > 1 and graph.is_constant(ins[1]):
             block = tuple(int(v) for v in graph.constant(ins[1]).reshape(-1))
             for t in outs:
