@@ -528,6 +528,12 @@ def _rates_error(path, name, output_stride, observed, what):
                       f"{' or dilation schedule' if name.startswith('resnet') else ''}")
 
 
+def _strides_error(path, name, output_stride, observed, expected, what):
+    return ValueError(f"{path}: the backbone has the layers of {name} but the strides of its "
+                      f"{what} are {observed}; our {name} at output stride {output_stride} has "
+                      f"{expected}")
+
+
 def _grid(dilations, base):
     if any(d % base for d in dilations):
         return None
@@ -540,6 +546,12 @@ def _xception_options(name, ordered, output_stride, path):
     from deeplab_keras.backbones.xception import unit_plan
 
     depth = int(name[len("xception"):])
+    plan = unit_plan(depth, output_stride)
+    strides = [c.strides[0] for c in ordered if c.kind == DEPTHWISE]
+    expected = [s for entry in plan for s in (1, 1, entry[3])]
+    if strides != expected:
+        raise _strides_error(path, name, output_stride, strides, expected,
+                             "depthwise convs (the third of each module strides)")
     observed = [c.dilation[0] for c in ordered if c.kind == DEPTHWISE]
     base = 32 // output_stride
     grid = _grid(observed[-3:], base)
@@ -560,6 +572,13 @@ def _resnet_options(name, ordered, output_stride, path):
     stem = 3 if name.endswith("_beta") else 0
     units = [c for c in ordered if c.kind == CONV and c.kernel.shape[:2] == (3, 3)][stem:]
     observed = [c.dilation[0] for c in units]
+    strides = [c.strides[0] for c in units]
+    expected = [entry[4] for entry in unit_plan(depth, output_stride, (1, 1, 1))]
+    if strides != expected:
+        raise _strides_error(path, name, output_stride, strides, expected,
+                             "units' 3x3 convs (TF-slim resnet_v1: the 3x3 conv of each block's "
+                             "last unit strides; keras.applications' ResNet strides the first "
+                             "unit's 1x1 conv instead)")
     base = 32 // output_stride
     for schedule in ("standard", "hdc"):
         last = hdc(3, base) if schedule == "hdc" and base > 1 else (base,) * 3
