@@ -507,6 +507,12 @@ def test_backbones_are_recognised_by_their_layers(name, output_stride, options):
     moved[strided] = dataclasses.replace(ordered[strided], strides=(1, 1))
     with pytest.raises(ValueError, match=f"has the layers of {name} but the strides"):
         _backbone(moved, moved[0], output_stride, "keras")
+    early = next(i for i, c in enumerate(ordered) if i > 3 and c.kernel.shape[:2] == (3, 3))
+    moved = list(ordered)
+    moved[early] = dataclasses.replace(ordered[early], dilation=(2, 2))  # a rate no builder makes
+    with pytest.raises(ValueError, match=f"the {name} backbone's .* dilations .* are not what our "
+                                         f"builder makes at output stride {output_stride}"):
+        _backbone(moved, moved[0], output_stride, "keras")
     with pytest.raises(ValueError, match=r"none of the backbones we can import: .*xception65"):
         _backbone(ordered[:-4], ordered[0], output_stride, "keras")
 
