@@ -543,3 +543,14 @@ def test_unknown_backbone_gets_a_clear_error(tmp_path):
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(v3).convert())
     with pytest.raises(ValueError, match="HARD_SWISH on the data path is not part of the DeepLab"):
         dk.from_tflite(path)
+
+
+def test_tf_slim_backbone_scopes_become_tie_break_hints():
+    """Names only break ties; TF-slim's ResNet / Xception scopes still map to our layer names."""
+    from deeplab_keras.importers.tflite_match import _hint
+
+    assert _hint("resnet_v1_101/block1/unit_1/bottleneck_v1/conv1/weights") == "block1_unit_1_bottleneck_v1_conv1"
+    assert _hint("resnet_v1_50_beta/conv1_1/weights") == "conv1_1"
+    assert _hint("xception_65/entry_flow/block1/unit_1/xception_module/separable_conv1_depthwise/"
+                 "depthwise_weights") == "entry_flow_block1_unit_1_xception_module_separable_conv1_depthwise"
+    assert _hint("MobilenetV2/expanded_conv_3/depthwise/depthwise_weights;x") == "expanded_conv_3_depthwise"
