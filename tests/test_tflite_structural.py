@@ -471,6 +471,8 @@ def test_resnet50_beta_int8_hdc_file_round_trips(tmp_path):
                                   "multi_grid": (1, 2, 1), "dilation_schedule": "hdc",
                                   "output_stride": 8, "atrous_rates": (3,), "num_classes": 4,
                                   "align_corners": False, "separable": False})
+    # the mean subtraction's constant is stored int8 here: read back within its quantization step
+    assert config["input_normalization"]["offset"] == pytest.approx([-123.15, -115.90, -103.06], abs=0.5)
     imported = dk.from_tflite(path)
     ours, theirs, original = imported.predict(x, verbose=0), _run_file(path, x), model.predict(x, verbose=0)
     print(f"int8 resnet50_beta: relative max error vs file {_relative(theirs, ours):.4f}, "
