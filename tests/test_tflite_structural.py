@@ -2,6 +2,7 @@
 topology. Real DeepLab files from three converters (../shared/reference) must be reproduced on
 real images; synthetic files written by today's TFLiteConverter (float16 weights behind
 DEQUANTIZE, int8 post-training quantization, names stripped) must round-trip our own models."""
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -132,23 +133,29 @@ def ours():
     model = dk.DeepLabV3Plus(num_classes=5, backbone="mobilenet_v2", alpha=0.35, output_stride=16,
                              atrous_rates=(2,), input_shape=(65, 65, 3), align_corners=True)
     rng = np.random.default_rng(0)
+    _randomize_batch_norm(model, rng)
+    x = rng.uniform(0, 255, (4, 65, 65, 3)).astype(np.float32)
+    return model, x
+
+
+def _randomize_batch_norm(model, rng):
+    """Non-trivial BatchNorm statistics, so that folding them into the convs is tested."""
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             g, b, m, v = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
                                rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 1.5, v.shape)])
-    x = rng.uniform(0, 255, (4, 65, 65, 3)).astype(np.float32)
-    return model, x
 
 
 def _convert(model, x, mode, path):
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    else:
+    elif mode != "float32":  # int8 post-training quantization
         converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
     path.write_bytes(converter.convert())
     return path
@@ -357,3 +364,195 @@ def test_ops_we_do_not_build_are_refused_not_ignored(tmp_path):
     model, path = convert(keras.layers.Rescaling(0.5, 0.25), "affine_after_relu")
     with pytest.raises(ValueError, match="by a constant after a convolution"):
         import_structural(model, path)
+
+
+# -- other backbones: ResNet and Xception (files our converter writes of our own models) ---------
+
+BUILDER_KEYS = ("architecture", "backbone", "multi_grid", "output_stride", "atrous_rates",
+                "num_classes", "input_shape", "align_corners", "aspp_filters")
+
+
+def _backbone_case(builder, mode, path, **config):
+    """Our model with random but fixed weights (non-trivial BatchNorm), 4 classes at 65x65,
+    converted in ``mode``; returns ``(model, x, path)``."""
+    import keras
+
+    keras.utils.set_random_seed(1)  # the conv kernels too: the same file on every run
+    model = builder(num_classes=4, input_shape=(65, 65, 3), **config)
+    rng = np.random.default_rng(1)
+    _randomize_batch_norm(model, rng)
+    x = rng.uniform(0, 255, (2, 65, 65, 3)).astype(np.float32)
+    return model, x, _convert(model, x, mode, path)
+
+
+def _check_config(path, expected):
+    config = describe(path)
+    assert {k: config.get(k) for k in expected} == expected
+    return config
+
+
+def _relative(a, b):
+    return np.abs(a - b).max() / np.abs(a).max()
+
+
+@pytest.fixture(scope="module")
+def resnet50_v3(tmp_path_factory):
+    """DeepLab v3, ResNet-50, OS 16, multi-grid (1, 2, 4), float32 file with stripped names."""
+    folder = tmp_path_factory.mktemp("resnet50")
+    model, x, path = _backbone_case(dk.DeepLabV3, "float32", folder / "named.tflite",
+                                    backbone="resnet50", output_stride=16, multi_grid=(1, 2, 4),
+                                    atrous_rates=(2,), align_corners=True)
+    return model, x, _strip_names(path, folder / "stripped.tflite")
+
+
+def test_resnet50_float32_file_round_trips(resnet50_v3):
+    model, x, path = resnet50_v3
+    graph, _ = read_graph(path)
+    assert {graph.name(t) for t in range(len(graph.tensors))} == {f"std.constant{i}" for i in range(len(graph.tensors))}
+    config = _check_config(path, {"architecture": "deeplabv3", "backbone": "resnet50",
+                                  "multi_grid": (1, 2, 4), "output_stride": 16, "atrous_rates": (2,),
+                                  "num_classes": 4, "input_shape": (65, 65, 3), "align_corners": True,
+                                  "aspp_filters": 256})
+    assert "dilation_schedule" not in config and "alpha" not in config
+    kinds = [k for k, *_ in graph.ops]  # dilated 3x3 convs written as SPACE_TO_BATCH wrappers,
+    assert "SPACE_TO_BATCH_ND" in kinds and "MAX_POOL_2D" in kinds  # pool1 / strided shortcuts
+    norm = config["input_normalization"]  # ResNet: mean subtraction in-graph
+    assert norm["scale"] == pytest.approx(1.0) and norm["offset"] == pytest.approx([-123.15, -115.90, -103.06], abs=1e-3)
+    imported = dk.from_tflite(path)
+    ours, theirs, original = imported.predict(x, verbose=0), _run_file(path, x), model.predict(x, verbose=0)
+    print(f"float32 resnet50: relative max error vs file {_relative(theirs, ours):.2e}, vs original "
+          f"{_relative(original, ours):.2e}")
+    assert _relative(theirs, ours) < 1e-4 and _relative(original, ours) < 1e-4
+    assert (ours.argmax(-1) == theirs.argmax(-1)).mean() == 1.0
+
+
+def test_resnet_file_cut_short_or_for_another_model_is_refused(resnet50_v3, tmp_path):
+    model, _, path = resnet50_v3
+    data = path.read_bytes()
+    for cut in (4096, len(data) // 3, len(data) - 1024):
+        (tmp_path / "cut.tflite").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated|corrupt|not a readable"):
+            dk.from_tflite(tmp_path / "cut.tflite")
+    other = dk.DeepLabV3(num_classes=4, backbone="resnet50", output_stride=16, multi_grid=(1, 2, 2),
+                         atrous_rates=(2,), input_shape=(65, 65, 3), weights=None)
+    with pytest.raises(StructureMismatchError, match="dilation 8, layer 'block4_unit_3_bottleneck_v1_conv2' "
+                                                     "has stride 1 / dilation 4"):
+        import_tflite(other, path)
+
+
+def test_xception65_float16_file_round_trips(tmp_path):
+    """DeepLab v3+, Xception-65 (BatchNorm between depthwise and pointwise, residual ADDs), float16
+    weights behind DEQUANTIZE: the imported model equals the file's own float network."""
+    model, x, path = _backbone_case(dk.DeepLabV3Plus, "float16", tmp_path / "x65.tflite",
+                                    backbone="xception65", output_stride=16, atrous_rates=(2,),
+                                    align_corners=True)
+    config = _check_config(path, {"architecture": "deeplabv3plus", "backbone": "xception65",
+                                  "multi_grid": (1, 1, 1), "output_stride": 16, "atrous_rates": (2,),
+                                  "num_classes": 4, "input_shape": (65, 65, 3), "align_corners": True,
+                                  "separable": True, "low_level_filters": 48, "decoder_filters": 256})
+    assert config["input_normalization"]["offset"] == pytest.approx(-1.0, abs=1e-3)
+    imported = dk.from_tflite(path)
+    ours, theirs, original = imported.predict(x, verbose=0), _run_file(path, x), model.predict(x, verbose=0)
+    print(f"float16 xception65: relative max error vs file {_relative(theirs, ours):.2e}, class "
+          f"agreement vs file {(ours.argmax(-1) == theirs.argmax(-1)).mean():.4f}, vs original "
+          f"{(ours.argmax(-1) == original.argmax(-1)).mean():.4f}")
+    assert _relative(theirs, ours) < 1e-4 and (ours.argmax(-1) == theirs.argmax(-1)).mean() == 1.0
+    assert (ours.argmax(-1) == original.argmax(-1)).mean() > 0.98  # float16-rounded weights
+
+
+def test_resnet50_beta_int8_hdc_file_round_trips(tmp_path):
+    """DeepLab v3+ (plain 3x3 decoder), ResNet-50 beta stem, OS 8 with HDC rates and multi-grid,
+    int8 post-training quantized, TF2 half-pixel resizes."""
+    model, x, path = _backbone_case(dk.DeepLabV3Plus, "int8", tmp_path / "r50b.tflite",
+                                    backbone="resnet50_beta", output_stride=8, dilation_schedule="hdc",
+                                    multi_grid=(1, 2, 1), atrous_rates=(3,), separable=False,
+                                    align_corners=False)
+    config = _check_config(path, {"architecture": "deeplabv3plus", "backbone": "resnet50_beta",
+                                  "multi_grid": (1, 2, 1), "dilation_schedule": "hdc",
+                                  "output_stride": 8, "atrous_rates": (3,), "num_classes": 4,
+                                  "align_corners": False, "separable": False})
+    # the mean subtraction's constant is stored int8 here: read back within its quantization step
+    assert config["input_normalization"]["offset"] == pytest.approx([-123.15, -115.90, -103.06], abs=0.5)
+    imported = dk.from_tflite(path)
+    ours, theirs, original = imported.predict(x, verbose=0), _run_file(path, x), model.predict(x, verbose=0)
+    print(f"int8 resnet50_beta: relative max error vs file {_relative(theirs, ours):.4f}, "
+          f"vs original {_relative(original, ours):.4f}, class agreement vs original "
+          f"{(ours.argmax(-1) == original.argmax(-1)).mean():.4f}")
+    assert _relative(original, ours) < 0.05
+    assert (ours.argmax(-1) == original.argmax(-1)).mean() > 0.9
+
+
+@pytest.mark.parametrize("name,output_stride,options", [
+    ("resnet101", 8, {"multi_grid": (1, 2, 4)}),
+    ("resnet101_beta", 32, {"multi_grid": (2, 2, 2)}),
+    ("xception41", 8, {"multi_grid": (1, 2, 4)}),
+    ("xception71", 16, {"multi_grid": (1, 1, 1)})])
+def test_backbones_are_recognised_by_their_layers(name, output_stride, options):
+    """Every ResNet / Xception of the registry is told apart from its layers' kinds and kernel
+    shapes (the graph our matcher reads from a Keras model has no TFLite names either)."""
+    import keras
+
+    from deeplab_keras.backbones import build_backbone
+    from deeplab_keras.importers.tflite_graph import _backbone
+    from deeplab_keras.importers.tflite_match import keras_graph
+
+    x = keras.Input((33, 33, 3))
+    features = build_backbone(name, x, output_stride, **options)
+    convs, _ = keras_graph(keras.Model(x, features["out"]))
+    ordered = sorted(convs.values(), key=lambda c: c.index)
+    assert _backbone(ordered, ordered[0], output_stride, "keras") == (name, options)
+    # the same layers with a stride moved (keras.applications' ResNet strides the first unit's
+    # 1x1 conv, not the 3x3 of the last unit): refused by describe, not left to the matcher
+    strided = next(i for i, c in enumerate(ordered) if c.kernel.shape[:2] == (3, 3) and c.strides[0] == 2
+                   and i > 3)
+    moved = list(ordered)
+    moved[strided] = dataclasses.replace(ordered[strided], strides=(1, 1))
+    with pytest.raises(ValueError, match=f"has the layers of {name} but the strides"):
+        _backbone(moved, moved[0], output_stride, "keras")
+    early = next(i for i, c in enumerate(ordered) if i > 3 and c.kernel.shape[:2] == (3, 3))
+    moved = list(ordered)
+    moved[early] = dataclasses.replace(ordered[early], dilation=(2, 2))  # a rate no builder makes
+    with pytest.raises(ValueError, match=f"the {name} backbone's .* dilations .* are not what our "
+                                         f"builder makes at output stride {output_stride}"):
+        _backbone(moved, moved[0], output_stride, "keras")
+    with pytest.raises(ValueError, match=r"none of the backbones we can import: .*xception65"):
+        _backbone(ordered[:-4], ordered[0], output_stride, "keras")
+
+
+def test_unknown_backbone_gets_a_clear_error(tmp_path):
+    """A DeepLab v3 head on a backbone we do not build: refused, naming what was found and what
+    is supported (no guessing); MobileNetV3 (hard-swish) is refused at its first foreign op."""
+    import keras
+    import tensorflow as tf
+
+    from deeplab_keras.layers.aspp import aspp
+
+    x = keras.Input((65, 65, 3))
+    y = x
+    for i, filters in enumerate((16, 24, 32, 48)):
+        y = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", name=f"c{i}")(y)
+    y = aspp(y, 32, (2,))
+    model = keras.Model(x, keras.layers.Conv2D(3, 1, name="logits_semantic")(y))
+    path = tmp_path / "plain.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with pytest.raises(ValueError, match=r"backbone \(4 convolutions, 0 depthwise, 4 3x3, first op #\d+ "
+                                         r"CONV_2D .*output stride 16\) is none of the backbones we can "
+                                         r"import: mobilenet_v2 .*resnet50.*xception65.*closest"):
+        dk.from_tflite(path)
+    v3 = dk.DeepLabV3(num_classes=3, backbone="mobilenet_v3_small", output_stride=16,
+                      atrous_rates=(2,), input_shape=(65, 65, 3))
+    path = tmp_path / "mnv3.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(v3).convert())
+    with pytest.raises(ValueError, match="HARD_SWISH on the data path is not part of the DeepLab"):
+        dk.from_tflite(path)
+
+
+def test_tf_slim_backbone_scopes_become_tie_break_hints():
+    """Names only break ties; TF-slim's ResNet / Xception scopes still map to our layer names."""
+    from deeplab_keras.importers.tflite_match import _hint
+
+    assert _hint("resnet_v1_101/block1/unit_1/bottleneck_v1/conv1/weights") == "block1_unit_1_bottleneck_v1_conv1"
+    assert _hint("resnet_v1_50_beta/conv1_1/weights") == "conv1_1"
+    assert _hint("xception_65/entry_flow/block1/unit_1/xception_module/separable_conv1_depthwise/"
+                 "depthwise_weights") == "entry_flow_block1_unit_1_xception_module_separable_conv1_depthwise"
+    assert _hint("MobilenetV2/expanded_conv_3/depthwise/depthwise_weights;x") == "expanded_conv_3_depthwise"

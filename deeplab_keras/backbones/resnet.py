@@ -7,6 +7,8 @@ from deeplab_keras.layers.conv import atrous_conv
 from deeplab_keras.layers.rates import check_output_stride, hdc, multi_grid as make_grid
 
 UNITS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+#: (output depth, bottleneck depth, stride of the last unit) of blocks 1-4
+BLOCKS = ((256, 64, 2), (512, 128, 2), (1024, 256, 2), (2048, 512, 1))
 BN_EPSILON = 1e-5
 
 
@@ -51,30 +53,39 @@ def resnet(x, *, depth=101, output_stride=16, multi_grid=None, stem="resnet",
         x = atrous_conv(x, 64, 7, strides=2, name="conv1", explicit_padding=True, **bn)
     features = {2: x}
     x = L.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    current_stride, rate = 4, 1
-    blocks = [(256, 64, 2), (512, 128, 2), (1024, 256, 2), (2048, 512, 1)]
-    for b, ((depth_out, depth_bneck, block_stride), units) in enumerate(zip(blocks, UNITS[depth])):
-        dilated_units = []
+    plan = unit_plan(depth, output_stride, grid, dilation_schedule)
+    for i, (b, u, depth_out, depth_bneck, stride, layer_rate, current_stride) in enumerate(plan):
+        name = f"block{b + 1}_unit_{u + 1}_bottleneck_v1"
+        x, r = _bottleneck(x, depth_out, depth_bneck, stride, layer_rate, name, bn)
+        if b == 0 and u == 1:
+            features[4] = r  # block1/unit_2/bottleneck_v1/conv3
+        last_of_block = i == len(plan) - 1 or plan[i + 1][0] != b
+        if last_of_block and current_stride not in features:
+            features[current_stride] = x
+    features["out"] = x
+    return features
+
+
+def unit_plan(depth=101, output_stride=16, multi_grid=(1, 1, 1), dilation_schedule="standard"):
+    """The bottleneck units in order, as ``(block, unit, depth, bottleneck depth, stride, rate,
+    stride after the unit)`` (0-based block/unit): where the output stride turns strides into
+    dilation, multi-grid and HDC rates. The builder follows it; the TFLite importer
+    (:mod:`deeplab_keras.importers.tflite_graph`) compares a file's strides and dilations to it."""
+    grid = tuple(multi_grid)
+    plan, current_stride, rate = [], 4, 1
+    for b, ((depth_out, depth_bneck, block_stride), units) in enumerate(zip(BLOCKS, UNITS[depth])):
         for u in range(units):
             stride = block_stride if u == units - 1 else 1
             unit_rate = grid[u] if b == 3 else 1
             if current_stride == output_stride:
-                dilated_units.append(u)
                 layer_rate = rate * unit_rate
                 if dilation_schedule == "hdc" and rate > 1 and b < 3:
                     layer_rate = hdc(units, rate)[u]
                 elif dilation_schedule == "hdc" and rate > 1:
                     layer_rate = hdc(units, rate)[u] * unit_rate
-                name = f"block{b + 1}_unit_{u + 1}_bottleneck_v1"
-                x, r = _bottleneck(x, depth_out, depth_bneck, 1, layer_rate, name, bn)
+                plan.append((b, u, depth_out, depth_bneck, 1, layer_rate, current_stride))
                 rate *= stride
             else:
-                name = f"block{b + 1}_unit_{u + 1}_bottleneck_v1"
-                x, r = _bottleneck(x, depth_out, depth_bneck, stride, unit_rate, name, bn)
                 current_stride *= stride
-            if b == 0 and u == 1:
-                features[4] = r  # block1/unit_2/bottleneck_v1/conv3
-        if current_stride not in features:
-            features[current_stride] = x
-    features["out"] = x
-    return features
+                plan.append((b, u, depth_out, depth_bneck, stride, unit_rate, current_stride))
+    return plan

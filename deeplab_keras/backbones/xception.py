@@ -52,28 +52,40 @@ def xception(x, *, depth=65, output_stride=16, multi_grid=None, bn_momentum=0.99
     if len(grid) != 3 or min(grid) < 1:
         raise ValueError(f"multi_grid for Xception needs 3 positive values, got {grid!r}")
     bn = dict(bn_epsilon=BN_EPSILON, bn_momentum=bn_momentum)
+    x = atrous_conv(x, 32, 3, strides=2, name="entry_flow_conv1_1", explicit_padding=True, **bn)
+    x = atrous_conv(x, 64, 3, name="entry_flow_conv1_2", **bn)
+    features, endpoints = {2: x}, {}
+    for name, depths, skip, stride, rates, exit2, current_stride in unit_plan(depth, output_stride, grid):
+        x = _module(x, depths, skip, stride, 1, rates, exit2, name, bn, endpoints)
+        if current_stride not in features:
+            features[current_stride] = x
+    features[4] = endpoints[_DECODER_SCOPE[depth].replace("/", "_")]
+    features["out"] = x
+    return features
+
+
+def unit_plan(depth=65, output_stride=16, multi_grid=(1, 1, 1)):
+    """The Xception modules in order, as ``(layer name prefix, depths, skip, stride, rates of the
+    three separable convs, activation inside the separable convs (exit flow block 2), stride after
+    the module)``: where the output stride turns strides into dilation, and multi-grid. The builder
+    follows it; the TFLite importer (:mod:`deeplab_keras.importers.tflite_graph`) compares a
+    file's strides and dilations to it."""
+    grid = tuple(multi_grid)
     blocks = list(_ENTRY[depth])
     blocks.append(("middle_flow/block1", (728,) * 3, "sum", 1, _MIDDLE_UNITS[depth]))
     blocks.append(("exit_flow/block1", (728, 1024, 1024), "conv", 2, 1))
     blocks.append(("exit_flow/block2", (1536, 1536, 2048), "none", 1, 1))
-
-    x = atrous_conv(x, 32, 3, strides=2, name="entry_flow_conv1_1", explicit_padding=True, **bn)
-    x = atrous_conv(x, 64, 3, name="entry_flow_conv1_2", **bn)
-    features, endpoints = {2: x}, {}
-    current_stride, rate = 2, 1
+    plan, current_stride, rate = [], 2, 1
     for scope, depths, skip, stride, units in blocks:
         exit2 = scope == "exit_flow/block2"
         unit_rates = grid if exit2 else (1, 1, 1)
         for u in range(units):
             name = f"{scope}/unit_{u + 1}/xception_module".replace("/", "_")
             if current_stride == output_stride:
-                x = _module(x, depths, skip, 1, rate, unit_rates, exit2, name, bn, endpoints)
+                plan.append((name, depths, skip, 1, tuple(rate * r for r in unit_rates), exit2,
+                             current_stride))
                 rate *= stride
             else:
-                x = _module(x, depths, skip, stride, 1, unit_rates, exit2, name, bn, endpoints)
                 current_stride *= stride
-            if current_stride not in features:
-                features[current_stride] = x
-    features[4] = endpoints[_DECODER_SCOPE[depth].replace("/", "_")]
-    features["out"] = x
-    return features
+                plan.append((name, depths, skip, stride, tuple(unit_rates), exit2, current_stride))
+    return plan

@@ -8,7 +8,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "convert", help="rebuild a DeepLab .tflite file as a Keras model (.keras)",
         description="Reads the file's op graph, infers the DeepLab configuration (v3 / v3+, "
-                    "MobileNetV2 width, output stride, ASPP rates, classes, input size, resize "
+                    "backbone: MobileNetV2 and its width, ResNet-50/101, Xception-41/65/71; "
+                    "output stride, multi-grid, ASPP rates, classes, input size, resize "
                     "semantics, input normalisation), builds it and imports the weights by "
                     "structure. The .keras model takes raw 0-255 RGB and outputs logits.")
     parser.add_argument("tflite", help="the .tflite file")

@@ -9,9 +9,11 @@ stride, dilation (also from ``SPACE_TO_BATCH_ND`` wrappers) and its *feed*: whic
 quantize/dequantize, pads, resizes, residual ``ADD``\\ s), split into the ordered inputs of a
 ``CONCATENATION`` and flagged when a global pooling lies on the way.
 
-:func:`describe` infers the DeepLab configuration from that graph (v3 head or v3+ decoder,
-MobileNetV2 width, output stride from the strides, ASPP rates from the dilations, classes, input
-size, resize semantics, input normalisation); :func:`from_tflite` builds it with the public
+:func:`describe` infers the DeepLab configuration from that graph (v3 head or v3+ decoder;
+the backbone from its layers' kinds and kernel shapes: MobileNetV2 of any standard width,
+ResNet-50/101 with either stem, Xception-41/65/71; output stride from the strides, multi-grid and
+dilation schedule from the backbone's dilations, ASPP rates from the head's dilations, classes,
+input size, resize semantics, input normalisation); :func:`from_tflite` builds it with the public
 builders and imports the weights by structure (:mod:`deeplab_keras.importers.tflite_match`).
 """
 import dataclasses
@@ -48,6 +50,9 @@ class ConvNode:
     feeds: tuple          # tuple of Feed, in channel order (several after a CONCATENATION)
     input_shape: tuple
     output_shape: tuple
+    #: stride of its output relative to the image (product of the conv and max-pool strides on
+    #: the way; None after a resize, whose factor only the tensor sizes tell)
+    total_stride: int = None
 
     def describe(self):
         shape = tuple(int(d) for d in self.kernel.shape)
@@ -253,7 +258,9 @@ def _fold_affine_after(graph, t, kind, kernel, bias):
 _ALLOWED = {"QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "PAD", "PADV2", "RESHAPE", "SQUEEZE",
             "EXPAND_DIMS", "RESIZE_BILINEAR", "CONCATENATION", "AVERAGE_POOL_2D", "MEAN",
             "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "ARG_MAX", "SOFTMAX", "CAST", "ADD", "ADD_N",
-            "MUL", "SUB", "DIV"}
+            "MUL", "SUB", "DIV", "MAX_POOL_2D"}
+#: ops whose output is subsampled by their ``strideH`` (ResNet's pool1 and strided shortcuts)
+_STRIDED_POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
 
 
 def _check_op(graph, k, kind, ins, acts, feeds, folded):
@@ -277,8 +284,10 @@ def read_graph(path):
     data-flow order (the file's operator order, which TFLite keeps topological)."""
     graph = Graph(path)
     feeds = {}  # tensor -> tuple of Feed
+    stride_of = {}  # tensor -> its stride relative to the image (None: unknown, after a resize)
     for t in graph.inputs:
         feeds[t] = (Feed(frozenset([INPUT]), False, (graph.shape(t) or (0,))[-1] or 0),)
+        stride_of[t] = 1
     convs, dilation_of, folded = [], {}, set()
     for k, (kind, ins, outs, opt) in enumerate(graph.ops):
         acts = [t for t in _activations(graph, ins) if t in feeds]
@@ -297,9 +306,13 @@ def read_graph(path):
             if not getattr(opt, "fusedActivationFunction", 0):
                 kernel, bias, done = _fold_affine_after(graph, outs[0], kind, kernel, bias)
                 folded |= done
+            before = stride_of.get(acts[0])
+            total = None if before is None else before * strides[0]
             convs.append(ConvNode(k, kind, graph.name(ins[1]), kernel, bias, strides, dilation,
-                                  feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0])))
+                                  feeds[acts[0]], graph.shape(ins[0]), graph.shape(outs[0]), total))
             for t in outs:
+                stride_of[t] = total
+
                 feeds[t] = (Feed(frozenset([k]), False, int(kernel.shape[-1] * (
                     kernel.shape[-2] if kind == DEPTHWISE else 1))),)
             continue
@@ -316,8 +329,16 @@ def read_graph(path):
             merged = tuple(Feed(f.sources, True, f.channels) for f in feeds[acts[0]])
         else:
             merged = feeds[acts[0]]
+        known = [stride_of.get(t) for t in acts if stride_of.get(t) is not None]
+        if kind == "RESIZE_BILINEAR" or not known:
+            total = None
+        elif kind in _STRIDED_POOLS and not getattr(opt, "strideH", 0) in (0, 1):
+            total = known[0] * int(opt.strideH)
+        else:  # residual ADDs join equal strides; a concatenation the decoder's resized input
+            total = max(known)
         for t in outs:
             feeds[t] = merged
+            stride_of[t] = total
         if kind == "SPACE_TO_BATCH_ND" and len(ins) > 1 and graph.is_constant(ins[1]):
             block = tuple(int(v) for v in graph.constant(ins[1]).reshape(-1))
             for t in outs:
@@ -443,11 +464,178 @@ def _mobilenet_v2_alpha(convs, first):
     return None
 
 
+def _conv_key(c):
+    """(kind, kh, kw, in channels, out channels) of a conv node: what a backbone's layer list
+    fixes, independent of the output stride."""
+    kh, kw = (int(d) for d in c.kernel.shape[:2])
+    if c.kind == DEPTHWISE:
+        channels = int(c.kernel.shape[2])
+        return (DEPTHWISE, kh, kw, channels, channels * int(c.kernel.shape[3]))
+    return (c.kind, kh, kw, int(c.kernel.shape[-2]), int(c.kernel.shape[-1]))
+
+
+def _xception_keys(depth):
+    from deeplab_keras.backbones.xception import unit_plan
+
+    keys, c = [(CONV, 3, 3, 3, 32), (CONV, 3, 3, 32, 64)], 64
+    for _, depths, skip, *_ in unit_plan(depth, 32):
+        c_in = c
+        for d in depths:  # separable conv: depthwise 3x3 (+ BN) then pointwise 1x1
+            keys += [(DEPTHWISE, 3, 3, c, c), (CONV, 1, 1, c, d)]
+            c = d
+        if skip == "conv":
+            keys.append((CONV, 1, 1, c_in, depths[-1]))
+    return keys
+
+
+def _resnet_keys(depth, stem):
+    from deeplab_keras.backbones.resnet import unit_plan
+
+    if stem == "beta":
+        keys, c = [(CONV, 3, 3, 3, 64), (CONV, 3, 3, 64, 64), (CONV, 3, 3, 64, 128)], 128
+    else:
+        keys, c = [(CONV, 7, 7, 3, 64)], 64
+    for _, _, d, bottleneck, *_ in unit_plan(depth, 32, (1, 1, 1)):
+        keys += [(CONV, 1, 1, c, bottleneck), (CONV, 3, 3, bottleneck, bottleneck),
+                 (CONV, 1, 1, bottleneck, d)]
+        if d != c:  # projection shortcut
+            keys.append((CONV, 1, 1, c, d))
+        c = d
+    return keys
+
+
+def _candidates():
+    """{backbone name: Counter of conv keys} for the backbones a DeepLab v3/v3+ file can carry
+    besides MobileNetV2 (matched separately, for any width): every ResNet and Xception of the
+    backbone registry."""
+    import collections
+
+    from deeplab_keras.backbones import BACKBONES
+
+    found = {}
+    for name in BACKBONES:
+        if name.startswith("resnet"):
+            depth = int(name[len("resnet"):].split("_")[0])
+            found[name] = collections.Counter(_resnet_keys(depth, "beta" if name.endswith("_beta") else "resnet"))
+        elif name.startswith("xception"):
+            found[name] = collections.Counter(_xception_keys(int(name[len("xception"):])))
+    return found
+
+
+#: what :func:`describe` recognises, for its error message
+SUPPORTED_BACKBONES = ("mobilenet_v2 (any standard width)", "resnet50", "resnet101",
+                       "resnet50_beta", "resnet101_beta", "xception41", "xception65", "xception71")
+
+
+def _rates_error(path, name, output_stride, observed, what):
+    return ValueError(f"{path}: the {name} backbone's {what} dilations {observed} are not what "
+                      f"our builder makes at output stride {output_stride} for any multi-grid"
+                      f"{' or dilation schedule' if name.startswith('resnet') else ''}")
+
+
+def _strides_error(path, name, output_stride, observed, expected, what):
+    return ValueError(f"{path}: the backbone has the layers of {name} but the strides of its "
+                      f"{what} are {observed}; our {name} at output stride {output_stride} has "
+                      f"{expected}")
+
+
+def _grid(dilations, base):
+    if any(d % base for d in dilations):
+        return None
+    return tuple(d // base for d in dilations)
+
+
+def _xception_options(name, ordered, output_stride, path):
+    """multi_grid of an Xception backbone from its exit-flow dilations, checked against every
+    depthwise conv's dilation (:func:`deeplab_keras.backbones.xception.unit_plan`)."""
+    from deeplab_keras.backbones.xception import unit_plan
+
+    depth = int(name[len("xception"):])
+    plan = unit_plan(depth, output_stride)
+    strides = [c.strides[0] for c in ordered if c.kind == DEPTHWISE]
+    expected = [s for entry in plan for s in (1, 1, entry[3])]
+    if strides != expected:
+        raise _strides_error(path, name, output_stride, strides, expected,
+                             "depthwise convs (the third of each module strides)")
+    observed = [c.dilation[0] for c in ordered if c.kind == DEPTHWISE]
+    base = 32 // output_stride
+    grid = _grid(observed[-3:], base)
+    if grid is not None and min(grid) >= 1:
+        expected = [r for entry in unit_plan(depth, output_stride, grid) for r in entry[4]]
+        if expected == observed:
+            return {"multi_grid": grid}
+    raise _rates_error(path, name, output_stride, observed, "depthwise")
+
+
+def _resnet_options(name, ordered, output_stride, path):
+    """multi_grid and dilation schedule of a ResNet backbone from the dilations of its units' 3x3
+    convs (:func:`deeplab_keras.backbones.resnet.unit_plan`)."""
+    from deeplab_keras.backbones.resnet import unit_plan
+    from deeplab_keras.layers.rates import hdc
+
+    depth = int(name[len("resnet"):].split("_")[0])
+    stem = 3 if name.endswith("_beta") else 0
+    units = [c for c in ordered if c.kind == CONV and c.kernel.shape[:2] == (3, 3)][stem:]
+    observed = [c.dilation[0] for c in units]
+    strides = [c.strides[0] for c in units]
+    expected = [entry[4] for entry in unit_plan(depth, output_stride, (1, 1, 1))]
+    if strides != expected:
+        raise _strides_error(path, name, output_stride, strides, expected,
+                             "units' 3x3 convs (TF-slim resnet_v1: the 3x3 conv of each block's "
+                             "last unit strides; keras.applications' ResNet strides the first "
+                             "unit's 1x1 conv instead)")
+    base = 32 // output_stride
+    for schedule in ("standard", "hdc"):
+        last = hdc(3, base) if schedule == "hdc" and base > 1 else (base,) * 3
+        grid = [None if d % r else d // r for d, r in zip(observed[-3:], last)]
+        if None in grid or min(grid) < 1:
+            continue
+        expected = [entry[5] for entry in unit_plan(depth, output_stride, tuple(grid), schedule)]
+        if expected == observed:
+            options = {"multi_grid": tuple(grid)}
+            if schedule != "standard":
+                options["dilation_schedule"] = schedule
+            return options
+    raise _rates_error(path, name, output_stride, observed, "3x3 conv")
+
+
+def _backbone(ordered, first, output_stride, path):
+    """``(backbone name, builder options)`` of the backbone convs ``ordered`` (data-flow order),
+    recognised by their kinds and kernel shapes (a multiset: the same layers as one of our
+    backbones), never by names. ValueError naming what was found and what is supported."""
+    import collections
+
+    depthwise = [c for c in ordered if c.kind == DEPTHWISE]
+    alpha = _mobilenet_v2_alpha(ordered, first)
+    if alpha is not None and len(depthwise) == 17:
+        return "mobilenet_v2", {"alpha": alpha}
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"{path}: the backbone has output stride {output_stride}; our builders "
+                         f"make 8, 16 or 32")
+    found = collections.Counter(_conv_key(c) for c in ordered)
+    candidates = _candidates()
+    for name, keys in candidates.items():
+        if keys == found:
+            if name.startswith("resnet"):
+                return name, _resnet_options(name, ordered, output_stride, path)
+            return name, _xception_options(name, ordered, output_stride, path)
+    distance = {name: sum(((keys - found) + (found - keys)).values()) for name, keys in candidates.items()}
+    closest = min(distance, key=distance.get)
+    raise ValueError(f"{path}: the backbone ({len(ordered)} convolutions, {len(depthwise)} "
+                     f"depthwise, {sum(1 for c in ordered if c.kind == CONV and c.kernel.shape[:2] == (3, 3))} "
+                     f"3x3, first {first.describe()}, output stride {output_stride}) is none of the "
+                     f"backbones we can import: {', '.join(SUPPORTED_BACKBONES)} (closest: {closest}, "
+                     f"{distance[closest]} convolutions differ). Build the model yourself and load "
+                     f"the weights with deeplab_keras.importers.tflite.import_tflite if it is one of "
+                     f"ours with changes")
+
+
 def describe(path_or_graph):
     """The DeepLab configuration a TFLite file holds, inferred from its graph.
 
-    Returns a dict: ``architecture`` and the builder keyword arguments (``backbone``, ``alpha``,
-    ``output_stride``, ``atrous_rates``, ``num_classes``, ``input_shape``, ``align_corners``,
+    Returns a dict: ``architecture`` and the builder keyword arguments (``backbone``; ``alpha`` for
+    MobileNetV2, ``multi_grid`` for ResNet / Xception, ``dilation_schedule`` for a ResNet with HDC
+    rates; ``output_stride``, ``atrous_rates``, ``num_classes``, ``input_shape``, ``align_corners``,
     ``aspp_filters``, and for v3+ ``separable``, ``low_level_filters``, ``decoder_filters``),
     plus ``input_normalization`` (scale, offset on 0-255 RGB) and ``notes``.
     Raises ValueError naming what does not look like a supported DeepLab network."""
@@ -464,12 +652,13 @@ def describe(path_or_graph):
                          f"average pool) in the DeepLab head, found {len(pooled)}; only DeepLab "
                          f"v3/v3+ heads with image pooling are supported")
     pooling = pooled[0]
-    (end,) = tuple(pooling.feeds[0].sources) if len(pooling.feeds[0].sources) == 1 else (None,)
-    if end is None or end == INPUT:
-        raise ValueError(f"{path}: the image pooling {pooling.describe()} is not fed by one backbone conv")
-    backbone = _ancestors(by_index, end) | {end}
+    # the backbone end: the convs the image pooling reads (several through residual ADDs)
+    end = pooling.feeds[0].sources
+    if not end or INPUT in end:
+        raise ValueError(f"{path}: the image pooling {pooling.describe()} is not fed by the backbone")
+    backbone = set(end).union(*(_ancestors(by_index, k) for k in end))
     branches = [c for c in convs if c is not pooling and len(c.feeds) == 1
-                and c.feeds[0].sources == {end} and not c.feeds[0].pooled]
+                and c.feeds[0].sources == end and not c.feeds[0].pooled]
     aspp0 = [c for c in branches if c.kind == CONV and c.kernel.shape[:2] == (1, 1)]
     if len(aspp0) != 1:
         raise ValueError(f"{path}: expected one 1x1 ASPP branch next to the image pooling, "
@@ -478,14 +667,13 @@ def describe(path_or_graph):
     atrous = sorted((c for c in branches if c is not aspp0), key=lambda c: c.index)
     separable = any(c.kind == DEPTHWISE for c in atrous)
     rates = tuple(c.dilation[0] for c in atrous)
-    # backbone: MobileNetV2 (the one backbone of DeepLab's TFLite files)
-    depthwise = [by_index[k] for k in backbone if by_index[k].kind == DEPTHWISE]
-    alpha = _mobilenet_v2_alpha([by_index[k] for k in backbone], first)
-    if alpha is None or len(depthwise) != 17:
-        raise ValueError(f"{path}: the backbone ({len(backbone)} convolutions, {len(depthwise)} "
-                         f"depthwise, first {first.describe()}) is not a MobileNetV2 of any "
-                         f"standard width; only MobileNetV2 backbones are supported so far")
-    output_stride = int(np.prod([by_index[k].strides[0] for k in backbone]))
+    strides = {by_index[k].total_stride for k in end}
+    if len(strides) != 1 or None in strides:
+        raise ValueError(f"{path}: cannot tell the backbone's output stride (its last convs have "
+                         f"strides {sorted(map(str, strides))} relative to the image)")
+    output_stride = int(strides.pop())
+    ordered = sorted((by_index[k] for k in backbone), key=lambda c: c.index)
+    name, options = _backbone(ordered, first, output_stride, path)
     # classifier: the conv nothing else reads
     fed = {s for c in convs for f in c.feeds for s in f.sources}
     finals = [c for c in convs if c.index not in fed]
@@ -495,9 +683,9 @@ def describe(path_or_graph):
     classifier = finals[0]
     # decoder: a conv reading an earlier backbone feature (not the backbone end) outside the backbone
     low = [c for c in convs if c.index not in backbone and c is not pooling and len(c.feeds) == 1
-           and c.feeds[0].sources and c.feeds[0].sources <= backbone - {end}]
+           and c.feeds[0].sources and c.feeds[0].sources <= backbone - end]
     height, width = (graph.shape(graph.inputs[0]) + (None, None, None))[1:3]
-    config = {"backbone": "mobilenet_v2", "alpha": alpha, "output_stride": output_stride,
+    config = {"backbone": name, **options, "output_stride": output_stride,
               "atrous_rates": rates, "num_classes": int(classifier.kernel.shape[-1]),
               "input_shape": (height, width, 3), "align_corners": _resize_mode(graph, path),
               "aspp_filters": int(aspp0.kernel.shape[-1])}

@@ -13,6 +13,7 @@ BatchNorm folded into a conv bias is mapped back onto our conv + BatchNorm pair 
 beta=bias, mean=0, var=1-epsilon, which reproduces the folded conv exactly.
 """
 import os
+import re
 
 import numpy as np
 
@@ -104,10 +105,11 @@ def _signature(feeds, mapping):
 
 
 def _hint(tflite_name):
-    """'MobilenetV2/expanded_conv_3/depthwise/depthwise_weights;...' -> 'expanded_conv_3_depthwise'."""
+    """'MobilenetV2/expanded_conv_3/depthwise/depthwise_weights;...' -> 'expanded_conv_3_depthwise',
+    'resnet_v1_101/block1/unit_1/bottleneck_v1/conv1/weights' -> 'block1_unit_1_bottleneck_v1_conv1'."""
     parts = tflite_name.split(";")[0].split("/")
-    if parts and parts[0] in ("MobilenetV2",):
-        parts = parts[1:]
+    if parts and re.fullmatch(r"MobilenetV2|xception_\d+|resnet_v1_\d+(_beta)?", parts[0]):
+        parts = parts[1:]  # TF-slim's backbone scope; our layer names start below it
     keep = []
     for p in parts:
         if p in ("weights", "depthwise_weights", "BatchNorm", "FusedBatchNormV3", "FusedBatchNorm",
