@@ -22,6 +22,21 @@ LEVERS = ("init_tflite", "init_weights", "crop_size", "min_scale", "max_scale", 
           "learning_rate", "class_weights", "class_weight_power", "freeze_bn", "train_split")
 
 
+#: the CamVid preset before the train+val rework (commit before it), the ablation's reference
+OLD_PRESET = "38b4777:zoo/presets/deeplabv3plus_mobilenetv2_camvid.json"
+
+
+def previous_preset():
+    """The old preset's metrics block, read from git history (None outside a git checkout)."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "show", OLD_PRESET], cwd=os.path.dirname(HERE),
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return json.loads(out.stdout)["metrics"] if out.returncode == 0 else None
+
+
 def load_run(folder):
     path = os.path.join(folder, "result.json")
     if not os.path.isfile(path):
@@ -51,23 +66,29 @@ def main(argv=None):
     p = benchlib.parser(__doc__, "camvid_ablation.md", timing=False)
     p.add_argument("runs", nargs="+", help="output folders of bench/train_camvid.py")
     args = p.parse_args(argv)
-    rows = [row(folder, load_run(folder)) for folder in args.runs]
-    from deeplab_keras.zoo import get_preset
-    shipped = get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
+    results = [load_run(folder) for folder in args.runs]
+    for folder, result in zip(args.runs, results):
+        if "val" in str(result["config"].get("train_split") or "").split("+"):
+            raise SystemExit(f"{folder} trained on {result['config']['train_split']}: its val score is "
+                             "not held out and has no place in a val ablation")
+    rows = [row(folder, result) for folder, result in zip(args.runs, results)]
     classes = list(rows[0]["per_class"])
+    old = previous_preset()
+    reference = (f"val mIoU {old['miou']:.2f}" if old else "its val mIoU (not readable here: no git history)")
     lines = ["# CamVid recipe ablation (val split, 101 images, 480x360, single scale, no flip)", "",
-             f"Reference: the shipped preset `deeplabv3plus_mobilenetv2_camvid`, val mIoU "
-             f"{shipped['miou']:.2f} (its recipe: VOC init, 320x320 crops, scale 0.75-1.5, 7 epochs, "
-             "then a 6-epoch BN-frozen second stage; source in the preset). Runs below train on "
-             "CamVid train only; each row changes the levers shown.", "",
-             "| run | init | crop | scale | epochs | val mIoU (final, precise BN) | val mIoU (last) | "
-             "train min (CPU) | img/s |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+             f"Reference: the CamVid preset shipped before this rework (`git show {OLD_PRESET}`), "
+             f"{reference} (its recipe: VOC init, 320x320 crops, scale 0.75-1.5, 7 epochs, then a "
+             "6-epoch BN-frozen second stage). Runs below train on CamVid train only; each row "
+             "changes the levers shown.", "",
+             "| run | init | crop | scale | epochs | class weights | val mIoU (final, precise BN) | "
+             "val mIoU (last) | train min (CPU) | img/s |", "|---|---|---|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         lv = r["levers"]
         init = os.path.basename(str(lv["init_tflite"] or lv["init_weights"] or "ImageNet/none"))
+        weights = (f"{lv['class_weights']} ^ {lv['class_weight_power']}" if lv["class_weights"] else "none")
         lines.append(f"| {r['run']} | {init} | {lv['crop_size']} | {lv['min_scale']}-{lv['max_scale']} | "
-                     f"{r['epochs_done']}/{lv['epochs']} | {r['val_miou']:.2f} | {r['val_miou_last']:.2f} | "
-                     f"{r['train_minutes']:.0f} | {r['images_per_sec']:.2f} |")
+                     f"{r['epochs_done']}/{lv['epochs']} | {weights} | {r['val_miou']:.2f} | "
+                     f"{r['val_miou_last']:.2f} | {r['train_minutes']:.0f} | {r['images_per_sec']:.2f} |")
     lines += ["", "Per-class val IoU (final):", "",
               "| run | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
     for r in rows:
