@@ -202,6 +202,12 @@ def test_joined_splits_train_plus_val(tmp_path):
         data.list_pairs("camvid", tmp_path, "train+train")
     with pytest.raises(ValueError, match="distinct split names"):
         data.list_pairs("camvid", tmp_path, "train+")
-    make_folder(tmp_path / "flat", n=2)  # a flat folder has no splits: both parts are the same images
+    make_folder(tmp_path / "flat", n=2)  # a flat folder has no splits: joining two is refused
+    with pytest.raises(FileNotFoundError, match="joined splits need"):
+        data.list_pairs("folder", tmp_path / "flat", "train+val")
+    make_folder(tmp_path / "flat" / "train", n=2)  # never mixes the flat images into a join
+    with pytest.raises(FileNotFoundError, match="'val' of 'train\+val'"):
+        data.list_pairs("folder", tmp_path / "flat", "train+val")
+    os.symlink(tmp_path / "flat" / "train", tmp_path / "flat" / "val")  # the same files twice
     with pytest.raises(ValueError, match="overlap"):
         data.list_pairs("folder", tmp_path / "flat", "train+val")

@@ -180,3 +180,23 @@ def test_recalibrate_batch_norm_averages_batch_statistics():
     np.testing.assert_allclose(bn.moving_mean.numpy(), np.full(4, (2 + 4 + 9) / 3), rtol=1e-6)
     np.testing.assert_allclose(bn.moving_variance.numpy(), np.ones(4), rtol=1e-5)
     assert bn.momentum == 0.99 and np.all(frozen.moving_mean.numpy() == 0)
+
+
+def test_train_on_joined_splits(tmp_path):
+    """train_split="train+val" trains on both folders (median-frequency weights counted over
+    both); a missing part is named before any training starts."""
+    root = tmp_path / "data"
+    make_folder(root / "train", n=3)
+    make_folder(root / "val", n=2)
+    config = tiny_config(tmp_path, data_root=str(root), train_split="train+val",
+                         class_weights="median_frequency")
+    from deeplab_keras.training.trainer import _pairs, class_weights, dataset_info
+    assert len(_pairs(training.make_config(config), "train+val", None)) == 5
+    model, history = training.train(config)
+    assert np.isfinite(history.history["loss"][0])
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train_split"] == "train+val" and len(saved["class_weights_used"]) == 3
+    assert class_weights(training.make_config(config), dataset_info(training.make_config(config))) \
+        == saved["class_weights_used"]
+    with pytest.raises(FileNotFoundError, match="test"):
+        training.train(dict(config, train_split="train+test", output_dir=str(tmp_path / "run2")))

@@ -113,6 +113,11 @@ def list_pairs(dataset, root, split="train"):
         raise ValueError(f"split {split!r}: join distinct split names with '+', e.g. 'train+val'")
     pairs = []
     for part in parts:
+        if key == "folder" and not os.path.isdir(os.path.join(root, part.strip())):
+            # a flat folder stands for any single split; a joined split needs each part's folder
+            raise FileNotFoundError(f"split {part.strip()!r} of {split!r}: no folder "
+                                    f"{os.path.join(root, part.strip())} (joined splits need "
+                                    "<root>/<split>/images and masks for each part)")
         found = _LAYOUTS[key](root, part.strip())
         if not found:
             raise FileNotFoundError(f"split {part.strip()!r} of {split!r} has no image/mask pairs under {root}")
