@@ -14,6 +14,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import benchlib  # noqa: E402
+
+DEFAULT_OUTPUT = os.path.join(HERE, "results", "export_camvid.md")
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 CAMVID = os.path.join(SHARED, "data", "camvid")
 NUM_CLASSES, IGNORE = 11, 11
@@ -121,7 +123,14 @@ def main(argv=None):
              f"`python bench/export_camvid.py {source} --qat-steps {args.qat_steps} --qat-lr {args.qat_lr} "
              f"--qat-targets {args.qat_targets} "
              f"--qat-batch {args.qat_batch} --num-calibration {args.num_calibration} --threads {args.threads}"
-             + (f" --val-limit {args.val_limit}" if args.val_limit else "") + "`", "",
+             + (f" --val-limit {args.val_limit}" if args.val_limit else "")
+             + (f" --output {os.path.relpath(args.output)}" if args.output != DEFAULT_OUTPUT else "") + "`", ""]
+    trained_on = (preset.get("metrics") or {}).get("trained_on")
+    if trained_on and not args.weights and "val" in trained_on.split("+"):
+        lines += [f"These weights trained on CamVid {trained_on}: val is part of their training data, so "
+                  "the mIoU column is not held out; the deltas (export vs the same Keras model) are "
+                  "what this table measures.", ""]
+    lines += [
              "| model | mIoU | delta vs float | pixel acc | agreement vs Keras (4 val imgs) | median ms ({} thr) | size MB |".format(args.threads),
              "|---|---|---|---|---|---|---|"]
     for name, m, acc, lat, agree in rows:
