@@ -2,7 +2,7 @@
 ``result.json``), each lever's effect on CamVid **val** mIoU (all 101 images, 480x360, single
 scale, no flip) against the shipped preset's recipe.
 
-    python bench/camvid_ablation.py runs/camvid_fullres runs/camvid_fullres_ade
+    python bench/camvid_ablation.py bench/results/camvid_runs/camvid_fullres_ade bench/results/camvid_runs/camvid_fullres_ade_cw1
 
 Every run here trains on CamVid train only (367 images) and is scored on val, so these rows
 choose a recipe; none of them is a test-split figure.
@@ -79,7 +79,9 @@ def main(argv=None):
              f"Reference: the CamVid preset shipped before this rework (`git show {OLD_PRESET}`), "
              f"{reference} (its recipe: VOC init, 320x320 crops, scale 0.75-1.5, 7 epochs, then a "
              "6-epoch BN-frozen second stage). Runs below train on CamVid train only; each row "
-             "changes the levers shown.", "",
+             "changes the levers shown. Earlier rows (VOC init; output stride 8 and multi-scale + flip "
+             "at evaluation) are in `camvid_ablation_earlier.md`; each run's summary (`result.json`: "
+             "settings, per-epoch history, confusion matrices) is kept in `bench/results/camvid_runs/`.", "",
              "| run | init | crop | scale | epochs | class weights | val mIoU (final, precise BN) | "
              "val mIoU (last) | train min (CPU) | img/s |", "|---|---|---|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
