@@ -2,7 +2,7 @@
 ``result.json``), each lever's effect on CamVid **val** mIoU (all 101 images, 480x360, single
 scale, no flip) against the shipped preset's recipe.
 
-    python bench/camvid_ablation.py bench/results/camvid_runs/camvid_fullres_ade bench/results/camvid_runs/camvid_fullres_ade_cw1
+    python bench/camvid_ablation.py bench/results/camvid_runs/camvid_fullres_ade bench/results/camvid_runs/camvid_fullres_ade_cw1 bench/results/camvid_runs/camvid_fullres_ade_24ep
 
 Every run here trains on CamVid train only (367 images) and is scored on val, so these rows
 choose a recipe; none of them is a test-split figure.
