@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import benchlib  # noqa: E402
+from train_camvid import trains_on_val  # noqa: E402
 
 #: recipe settings that tell the runs apart (shown in the table when they differ)
 LEVERS = ("init_tflite", "init_weights", "crop_size", "min_scale", "max_scale", "epochs",
@@ -68,7 +69,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     results = [load_run(folder) for folder in args.runs]
     for folder, result in zip(args.runs, results):
-        if "val" in str(result["config"].get("train_split") or "").split("+"):
+        if trains_on_val(result["config"]):
             raise SystemExit(f"{folder} trained on {result['config']['train_split']}: its val score is "
                              "not held out and has no place in a val ablation")
     rows = [row(folder, result) for folder, result in zip(args.runs, results)]

@@ -59,9 +59,6 @@ def input_normalization(graph):
     if mean.size not in (1, 3) or std.size not in (1, 3) or np.any(std == 0):
         raise ValueError(f"{graph.path}: metadata NormalizationOptions mean {mean.tolist()} / std "
                          f"{std.tolist()}: expected 1 or 3 values each and no zero std")
-    scale, offset = 1.0 / std, -mean / std
-    simplify = (lambda v: v[0] if v.size == 1 else np.broadcast_to(v, (3,)).copy())
-    if mean.size != std.size:
-        scale, offset = np.broadcast_to(scale, (3,)), np.broadcast_to(offset, (3,))
-    return (simplify(np.asarray(scale)), simplify(np.asarray(offset))), \
+    scale, offset = 1.0 / std, -mean / std  # each 1 or 3 values (numpy broadcasts the offset)
+    return ((scale[0] if scale.size == 1 else scale), (offset[0] if offset.size == 1 else offset)), \
         f"TFLite metadata NormalizationOptions (mean {mean.tolist()}, std {std.tolist()})"

@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from deeplab_keras.importers.tflite import _dequantize
 from deeplab_keras.importers.tflite_graph import describe, read_graph
 from deeplab_keras.importers.tflite_match import match
 
@@ -111,10 +112,8 @@ def compare_with_file(model, path, images, *, decided_steps=2.0, num_threads=2):
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
-    def tensor(t):
-        value = interpreter.get_tensor(t).astype(np.float32)
-        scale, zero = details[t]["quantization"]
-        return ((value - zero) * scale if scale else value), float(scale)
+    def tensor(t):  # activations are per-tensor: one scale (0.0 for a float tensor)
+        return _dequantize(interpreter, details[t]), float(details[t]["quantization"][0])
 
     logits_t = _logits_tensor(graph)
     sums = {}
@@ -160,4 +159,4 @@ def compare_with_file(model, path, images, *, decided_steps=2.0, num_threads=2):
         layers.append(dict(row, relative_error=row["relative_error"] / n, steps=row["steps"] / n,
                            local_steps=row["local_steps"] / n))
     return {"layers": sorted(layers, key=lambda r: r["op"]), "images": per_image,
-            "logit_step": float(tensor(logits_t)[1]), "decided_steps": decided_steps}
+            "logit_step": float(details[logits_t]["quantization"][0]), "decided_steps": decided_steps}
