@@ -23,7 +23,8 @@ _LAZY = {
     "DeepLab": "deeplab_keras.models", "DeepLabV1": "deeplab_keras.models",
     "DeepLabV2": "deeplab_keras.models", "DeepLabV3": "deeplab_keras.models",
     "DeepLabV3Plus": "deeplab_keras.models", "build_model": "deeplab_keras.models",
-    "BUILDERS": "deeplab_keras.models",
+    "BUILDERS": "deeplab_keras.models", "resize_semantics": "deeplab_keras.models",
+    "resize": "deeplab_keras.layers.resize",
     "from_preset": "deeplab_keras.zoo", "get_preset": "deeplab_keras.zoo",
     "list_presets": "deeplab_keras.zoo",
     "from_tflite": "deeplab_keras.importers.tflite",
@@ -36,7 +37,7 @@ _LAZY = {
 
 __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
            "from_preset", "get_preset", "list_presets", "from_tflite", "segment", "overlay",
-           "colorize", "load_image", "backbones", "layers", "frontend", "__version__"]
+           "colorize", "load_image", "resize", "resize_semantics", "backbones", "layers", "frontend", "__version__"]
 
 
 def __getattr__(name):
