@@ -24,6 +24,7 @@ def add_parser(subparsers):
 
 def run(args):
     from deeplab_keras import inference
+    from deeplab_keras.commands import predict_engine
 
     size, extra = loader.split_input_size(args.input_size)
     images = extra + list(args.images)
@@ -32,6 +33,8 @@ def run(args):
     model = loader.load_model(args)
     size, align = inference.input_contract(model, size)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
-    return inference.predict_batch(model, images, args.output, getattr(model, "palette", None),
-                                   size, align, getattr(model, "labels", None),
-                                   side_by_side=args.side_by_side, progress=not args.no_progress)
+    return predict_engine.predict_batch(model, images, args.output,
+                                        getattr(model, "palette", None), size, align,
+                                        getattr(model, "labels", None),
+                                        side_by_side=args.side_by_side,
+                                        progress=not args.no_progress)
