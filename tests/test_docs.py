@@ -211,3 +211,10 @@ def test_site_builds_strictly(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     api = _read(tmp_path / "site" / "api" / "index.html")
     assert 'id="deeplab_keras.models.DeepLabV3Plus"' in api and "output_stride" in api
+
+
+def test_api_reference_drops_sphinx_roles_and_keeps_the_code():
+    strip = _hook("api_reference").strip_sphinx_roles
+    html = (":func:<code>build_model</code> and :class:<code>~deeplab_keras.models.deeplab.DeepLab</code>, "
+            "not <code>a:b</code>")
+    assert strip(html) == "<code>build_model</code> and <code>DeepLab</code>, not <code>a:b</code>"

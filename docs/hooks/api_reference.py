@@ -9,6 +9,7 @@ mkdocstrings ``:::`` block per public name, grouped by the module that defines i
 found fails the build."""
 import ast
 import os
+import re
 
 MARKER = "<!-- api-reference -->"
 PAGE = "api.md"
@@ -70,3 +71,17 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         raise ValueError(f"docs/{PAGE} lost its {MARKER} marker: put it back where the generated "
                          "API reference belongs")
     return markdown.replace(MARKER, api_markdown())
+
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc):<code>(~?)([^<]*)</code>")
+
+
+def strip_sphinx_roles(html):
+    """The docstrings cross-reference in Sphinx style (``:func:`build_model```,
+    ``:class:`~pkg.mod.Name```), which Markdown renders as ``:func:<code>build_model</code>``:
+    keep the code, drop the role (``~`` keeps the last dotted component, as in Sphinx)."""
+    return _ROLE.sub(lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html)
+
+
+def on_page_content(html, page, config, files, **kwargs):
+    return strip_sphinx_roles(html) if page.file.src_uri == PAGE else html
