@@ -105,9 +105,11 @@ def nav_pages(repo=REPO):
     return re.findall(r"^\s+-\s+(?:[^:\n]+:\s+)?([\w./-]+\.md)\s*$", nav, re.M)
 
 
-def _hook(name):
-    path = os.path.join(REPO, "docs", "hooks", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_docs_hook_{name}", path)
+HOOK = os.path.join(REPO, "docs", "hooks", "reference.py")
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("_docs_reference_hook", HOOK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -157,7 +159,7 @@ def test_the_checks_find_what_they_look_for(tmp_path):
 
 
 def test_api_reference_covers_every_public_name():
-    hook = _hook("api_reference")
+    hook = _hook()
     init = os.path.join(REPO, "deeplab_keras", "__init__.py")
     with open(init) as f:
         tree = ast.parse(f.read())
@@ -173,7 +175,7 @@ def test_api_reference_covers_every_public_name():
 
 
 def test_api_reference_refuses_an_init_it_cannot_read(tmp_path):
-    hook = _hook("api_reference")
+    hook = _hook()
     bad = tmp_path / "__init__.py"
     bad.write_text("__all__ = ['segment']\n_LAZY = {}\n")
     with pytest.raises(ValueError, match="'segment', which _LAZY does not map"):
@@ -185,14 +187,14 @@ def test_api_reference_refuses_an_init_it_cannot_read(tmp_path):
 
 def test_cli_reference_is_generated_from_the_parser():
     from deeplab_keras.cli import COMMANDS
-    text = _hook("cli_reference").cli_reference()
+    text = _hook().cli_reference()
     for name in COMMANDS:
         assert f"### `deeplab-keras {name}`" in text
     assert "#### `deeplab-keras zoo list`" in text and "usage: deeplab-keras predict" in text
 
 
 def test_cli_reference_needs_no_tensorflow():
-    hook = os.path.join(REPO, "docs", "hooks", "cli_reference.py")
+    hook = HOOK
     code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('h', %r); "
             "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.cli_reference(); "
             "print('tensorflow' in sys.modules)" % hook)
@@ -214,7 +216,7 @@ def test_site_builds_strictly(tmp_path):
 
 
 def test_api_reference_drops_sphinx_roles_and_keeps_the_code():
-    strip = _hook("api_reference").strip_sphinx_roles
+    strip = _hook().strip_sphinx_roles
     html = (":func:<code>build_model</code> and :class:<code>~deeplab_keras.models.deeplab.DeepLab</code>, "
             "not <code>a:b</code>")
     assert strip(html) == "<code>build_model</code> and <code>DeepLab</code>, not <code>a:b</code>"

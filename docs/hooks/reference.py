@@ -1,20 +1,59 @@
-"""mkdocs hook: the API reference lists exactly the package's public names.
+"""mkdocs hook: the reference pages are generated from the code when the site is built, so
+they cannot fall behind it.
 
-``deeplab_keras/__init__.py`` exports its names lazily (``_LAZY``: name -> defining module, or
-``None`` for a submodule) so that ``import deeplab_keras`` stays free of TensorFlow; a static
-reader cannot follow that. This hook reads ``__all__`` and ``_LAZY`` from the source with ``ast``
-(nothing is imported) and replaces the ``<!-- api-reference -->`` marker in docs/api.md with one
-mkdocstrings ``:::`` block per public name, grouped by the module that defines it. A name added to
-``__all__`` appears in the reference without editing the docs; a name whose module cannot be
-found fails the build."""
+- docs/cli.md, at ``<!-- cli-help -->``: every command's own ``--help`` text, from
+  ``deeplab_keras.cli.build_parser`` (building the parser imports no TensorFlow).
+- docs/api.md, at ``<!-- api-reference -->``: one mkdocstrings ``:::`` block per public name.
+  ``deeplab_keras/__init__.py`` exports its names lazily (``_LAZY``: name -> defining module, or
+  ``None`` for a submodule) so that ``import deeplab_keras`` stays free of TensorFlow, which a
+  static reader cannot follow; ``__all__`` and ``_LAZY`` are read from the source with ``ast``
+  (nothing imported) and each name is documented under the module that defines it. A name added
+  to ``__all__`` appears without editing the docs.
+
+A page that lost its marker, a parser that does not build or a public name that cannot be placed
+fails the build."""
+import argparse
 import ast
 import os
 import re
+import sys
 
-MARKER = "<!-- api-reference -->"
-PAGE = "api.md"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INIT = os.path.join(ROOT, "deeplab_keras", "__init__.py")
+
+
+def _subcommands(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def _sections(parser, prefix, level):
+    out = []
+    for name, sub in _subcommands(parser).items():
+        title = f"{prefix} {name}"
+        out.append(f"{'#' * level} `{title}`\n\n```text\n{sub.format_help().rstrip()}\n```\n")
+        out.extend(_sections(sub, title, level + 1))
+    return out
+
+
+def cli_reference():
+    if ROOT not in sys.path:  # document the checkout being built, not another installed copy
+        sys.path.insert(0, ROOT)
+    from deeplab_keras.cli import build_parser
+    parser = build_parser()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: the same text everywhere
+    try:
+        parts = [f"### `deeplab-keras`\n\n```text\n{parser.format_help().rstrip()}\n```\n"]
+        parts.extend(_sections(parser, "deeplab-keras", 3))
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+    return "\n".join(parts)
 
 
 def public_api(path=INIT):
@@ -64,13 +103,19 @@ def api_markdown(path=INIT):
     return "\n".join(parts)
 
 
+#: page -> (marker, what replaces it)
+GENERATED = {"cli.md": ("<!-- cli-help -->", cli_reference),
+             "api.md": ("<!-- api-reference -->", api_markdown)}
+
+
 def on_page_markdown(markdown, page, config, files, **kwargs):
-    if page.file.src_uri != PAGE:
+    if page.file.src_uri not in GENERATED:
         return markdown
-    if MARKER not in markdown:
-        raise ValueError(f"docs/{PAGE} lost its {MARKER} marker: put it back where the generated "
-                         "API reference belongs")
-    return markdown.replace(MARKER, api_markdown())
+    marker, generate = GENERATED[page.file.src_uri]
+    if marker not in markdown:
+        raise ValueError(f"docs/{page.file.src_uri} lost its {marker} marker: put it back where "
+                         "the generated reference belongs")
+    return markdown.replace(marker, generate())
 
 
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc):<code>(~?)([^<]*)</code>")
@@ -83,5 +128,6 @@ def strip_sphinx_roles(html):
     return _ROLE.sub(lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html)
 
 
+
 def on_page_content(html, page, config, files, **kwargs):
-    return strip_sphinx_roles(html) if page.file.src_uri == PAGE else html
+    return strip_sphinx_roles(html) if page.file.src_uri == "api.md" else html
