@@ -220,3 +220,20 @@ def test_api_reference_drops_sphinx_roles_and_keeps_the_code():
     html = (":func:<code>build_model</code> and :class:<code>~deeplab_keras.models.deeplab.DeepLab</code>, "
             "not <code>a:b</code>")
     assert strip(html) == "<code>build_model</code> and <code>DeepLab</code>, not <code>a:b</code>"
+
+
+def setup_extras(repo=REPO):
+    """Names of setup.py's extras, read from its source (``"name": [...]`` entries of ``EXTRAS``
+    and ``EXTRAS["name"] = ...`` assignments)."""
+    text = _read(os.path.join(repo, "setup.py"))
+    block = text[text.index("EXTRAS = {"):]
+    literal = block[:block.index("\n}") + 2]
+    return set(re.findall(r'^\s+"([\w-]+)":\s*\[', literal, re.M)) | set(re.findall(r'EXTRAS\["([\w-]+)"\]\s*=', text))
+
+
+def test_every_extra_is_documented_in_getting_started():
+    extras = setup_extras()
+    assert {"all", "dev", "docs", "mobile"} <= extras
+    page = _read(os.path.join(REPO, "docs", "getting-started.md"))
+    undocumented = sorted(e for e in extras if f"`[{e}]`" not in page)
+    assert not undocumented, f"say what these setup.py extras are for in docs/getting-started.md: {undocumented}"
