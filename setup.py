@@ -30,13 +30,15 @@ EXTRAS = {
     # pip install torch --index-url https://download.pytorch.org/whl/cpu, then the extra is met
     "jax": ["jax>=0.4.30"],
     "torch": ["torch>=2.2"],
+    # the documentation site (mkdocs.yml, docs/): mkdocs build --strict; not a runtime feature
+    "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26"],
 }
 # mediapipe 1.2 pins absl-py~=2.3 and tensorflow-model-optimization 0.8 pins absl-py~=1.2: pip
 # cannot resolve both in one install (it backtracks through every tensorflow release), so [all]
 # and [dev] leave [mobile] out; install it after: pip install -e ".[dev]" && pip install -e ".[mobile]"
 # (both import and run together; pip check then reports only tfmot's absl-py pin).
-EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items() if name not in ("mobile", "jax", "torch")
-                        for d in deps})
+EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items()
+                        if name not in ("mobile", "docs", "jax", "torch") for d in deps})
 EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
 
 setup(
