@@ -5,72 +5,68 @@ import numpy as np
 from deeplab_keras.inference.image import as_rgb8
 
 
-def _resize(x, size, align_corners=True, method="bilinear"):
-    import tensorflow as tf
+def predict_logits(model, image, input_size=None, semantics=None):
+    """Logits (H, W, C) at the image's size, float32 NumPy. The image is resized to
+    ``input_size`` (or to the model's fixed input size), run through the model (which takes 0-255
+    RGB), and the logits are resized back bilinearly, both with ``semantics`` (None: the model's
+    own, :func:`deeplab_keras.models.resize_semantics`)."""
+    import keras
 
-    if method == "bilinear":
-        return tf.compat.v1.image.resize(x, size, method=tf.image.ResizeMethod.BILINEAR,
-                                         align_corners=align_corners)
-    return tf.image.resize(x, size, method=method)
+    from deeplab_keras.layers.resize import resize
+    from deeplab_keras.models import resize_semantics
 
-
-def predict_logits(model, image, input_size=None, align_corners=True):
-    """Logits (H, W, C) at the image's size. The image is resized to ``input_size`` (or to the
-    model's fixed input size), run through the model (which takes 0-255 RGB), and the logits are
-    resized back bilinearly."""
-    import tensorflow as tf
-
+    semantics = semantics or resize_semantics(model)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     height, width = image.shape[:2]
     fixed = tuple(model.input_shape[1:3])
     size = fixed if None not in fixed else (tuple(input_size) if input_size else (height, width))
-    x = tf.convert_to_tensor(image[None].astype("float32"))
-    if size != (height, width):
-        x = _resize(x, size, align_corners)
+    x = resize(image[None].astype("float32"), size, semantics)
     logits = model(x, training=False)
     if isinstance(logits, (list, tuple)):
         logits = logits[0]
-    logits = tf.cast(logits, tf.float32)
-    if tuple(logits.shape[1:3]) != (height, width):
-        logits = _resize(logits, (height, width), align_corners)
-    return np.asarray(logits[0])
+    logits = keras.ops.convert_to_numpy(logits).astype("float32", copy=False)
+    return resize(logits, (height, width), semantics)[0]
 
 
-def predict_classes(model, image, input_size=None, align_corners=True):
+def predict_classes(model, image, input_size=None, semantics=None):
     """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size."""
-    logits = predict_logits(model, image, input_size, align_corners)
+    logits = predict_logits(model, image, input_size, semantics)
     classes = np.argmax(logits, axis=-1)
     return classes.astype(np.uint8 if logits.shape[-1] <= 256 else np.int32)
 
 
-def input_contract(model, input_size=None, align_corners=None):
-    """``(size to run at or None, align_corners)``: ``input_size`` (a flag), else the model's
-    own contract (its preset's ``preprocessing``); resize semantics from it too (align_corners
-    when unknown) unless ``align_corners`` is given."""
+def input_contract(model, input_size=None, semantics=None):
+    """``(size to run at or None, resize semantics)``: ``input_size`` (a flag), else the model's
+    own (its preset's ``preprocessing.input_size``); the semantics given, else the model's own
+    (:func:`deeplab_keras.models.resize_semantics`, its upsampling layer: one place)."""
+    from deeplab_keras.layers.resize import SEMANTICS
+    from deeplab_keras.models import resize_semantics
+
+    if semantics is not None and semantics not in SEMANTICS:
+        raise ValueError(f"resize semantics must be one of {SEMANTICS}, got {semantics!r}")
     prep = getattr(model, "preprocessing", None) or {}
     size = input_size or prep.get("input_size")
-    if align_corners is None:
-        align_corners = prep.get("resize", "align_corners") == "align_corners"
-    return (tuple(size) if size else None), align_corners
+    return (tuple(size) if size else None), semantics or resize_semantics(model)
 
 
-def segment(model, image, input_size=None, align_corners=None):
+def segment(model, image, input_size=None, semantics=None):
     """Class map(s) at the image's own size.
 
     ``image``: one image (a path, a PIL image, an (H, W, 3) uint8 / 0-255 float array) -> an
     (H, W) uint8 class map; a batch (a list of images, or an (N, H, W, 3) array) -> a list of
     maps (images may differ in size). The model runs at ``input_size``, else its preset's
     ``preprocessing.input_size`` (a ``.keras`` file or preset model records it), else the image's
-    size; resize semantics from the same contract.
+    size; resize ``semantics`` ("half_pixel", "align_corners", "asymmetric") the model's own
+    unless given.
 
         import deeplab_keras as dk
         model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
         classes = dk.segment(model, "street.png")
         print(dict(zip(model.labels, np.bincount(classes.ravel(), minlength=11))))
     """
-    size, align = input_contract(model, input_size, align_corners)
+    size, semantics = input_contract(model, input_size, semantics)
     if isinstance(image, (list, tuple)) or (hasattr(image, "ndim") and image.ndim == 4):
-        return [predict_classes(model, as_rgb8(im), size, align) for im in image]
-    return predict_classes(model, as_rgb8(image), size, align)
+        return [predict_classes(model, as_rgb8(im), size, semantics) for im in image]
+    return predict_classes(model, as_rgb8(image), size, semantics)
