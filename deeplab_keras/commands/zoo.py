@@ -164,7 +164,7 @@ def run(args):
     import os
     import sys
 
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
 
     if args.zoo_command == "list":
         rows = table_rows(zoo.preset_names(), zoo.preset_card)
@@ -185,6 +185,7 @@ def run(args):
     if args.no_convert:
         path, _ = zoo.fetch_weights(args.name, args.format, args.allow_unpinned)
     else:
-        path, _ = zoo.converted_weights(args.name, args.format, args.allow_unpinned)
+        from deeplab_keras.hub.converted import converted_weights
+        path, _ = converted_weights(args.name, args.format, args.allow_unpinned)
     print(path)
     return 0
