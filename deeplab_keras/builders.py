@@ -37,9 +37,13 @@ def with_weights(builder):
 #: architecture name -> public builder
 BUILDERS = {name: with_weights(builder) for name, builder in models.BUILDERS.items()}
 DeepLabV1 = BUILDERS["deeplabv1"]
+"""DeepLab v1 (LargeFOV): :func:`deeplab_keras.models.DeepLabV1` plus ``weights=``."""
 DeepLabV2 = BUILDERS["deeplabv2"]
+"""DeepLab v2: :func:`deeplab_keras.models.DeepLabV2` plus ``weights=``."""
 DeepLabV3 = BUILDERS["deeplabv3"]
+"""DeepLab v3: :func:`deeplab_keras.models.DeepLabV3` plus ``weights=``."""
 DeepLabV3Plus = BUILDERS["deeplabv3plus"]
+"""DeepLab v3+: :func:`deeplab_keras.models.DeepLabV3Plus` plus ``weights=``."""
 
 
 def build_model(architecture, *, weights=None, allow_unpinned=False, **config):

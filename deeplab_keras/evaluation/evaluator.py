@@ -9,7 +9,7 @@ import numpy as np
 
 from deeplab_keras.utils import io
 
-from deeplab_keras.evaluation.inference import Predictor
+from deeplab_keras.evaluation.predictor import Predictor
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 
@@ -166,6 +166,18 @@ def format_table(result):
     lines.append(f"{result['num_images']} images, {result['seconds']:.1f}s "
                  f"({result['images_per_second']:.2f} images/s)")
     return "\n".join(lines)
+
+
+#: keys every evaluation result of ours has (how ``evaluate`` knows a JSON file is its own)
+RESULT_KEYS = {"miou", "per_class_iou", "confusion_matrix", "num_classes"}
+
+
+def is_result_json(path):
+    """Did ``evaluate`` write ``path`` (a JSON object with our result keys)?"""
+    import json
+    with open(path) as f:
+        result = json.load(f)
+    return isinstance(result, dict) and RESULT_KEYS <= set(result)
 
 
 def write_json(result, path):
