@@ -14,6 +14,7 @@ import numpy as np
 
 from deeplab_keras.importers.tflite_graph import builder_config, describe, read_graph
 from deeplab_keras.importers.tflite_match import import_structural
+from deeplab_keras.importers.tflite_reader import check_input_size
 from deeplab_keras.layers.conv import scope_to_name
 
 _SUFFIXES = ("weights", "depthwise_weights", "Conv2D_Fold", "depthwise_Fold", "Conv2D")
@@ -154,6 +155,8 @@ def from_tflite(path, *, input_shape=None, **overrides):
     """
     from deeplab_keras.models import build_model
 
+    if input_shape is not None:
+        check_input_size(path, *tuple(input_shape)[:2], what="input_shape")
     parsed = read_graph(path)
     config = describe(parsed)
     architecture, kwargs = builder_config(config)
