@@ -29,14 +29,17 @@ _LAZY = {
     "from_tflite": "deeplab_keras.importers.tflite",
     "segment": "deeplab_keras.inference", "overlay": "deeplab_keras.inference",
     "colorize": "deeplab_keras.inference", "load_image": "deeplab_keras.inference",
+    "VideoSegmenter": "deeplab_keras.video", "TemporalSmoother": "deeplab_keras.video",
     "backbones": None, "layers": None, "frontend": None, "weights": None, "zoo": None,
     "data": None, "inference": None, "models": None, "training": None, "evaluation": None,
+    "video": None,
     "export": None, "importers": None, "preset": None, "download": None, "utils": None,
 }
 
 __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
            "from_preset", "get_preset", "list_presets", "from_tflite", "segment", "overlay",
-           "colorize", "load_image", "backbones", "layers", "frontend", "__version__"]
+           "colorize", "load_image", "VideoSegmenter", "TemporalSmoother", "backbones", "layers",
+           "frontend", "__version__"]
 
 
 def __getattr__(name):

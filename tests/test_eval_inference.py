@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_keras.evaluation.inference import Predictor, predict_probabilities, window_weights
+from deeplab_keras.evaluation.predictor import Predictor, predict_probabilities, window_weights
 
 C = 4
 

@@ -6,7 +6,7 @@ DenseCRF post-processing, and a dataset evaluation loop.
 """
 from deeplab_keras.evaluation.crf import DEEPLAB_CRF, dense_crf
 from deeplab_keras.evaluation.evaluator import evaluate, format_table, write_json
-from deeplab_keras.evaluation.inference import Predictor, predict_probabilities
+from deeplab_keras.evaluation.predictor import Predictor, predict_probabilities
 from deeplab_keras.evaluation.metrics import (SegmentationMetrics, confusion_matrix,
                                               metrics_from_confusion, tf_confusion_matrix)
 

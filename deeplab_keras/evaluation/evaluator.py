@@ -9,7 +9,7 @@ import numpy as np
 
 from deeplab_keras.utils import io
 
-from deeplab_keras.evaluation.inference import Predictor
+from deeplab_keras.evaluation.predictor import Predictor
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 

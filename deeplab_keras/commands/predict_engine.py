@@ -1,0 +1,260 @@
+"""The ``predict`` command's engine: image files, folders and globs to class maps and overlays
+in an output folder, and videos to overlay videos through a pipelined decode / segment / encode
+pass (CLI code: progress bars, summaries, stderr). Inputs and names: :mod:`.predict_inputs`."""
+import os
+
+import numpy as np
+
+from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, OUTPUT_SUFFIXES,
+                                                   check_not_inputs, expand_inputs, output_stems)
+from deeplab_keras.inference import (default_palette, load_image, overlay, predict_classes,
+                                     save_class_map, save_png)
+from deeplab_keras.video.io import VIDEO_EXTENSIONS
+
+
+class Runner:
+    """What ``predict`` runs: a Keras model (images at its input contract, or averaged over
+    ``scales`` / ``flip`` by the evaluation :class:`~deeplab_keras.evaluation.Predictor`, as
+    ``evaluate`` does; videos compiled through a :class:`~deeplab_keras.video.VideoSegmenter`)
+    or an exported ``artifact`` (``.tflite`` / ``.onnx``, images and videos alike)."""
+
+    def __init__(self, model=None, artifact=None, *, input_size=None, align_corners=True,
+                 scales=(1.0,), flip=False, smoothing=False, threads=None, num_classes=None):
+        from deeplab_keras.video.sources import ArtifactSource, KerasSource
+
+        scales = tuple(float(s) for s in (scales or (1.0,)))
+        self.model, self.input_size, self.align_corners = model, input_size, align_corners
+        self.smoothing, self.predictor = smoothing, None
+        if artifact is not None:
+            if scales != (1.0,) or flip:
+                raise ValueError("--artifact runs the file at its fixed input size: --scales/"
+                                 "--flip need a Keras model (--preset/--weights)")
+            self.source = ArtifactSource(artifact, threads, num_classes=num_classes)
+            if self.source.num_classes is None:
+                raise ValueError(f"{artifact} outputs a class map and records no class count "
+                                 "(no labels in its metadata, no export report beside it): "
+                                 "give --num-classes")
+            self.num_classes, self.labels = self.source.num_classes, self.source.labels
+            self.palette, self.ignore_label = None, None
+        else:
+            self.source = KerasSource(model, input_size)
+            self.num_classes = int(model.output_shape[-1])
+            self.labels = getattr(model, "labels", None)
+            self.palette = getattr(model, "palette", None)
+            self.ignore_label = getattr(model, "ignore_label", None)
+            if scales != (1.0,) or flip:
+                from deeplab_keras.evaluation import Predictor
+                self.predictor = Predictor(model, scales=scales, flip=flip,
+                                           align_corners=align_corners)
+        if self.palette is None:
+            self.palette = default_palette(self.num_classes)
+        self._image_segmenter = None
+
+    def classify(self, image):
+        """(H, W) class map of one RGB uint8 image."""
+        if self.predictor is not None:
+            probs = self.predictor(image)
+            return probs.argmax(-1).astype(np.uint8 if probs.shape[-1] <= 256 else np.int32)
+        if self.model is not None:
+            return predict_classes(self.model, image, self.input_size, self.align_corners)
+        if self._image_segmenter is None:
+            self._image_segmenter = self.video_segmenter(smoothing=False)
+        return self._image_segmenter.segment(image)
+
+    def video_segmenter(self, smoothing=None):
+        from deeplab_keras.video import VideoSegmenter
+
+        return VideoSegmenter(self.source, self.smoothing if smoothing is None else smoothing)
+
+
+def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, legend=True,
+                 inputs=()):
+    """Segment one image file; writes ``<stem>_classes.png`` (class indices as a palette PNG at
+    the image's size), ``<stem>_overlay.png`` (with a legend of the classes present) and, with
+    ``side_by_side``, ``<stem>_side.png`` (image | overlay). ``stem``: default the file name
+    without extension; it may hold sub-folders. None of them may replace one of ``inputs``.
+    Returns a dict with the paths and per-class pixel fractions."""
+    stem = stem or os.path.splitext(os.path.basename(image_path))[0]
+    paths = {k: os.path.join(output_dir, stem + suffix)
+             for k, suffix in zip(("classes", "overlay", "side_by_side"), OUTPUT_SUFFIXES)}
+    check_not_inputs(paths.values(), list(inputs) + [image_path])
+    image = load_image(image_path)
+    classes = runner.classify(image)
+    palette, labels = runner.palette, runner.labels
+    os.makedirs(os.path.dirname(paths["classes"]) or output_dir, exist_ok=True)
+    class_path = save_class_map(classes, paths["classes"], palette)
+    vis = overlay(image, classes, palette, labels=labels, legend=legend)
+    result = {"image": image_path, "classes": class_path,
+              "overlay": save_png(vis, paths["overlay"])}
+    if side_by_side:
+        gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
+        result["side_by_side"] = save_png(np.concatenate([image, gap, vis], axis=1),
+                                          paths["side_by_side"])
+    ids, counts = np.unique(classes, return_counts=True)
+    name = (lambda i: labels[i] if labels and i < len(labels) else str(i))
+    result.update(fractions={name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)},
+                  size=classes.shape)
+    return result
+
+
+def segment_files(runner, files, output_dir, on_result=None, side_by_side=False):
+    """Segment every image of ``files`` into ``output_dir``, keeping their relative folders (see
+    :func:`output_stems`). A file that fails does not stop the others. Returns ``(results,
+    failures)``, failures a list of ``(path, message)``. ``on_result(result_or_None)`` is
+    called after each file (None for a failed one)."""
+    results, failures = [], []
+    for path, stem in zip(files, output_stems(files)):
+        try:
+            result = segment_file(runner, path, output_dir, stem=stem,
+                                  side_by_side=side_by_side, inputs=files)
+        except Exception as err:  # one bad file must not lose the rest of the batch
+            failures.append((path, str(err) or type(err).__name__))
+            result = None
+        else:
+            results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results, failures
+
+
+def segment_video(runner, path, output_path, progress=True, legend=True):
+    """Overlay video of a video file: decoded, segmented (compiled Keras model or artifact,
+    smoothed with ``runner.smoothing``) and encoded in a pipeline at the source's frame size,
+    frame count and frame rate, its audio kept, written atomically. Returns the
+    :func:`deeplab_keras.video.process_video` summary plus ``video`` and ``overlay``."""
+    from deeplab_keras.video import VideoReader, process_video
+
+    reader = VideoReader(path)
+    segmenter = runner.video_segmenter()
+    bar = None
+    if progress:
+        import keras
+        bar = keras.utils.Progbar(reader.frames, unit_name="frame")
+
+    def draw(frame, classes):
+        return overlay(frame, classes, runner.palette, labels=runner.labels, legend=legend)
+
+    def step(n, total):
+        if bar is not None:
+            bar.update(n)
+
+    result = process_video(segmenter.segment, path, output_path, draw, on_frame=step,
+                           reader=reader)
+    result.update(video=path, overlay=output_path, segmenter=segmenter.describe())
+    return result
+
+
+LABELS_FILE = "labels.json"
+
+
+def _check_ours(path):
+    """ValueError if ``path`` exists and is not a JSON file we wrote (``"written_by"``)."""
+    import json
+
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                ours = json.load(f).get("written_by") == "deeplab-keras"
+        except (ValueError, OSError, AttributeError):
+            ours = False
+        if not ours:
+            raise ValueError(f"{path} exists and was not written by deeplab-keras; choose another "
+                             "--output-dir (it is left as it is)")
+
+
+def write_labels(output_dir, labels, palette, ignore_label=None):
+    """``<output_dir>/labels.json``: index -> name and colour of the class maps beside it.
+    A labels.json we did not write (no ``"written_by"``) is not overwritten (ValueError)."""
+    from deeplab_keras.utils.io import write_json
+
+    path = os.path.join(output_dir, LABELS_FILE)
+    _check_ours(path)
+    entries = [{"index": i, "name": str(name), "color": [int(v) for v in palette[i]]}
+               for i, name in enumerate(labels)]
+    write_json(path, {"written_by": "deeplab-keras", "classes": entries,
+                      "ignore_label": ignore_label})
+    return path
+
+
+INDEX_FILE = "index.json"
+
+
+def write_index(output_dir, entries):
+    """``<output_dir>/index.json``: each input and the files written for it (a record of which
+    output came from which input, also when names were disambiguated)."""
+    from deeplab_keras.utils.io import write_json
+
+    path = os.path.join(output_dir, INDEX_FILE)
+    _check_ours(path)
+    return write_json(path, {"written_by": "deeplab-keras", "inputs": entries})
+
+
+def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True):
+    """The ``predict`` command's loop: images with a progress bar (n/N, time per image), videos
+    through :func:`segment_video`, ``labels.json`` and ``index.json`` beside the outputs, a
+    summary line and, at the end, every failure on stderr. Returns the exit status (1 if any
+    input failed)."""
+    import sys
+    import time
+
+    files, problems, skipped = expand_inputs(inputs, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS,
+                                             output_dir)
+    for path in skipped:
+        print(f"skipped {path}: it is inside --output-dir {output_dir} (an earlier output)",
+              file=sys.stderr)
+    stems = dict(zip(files, output_stems(files)))
+    videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
+    files = [f for f in files if not f.lower().endswith(VIDEO_EXTENSIONS)]
+    names = list(runner.labels) if runner.labels else [f"class_{i}"
+                                                        for i in range(runner.num_classes)]
+    os.makedirs(output_dir, exist_ok=True)
+    _check_ours(os.path.join(output_dir, INDEX_FILE))  # before any work
+    labels_path = write_labels(output_dir, names, runner.palette, runner.ignore_label)
+    bar = None
+    if progress and files:
+        import keras
+        bar = keras.utils.Progbar(len(files), unit_name="image")
+    done = [0]
+
+    def step(result):
+        done[0] += 1
+        if bar is not None:
+            bar.update(done[0])
+
+    start = time.time()
+    results, failures = segment_files(runner, files, output_dir, on_result=step,
+                                      side_by_side=side_by_side)
+    failures = problems + failures
+    seconds = time.time() - start
+    index = [{"input": r["image"], "outputs": {k: r[k] for k in ("classes", "overlay",
+                                                                 "side_by_side") if k in r}}
+             for r in results]
+    for video in videos:
+        out = os.path.join(output_dir, f"{stems[video]}_overlay.mp4")
+        try:
+            check_not_inputs([out], videos + files)
+            v = segment_video(runner, video, out, progress=progress)
+        except Exception as err:  # one bad file must not lose the rest
+            failures.append((video, str(err) or type(err).__name__))
+            continue
+        index.append({"input": video, "outputs": {"overlay": out}})
+        steady = f"; {v['steady_fps']:.2f} frames/s after start-up" if v["steady_fps"] else ""
+        print(f"{video}: {v['frames']} frames in {v['seconds']:.1f}s ({v['fps']:.2f} frames/s; "
+              f"source {v['source_fps']:g} fps, {v['size'][1]}x{v['size'][0]}"
+              f"{', audio kept' if v['audio'] else ''}{steady}) -> {v['overlay']}")
+    write_index(output_dir, index)
+    rate = f", {len(results) / seconds:.2f} images/s" if results and seconds > 0 else ""
+    if files or not videos:
+        print(f"segmented {len(results)}/{len(files)} image(s) in {seconds:.1f}s{rate} -> "
+              f"{output_dir} (class maps *_classes.png, overlays *_overlay.png"
+              + (", *_side.png" if side_by_side else "") + f"; names and colours: {labels_path})")
+    if len(results) == 1:
+        top = sorted(results[0]["fractions"].items(), key=lambda kv: -kv[1])[:4]
+        print(f"{results[0]['image']}: " + ", ".join(f"{k} {v:.0%}" for k, v in top))
+    if failures:
+        print(f"deeplab-keras predict: {len(failures)} input(s) failed, "
+              f"{len(results)} image(s) segmented:", file=sys.stderr)
+        for path, message in failures:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 1
+    return 0

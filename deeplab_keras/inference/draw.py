@@ -1,0 +1,141 @@
+"""Drawing: palettes, colour overlays with a legend, and class maps written as palette PNGs."""
+import numpy as np
+
+from deeplab_keras.inference.image import as_rgb8
+from deeplab_keras.utils.io import atomic_path
+
+
+def default_palette(n):
+    """PASCAL VOC's colour map (bit-interleaved), for models without a palette."""
+    palette = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c = i
+        for j in range(8):
+            palette[i] |= np.array([(c >> k) & 1 for k in range(3)], np.uint8) << (7 - j)
+            c >>= 3
+    return palette
+
+
+def colorize(classes, palette):
+    palette = np.asarray(palette, np.uint8)
+    if classes.max(initial=0) >= len(palette):
+        palette = np.concatenate([palette, default_palette(int(classes.max()) + 1)[len(palette):]])
+    return palette[classes]
+
+
+#: class names drawn as "no colour" in overlays (the photo shows through)
+BACKGROUND_NAMES = ("background", "unlabeled", "unlabelled", "void", "other", "none")
+
+
+def background_classes(labels=None, palette=None):
+    """Indices an overlay leaves unblended: classes named like background (VOC's ``background``,
+    ``unlabeled``, ...) and classes coloured black (blending black only darkens the photo)."""
+    found = set()
+    for i, name in enumerate(labels or []):
+        if str(name).strip().lower() in BACKGROUND_NAMES:
+            found.add(i)
+    for i, colour in enumerate(palette if palette is not None else []):
+        if tuple(int(v) for v in colour) == (0, 0, 0):
+            found.add(i)
+    return sorted(found)
+
+
+def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, background=None):
+    """The colour-coded class map blended over the image (same size).
+
+    ``palette``: colours per class (default: VOC's colour map); ``background``: class indices
+    left unblended (default :func:`background_classes`: background-named or black classes, so
+    VOC's background does not darken the photo); ``legend=True`` draws the names and colours of
+    the classes present (``labels``, default ``class_i``), largest first, in a corner.
+
+        vis = dk.overlay(image, dk.segment(model, image), model.palette, labels=model.labels,
+                         legend=True)
+    """
+    image = as_rgb8(image)
+    classes = np.asarray(classes)
+    if classes.shape != image.shape[:2]:
+        raise ValueError(f"class map {classes.shape} and image {image.shape[:2]} differ in size; "
+                         "dk.segment returns maps at the image's size")
+    if palette is None:
+        palette = default_palette(max(int(classes.max(initial=0)) + 1, len(labels or [])))
+    colours = colorize(classes, palette).astype(np.float32)
+    if background is None:
+        background = background_classes(labels, palette)
+    weight = np.full(classes.shape + (1,), float(alpha), np.float32)
+    if len(background):
+        weight[np.isin(classes, list(background))] = 0.0
+    out = (image.astype(np.float32) * (1 - weight) + colours * weight).round().astype(np.uint8)
+    if legend:
+        out = draw_legend(out, classes, palette, labels)
+    return out
+
+
+def draw_legend(image, classes, palette, labels=None, max_entries=10):
+    """A legend box (colour swatch + name + share of pixels) of the classes present, largest
+    first, drawn in the image's top-left corner; rows that do not fit are summarised as
+    ``+N more``; nothing is drawn on an image too small for one row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ids, counts = np.unique(classes, return_counts=True)
+    order = [int(i) for _, i in sorted(zip(-counts, ids))]
+    height, width = image.shape[:2]
+    size = int(np.clip(min(height, width) / 24, 9, 22))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed bitmap font
+        font = ImageFont.load_default()
+    line, pad = size + 4, max(2, size // 4)
+    rows = min(len(order), max_entries, (height - 2 * pad) // line)
+    if rows < 1 or width < 4 * size:
+        return image
+    if rows < len(order):
+        rows = max(rows - 1, 0)
+    shown, more = order[:rows], len(order) - rows
+    palette = np.asarray(palette, np.uint8)
+    name = (lambda i: str(labels[i]) if labels is not None and i < len(labels) else f"class_{i}")
+    total = classes.size
+    texts = [f"{name(i)} {counts[list(ids).index(i)] / total:.0%}" for i in shown]
+    if more:
+        texts.append(f"+{more} more")
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    text_w = max(draw.textlength(t, font=font) for t in texts)
+    box_w = min(width, int(pad * 3 + size + text_w))
+    draw.rectangle([0, 0, box_w, pad * 2 + line * len(texts)], fill=(0, 0, 0, 150))
+    for row, text in enumerate(texts):
+        y = pad + row * line
+        if row < len(shown):
+            colour = tuple(int(v) for v in palette[shown[row]]) if shown[row] < len(palette) else (0, 0, 0)
+            draw.rectangle([pad, y + 1, pad + size, y + size], fill=colour, outline=(255, 255, 255))
+        draw.text((pad * 2 + size, y), text, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
+
+
+def save_class_map(classes, path, palette=None):
+    """Write a class map as a palette PNG, atomically: pixel values are the class indices
+    (``np.asarray(Image.open(path))`` gives them back) and viewers show the class colours.
+    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours)."""
+    from PIL import Image
+
+    classes = np.asarray(classes)
+    if classes.dtype != np.uint8 or palette is None:
+        return save_png(classes, path)
+    colours = np.zeros((256, 3), np.uint8)
+    palette = np.asarray(palette, np.uint8)[:256]
+    colours[:len(palette)] = palette
+    image = Image.fromarray(classes, mode="L").convert("P")  # indices kept as they are
+    image.putpalette(colours.ravel().tolist())
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp)
+    return path
+
+
+def save_png(array, path):
+    """Write a PNG atomically (temp file + os.replace)."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    mode = "I" if array.dtype == np.int32 else None
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array, mode=mode).save(tmp)
+    return path

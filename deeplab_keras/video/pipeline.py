@@ -1,0 +1,117 @@
+"""A pipelined video pass: one thread decodes, the caller's thread segments, one thread draws and
+encodes, with small bounded queues between them so I/O hides behind inference."""
+import queue
+import threading
+import time
+
+from deeplab_keras.video.io import VideoReader, VideoWriter
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A daemon thread running ``fn``; its exception is kept for the caller to re-raise."""
+
+    def __init__(self, fn, name):
+        super().__init__(name=name, daemon=True)
+        self.fn, self.error = fn, None
+
+    def run(self):
+        try:
+            self.fn()
+        except BaseException as err:  # handed to the caller's thread
+            self.error = err
+
+
+def _put(q, item, stop):
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q, stop, stage=None):
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set() or (stage is not None and not stage.is_alive()):
+                return _END
+
+
+def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader=None):
+    """Decode ``path``, run ``segment(frame) -> classes`` on each frame, write
+    ``draw(frame, classes)`` to ``output`` (H.264 MP4 at the source's size and frame rate, its
+    audio kept, written atomically: a failure or kill leaves nothing under ``output``).
+
+    ``on_frame(n, total)`` is called after each encoded frame (``total``: the true frame count).
+    Returns ``{"frames", "seconds", "fps", "steady_fps", "source_fps", "size", "audio"}``;
+    ``steady_fps`` excludes the first frame (start-up: tracing, runtime warm-up)."""
+    reader = reader or VideoReader(path)
+    writer = None
+    stop = threading.Event()
+    decoded, drawn = queue.Queue(depth), queue.Queue(depth)
+    done = [0, None, None]  # frames written, time of the first and of the last
+
+    def decode():
+        for frame in reader:
+            if not _put(decoded, frame, stop):
+                return
+        _put(decoded, _END, stop)
+
+    def encode():
+        while True:
+            item = _get(drawn, stop)
+            if item is _END:
+                return
+            writer.write(draw(*item))
+            done[0] += 1
+            now = time.perf_counter()
+            done[1] = done[1] or now
+            done[2] = now
+            if on_frame is not None:
+                on_frame(done[0], reader.frames)
+
+    start = time.perf_counter()
+    decoder = _Stage(decode, "video-decode")
+    encoder = _Stage(encode, "video-encode")
+    try:
+        writer = VideoWriter(output, reader.size, reader.fps, audio_from=path if reader.audio
+                             else None)
+        decoder.start()
+        encoder.start()
+        while True:
+            frame = _get(decoded, stop, decoder)
+            if frame is _END:
+                break
+            if encoder.error is not None:
+                break
+            if not _put(drawn, (frame, segment(frame)), stop):
+                break
+        _put(drawn, _END, stop)
+        decoder.join()
+        encoder.join()
+        for stage in (decoder, encoder):
+            if stage.error is not None:
+                raise stage.error
+        if done[0] == 0:
+            raise ValueError(f"video {path} has no frames")
+        writer.close()
+    except BaseException:
+        stop.set()
+        if writer is not None:
+            writer.abort()
+        for stage in (decoder, encoder):
+            if stage.is_alive():
+                stage.join(timeout=5)
+        raise
+    finally:
+        reader.close()
+    seconds = time.perf_counter() - start
+    steady = (done[0] - 1) / (done[2] - done[1]) if done[0] > 1 and done[2] > done[1] else None
+    return {"frames": done[0], "seconds": seconds, "fps": done[0] / seconds,
+            "steady_fps": steady, "source_fps": reader.fps, "size": reader.size,
+            "audio": reader.audio}

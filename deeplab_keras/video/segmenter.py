@@ -1,0 +1,117 @@
+"""``dk.VideoSegmenter``: segment a stream of frames, one call per frame, with a compiled Keras
+model or an exported artifact, optionally smoothed over time."""
+import numpy as np
+
+from deeplab_keras.video.smoothing import TemporalSmoother
+from deeplab_keras.video.sources import open_source
+
+
+def _upsample_scores(scores, size, align_corners):
+    import tensorflow as tf
+
+    from deeplab_keras.inference.predict import _resize
+
+    if align_corners is None:  # an artifact: as evaluate --artifact (half-pixel bilinear)
+        return tf.image.resize(scores, size, method="bilinear").numpy()
+    return np.asarray(_resize(tf.convert_to_tensor(scores[None]), size, align_corners))[0]
+
+
+def _nearest(classes, size):
+    """Nearest-neighbour resize of a class map (as ``tf.image.resize(method="nearest")``)."""
+    h, w = classes.shape
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
+    return classes[rows][:, cols]
+
+
+class VideoSegmenter:
+    """Segment video frames one at a time.
+
+        seg = dk.VideoSegmenter("camvid_int8.tflite", smoothing=True, num_threads=2)
+        for frame in frames:              # RGB uint8 (H, W, 3)
+            classes = seg.segment(frame)  # (H, W) uint8 at the frame's size
+        seg.reset()                       # a cut: forget the past
+
+    Args:
+        source: a Keras model, a preset name, a ``.keras`` file, or an exported ``.tflite``
+            (LiteRT with XNNPACK) / ``.onnx`` (onnxruntime) file. An artifact's input size,
+            output kind and labels are read from the file (and its export report beside it).
+        smoothing: False, True (the recommended :class:`TemporalSmoother`), a float strength in
+            [0, 1), or a :class:`TemporalSmoother`.
+        num_threads: runtime threads for an artifact (None: the runtime's default).
+        input_size: run a Keras model at this size (default: its preset's contract).
+        labels: class names; for an artifact they must match its class count.
+    """
+
+    def __init__(self, source, smoothing=False, *, num_threads=None, input_size=None,
+                 labels=None):
+        self.source = open_source(source, num_threads=num_threads, input_size=input_size,
+                                  labels=labels)
+        if smoothing is True:
+            smoothing = TemporalSmoother()
+        elif smoothing is not False and smoothing is not None and \
+                not isinstance(smoothing, TemporalSmoother):
+            smoothing = TemporalSmoother(strength=float(smoothing))
+        self.smoother = smoothing or None
+        self.frame_size = None
+        self.frames = 0
+        self.resets = 0
+
+    # -- contract ----------------------------------------------------------------------------
+    @property
+    def num_classes(self):
+        return self.source.num_classes
+
+    @property
+    def labels(self):
+        return self.source.labels
+
+    @property
+    def palette(self):
+        return self.source.palette
+
+    @property
+    def input_size(self):
+        return self.source.input_size
+
+    def describe(self):
+        smooth = ("off" if self.smoother is None else
+                  f"strength {self.smoother.strength:g}, motion {self.smoother.motion_scale}, "
+                  f"margin {self.smoother.margin:g}")
+        return f"{self.source.description}; smoothing {smooth}"
+
+    # -- running -----------------------------------------------------------------------------
+    def reset(self):
+        """Forget the past frames (call it at a cut)."""
+        if self.smoother is not None:
+            self.smoother.reset()
+
+    def segment(self, frame):
+        """(H, W) uint8 class map (int32 beyond 256 classes) of one RGB uint8 frame (H, W, 3)."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected one RGB uint8 frame (H, W, 3), got shape {frame.shape} "
+                             f"{frame.dtype}")
+        size = frame.shape[:2]
+        if self.frame_size is not None and size != self.frame_size:
+            self.reset()  # another size mid-stream: the past no longer lines up
+            self.resets += 1
+        self.frame_size = size
+        out = self.source(frame)
+        if self.smoother is not None:
+            out = self.smoother.update(out, frame, self.num_classes)
+            out = self.smoother.with_hysteresis(out)
+            if self.source.output == "classes":  # one-hot evidence: vote, then nearest
+                out = out.argmax(-1)
+        if out.ndim == 3:  # scores: bilinear to the frame, then argmax
+            if out.shape[:2] != size:
+                out = _upsample_scores(out, size, self.source.align_corners)
+            out = out.argmax(-1)
+        elif out.shape != size:
+            out = _nearest(out, size)
+        n = self.num_classes
+        if n is not None and out.size and int(out.max()) >= n:
+            raise ValueError(f"{self.source.description} predicts class {int(out.max())} but "
+                             f"has {n} classes")
+        self.frames += 1
+        return out.astype(np.uint8 if (n or int(out.max(initial=0)) + 1) <= 256 else np.int32)

@@ -1,0 +1,95 @@
+"""Temporal smoothing of per-frame segmentations: motion-aware exponential averaging of class
+evidence, plus hysteresis on class switches.
+
+Per pixel, at the source's output resolution:
+
+* evidence ``p_t``: softmax probabilities of a scores output, or the one-hot class of a
+  class-map output (an int8 ``classes`` artifact);
+* ``E_t = (1 - a) * E_{t-1} + a * p_t`` with ``a = 1 - strength`` where the picture is still,
+  rising to 1 where it moved (the grey-level difference of the frames, downscaled to the same
+  resolution, over ``motion_scale``), so moving objects are not smeared over the background;
+* hysteresis: the shown class stays until another class's evidence beats it by ``margin``
+  (flicker between two near-equal classes stops; a clear change goes through at once).
+
+``reset()`` forgets the past (a cut in the video, or a change of frame size).
+"""
+import numpy as np
+
+
+def _softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
+def _gray(frame, size):
+    """Grey levels (0-1) of ``frame`` at ``size`` (nearest sampling: cheap, motion only)."""
+    h, w = frame.shape[:2]
+    rows = (np.arange(size[0]) * h // size[0])
+    cols = (np.arange(size[1]) * w // size[1])
+    small = frame[rows][:, cols].astype(np.float32)
+    return small @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+
+
+class TemporalSmoother:
+    """Smooth a stream of per-frame outputs (see the module docstring).
+
+    Args:
+        strength: 0 (off) .. <1: weight of the past where the picture is still.
+        motion_scale: grey-level change (0-1) at which a pixel counts as fully moving (the past
+            is dropped there); None turns motion gating off.
+        margin: hysteresis margin on the averaged evidence (0 turns it off).
+    """
+
+    def __init__(self, strength=0.6, motion_scale=0.12, margin=0.1):
+        if not 0 <= float(strength) < 1:
+            raise ValueError(f"smoothing strength must be in [0, 1), got {strength!r}")
+        if motion_scale is not None and not float(motion_scale) > 0:
+            raise ValueError(f"motion_scale must be positive (or None), got {motion_scale!r}")
+        if not 0 <= float(margin) < 1:
+            raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+        self.strength = float(strength)
+        self.motion_scale = None if motion_scale is None else float(motion_scale)
+        self.margin = float(margin)
+        self.reset()
+
+    def reset(self):
+        self._evidence = self._shown = self._gray = None
+
+    def update(self, output, frame=None, num_classes=None):
+        """Smoothed evidence ``(h, w, C)`` float32 for this frame's ``output``: scores
+        ``(h, w, C)`` or a class map ``(h, w)`` (then ``num_classes`` sets C)."""
+        if output.ndim == 2:
+            n = int(num_classes or output.max() + 1)
+            p = np.zeros(output.shape + (n,), np.float32)
+            np.put_along_axis(p, output[..., None].astype(np.intp), 1.0, axis=-1)
+        else:
+            p = _softmax(np.array(output, np.float32))
+        if self._evidence is not None and self._evidence.shape != p.shape:
+            self.reset()  # size or class count changed: start again
+        gray = _gray(frame, p.shape[:2]) if frame is not None and self.motion_scale else None
+        if self._evidence is None:
+            self._evidence = p
+        else:
+            a = np.full(p.shape[:2], 1.0 - self.strength, np.float32)
+            if gray is not None and self._gray is not None:
+                moved = np.minimum(np.abs(gray - self._gray) / self.motion_scale, 1.0)
+                a += (1.0 - a) * moved
+            a = a[..., None]
+            self._evidence = self._evidence * (1.0 - a) + p * a
+        self._gray = gray
+        return self._evidence
+
+    def with_hysteresis(self, evidence):
+        """``evidence`` with ``margin`` added to the previously shown class, so its argmax only
+        switches class where another beats the shown one by the margin; remembers the new
+        argmax as the shown class. (Biasing the evidence, not the class map, lets the caller
+        still upsample it bilinearly to the frame's size.)"""
+        if self.margin and self._shown is not None and self._shown.shape == evidence.shape[:2]:
+            evidence = evidence.copy()
+            idx = self._shown[..., None]
+            np.put_along_axis(evidence, idx,
+                              np.take_along_axis(evidence, idx, axis=-1) + self.margin, axis=-1)
+        self._shown = evidence.argmax(-1)
+        return evidence
