@@ -17,9 +17,10 @@ input size, resize semantics, input normalisation); :func:`from_tflite` builds i
 builders and imports the weights by structure (:mod:`deeplab_keras.importers.tflite_match`).
 """
 import dataclasses
-import os
 
 import numpy as np
+
+from deeplab_keras.importers.tflite_reader import Graph
 
 CONV, DEPTHWISE, FC = "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"
 CONV_KINDS = (CONV, DEPTHWISE, FC)
@@ -58,135 +59,6 @@ class ConvNode:
         shape = tuple(int(d) for d in self.kernel.shape)
         return (f"op #{self.index} {self.kind} {self.name!r} (kernel {shape}, stride "
                 f"{self.strides[0]}, dilation {self.dilation[0]})")
-
-
-def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:  # pragma: no cover - TF's copy of the same generated module
-        from tensorflow.lite.python import schema_py_generated as schema
-    return schema
-
-
-class Graph:
-    """The first subgraph of a TFLite file, with constant tensors readable as float32."""
-
-    def __init__(self, path):
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"TFLite file not found: {path}")
-        with open(path, "rb") as f:
-            data = f.read()
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ValueError(f"{path}: not a readable TFLite model (no 'TFL3' flatbuffer "
-                             f"identifier; is it a .tflite file?)")
-        schema = _schema()
-        try:
-            model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-            graph = model.subgraphs[0]
-            self.tensors = graph.tensors
-            ops = graph.operators or []
-        except Exception as err:  # flatbuffers raises IndexError/struct.error on truncation
-            raise ValueError(f"{path}: not a readable TFLite model (truncated or corrupt "
-                             f"flatbuffer: {type(err).__name__}: {err})") from err
-        self.path, self.data, self.model = path, data, model
-        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        self.type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-        self.ops = []
-        for op in ops:
-            code = model.operatorCodes[op.opcodeIndex]
-            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-            self.ops.append((kind, [i for i in (op.inputs if op.inputs is not None else []) if i >= 0],
-                             list(op.outputs if op.outputs is not None else []), op.builtinOptions))
-        self.inputs = list(graph.inputs if graph.inputs is not None else [])
-        self.outputs = list(graph.outputs if graph.outputs is not None else [])
-        self.producer = {t: k for k, (_, _, outs, _) in enumerate(self.ops) for t in outs}
-        self.consumers = {}
-        for k, (_, ins, _, _) in enumerate(self.ops):
-            for t in ins:
-                self.consumers.setdefault(t, []).append(k)
-
-    # -- tensors -------------------------------------------------------------------------------
-    def name(self, t):
-        return self.tensors[t].name.decode(errors="replace") if self.tensors[t].name else ""
-
-    def shape(self, t):
-        s = self.tensors[t].shape
-        sig = self.tensors[t].shapeSignature
-        shape = [int(d) for d in (s if s is not None else [])]
-        if sig is not None and len(sig) == len(shape):
-            shape = [int(d) if int(d) >= 0 else None for d in sig]
-        return tuple(shape)
-
-    def dtype(self, t):
-        return self.type_names[self.tensors[t].type]
-
-    def raw(self, t):
-        """The stored bytes of a constant tensor, or None for an activation."""
-        tensor = self.tensors[t]
-        buffer = self.model.buffers[tensor.buffer] if tensor.buffer < len(self.model.buffers) else None
-        if buffer is None:
-            return None
-        if buffer.data is not None and len(buffer.data):
-            return np.asarray(buffer.data, np.uint8).tobytes()
-        if getattr(buffer, "offset", 0) > 1 and getattr(buffer, "size", 0):
-            return self.data[buffer.offset:buffer.offset + buffer.size]
-        return None
-
-    def is_constant(self, t):
-        if t in self.producer:
-            kind, ins, _, _ = self.ops[self.producer[t]]
-            return kind == "DEQUANTIZE" and all(self.is_constant(i) for i in ins)
-        return self.raw(t) is not None
-
-    def constant(self, t):
-        """A constant tensor as float32, dequantized (also through a DEQUANTIZE op)."""
-        if t in self.producer:
-            kind, ins, _, _ = self.ops[self.producer[t]]
-            if kind != "DEQUANTIZE" or not ins:
-                raise ValueError(f"{self.path}: tensor {self.name(t)!r} is computed by {kind}, "
-                                 f"not stored; only constant or DEQUANTIZE'd weights are supported")
-            return self.constant(ins[0])
-        raw = self.raw(t)
-        if raw is None:
-            raise ValueError(f"{self.path}: tensor {self.name(t)!r} has no stored data")
-        dtypes = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8, "UINT8": np.uint8,
-                  "INT32": np.int32, "INT64": np.int64, "INT16": np.int16}
-        kind = self.dtype(t)
-        if kind not in dtypes:
-            raise ValueError(f"{self.path}: weight tensor {self.name(t)!r} has unsupported type "
-                             f"{kind} (supported: {', '.join(dtypes)}; INT4 and sparse weights are not)")
-        if self.tensors[t].sparsity is not None:
-            raise ValueError(f"{self.path}: weight tensor {self.name(t)!r} is sparse; sparse "
-                             f"weights are not supported")
-        shape = [int(d) for d in self.tensors[t].shape]
-        try:
-            value = np.frombuffer(raw, dtypes[kind]).reshape(shape)
-        except ValueError as err:
-            raise ValueError(f"{self.path}: tensor {self.name(t)!r} holds {len(raw)} bytes, not "
-                             f"{kind}{shape} (truncated or corrupt file)") from err
-        if np.issubdtype(value.dtype, np.floating):
-            return value.astype(np.float32)
-        q = self.tensors[t].quantization
-        scales = None if q is None or q.scale is None else np.asarray(q.scale, np.float64)
-        if scales is None or scales.size == 0:
-            if kind in ("INT32", "INT64"):
-                return value.astype(np.float32)
-            raise ValueError(f"{self.path}: tensor {self.name(t)!r} is {kind} without "
-                             f"quantization parameters")
-        zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * scales.size, np.float64)
-        if scales.size > 1:
-            axis_shape = [1] * value.ndim
-            axis_shape[q.quantizedDimension] = -1
-            scales, zero = scales.reshape(axis_shape), zero.reshape(axis_shape)
-        return ((value.astype(np.float64) - zero) * scales).astype(np.float32)
-
-    def quantization(self, t):
-        """(scale, zero_point) of a per-tensor quantized tensor, else None."""
-        q = self.tensors[t].quantization
-        if q is None or q.scale is None or len(q.scale) != 1:
-            return None
-        return float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
 
 
 def _activations(graph, ins):
@@ -282,7 +154,7 @@ def _check_op(graph, k, kind, ins, acts, feeds, folded):
 def read_graph(path):
     """Parse ``path``; returns ``(graph, convs)`` with convs a list of :class:`ConvNode` in
     data-flow order (the file's operator order, which TFLite keeps topological)."""
-    graph = Graph(path)
+    graph = Graph(path)  # checks every field it reads, the input size included
     feeds = {}  # tensor -> tuple of Feed
     stride_of = {}  # tensor -> its stride relative to the image (None: unknown, after a resize)
     for t in graph.inputs:
@@ -433,6 +305,10 @@ def _normalisation(graph):
         return float(v) if v.ndim == 0 else [float(e) for e in v]
 
     if steps:
+        if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(offset)) and np.all(scale != 0)):
+            raise ValueError(f"{graph.path}: the input normalisation ({'; '.join(steps)}) gives "
+                             f"scale {plain(scale)} / offset {plain(offset)}: not finite or zero "
+                             "(corrupt file); pass preprocessing={'normalization': ...} by hand")
         return plain(scale), plain(offset), "; ".join(steps)
     return 1 / 127.5, -1.0, ("assumed [-1, 1] (x / 127.5 - 1): float input with no "
                              "normalisation ops, DeepLab's MobileNet convention")
