@@ -9,6 +9,7 @@ import numpy as np
 from deeplab_keras import data as dkdata
 from deeplab_keras.evaluation.metrics import SegmentationMetrics
 from deeplab_keras.utils import io
+from deeplab_keras.utils.backend import require_tensorflow
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training import run_folder
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
@@ -130,6 +131,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     (``keras.callbacks.BackupAndRestore``) when a previous run with the same ``output_dir`` was
     interrupted. ``output_dir`` must be new, empty or a run folder of ours; it is locked while
     the run writes (see :mod:`.run_folder`)."""
+    require_tensorflow("training (tf.distribute strategies, tf.data pipelines)")
     config = make_config(config_or_recipe, **overrides)
     keras.utils.set_random_seed(int(config["seed"]))
     strategy = get_strategy(config["strategy"])
