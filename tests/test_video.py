@@ -3,6 +3,7 @@ reader/writer and pipeline (size, frame count, audio, atomic writes), predict on
 artifacts, and the bad inputs (zero-frame, corrupt and truncated videos, class-count mismatch)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -282,3 +283,79 @@ def test_killed_predict_leaves_nothing_under_the_final_name(tiny):
     finally:
         proc.wait()
     assert not (out / "long_kill_overlay.mp4").exists()
+
+
+# -- live mode ---------------------------------------------------------------------------------
+
+class _FakeReader:
+    """A source delivering ``n`` frames at once, then (``stall``) nothing more, ever."""
+
+    def __init__(self, n, stall=False):
+        self.n, self.stall, self.fps, self.path = n, stall, 1000.0, "fake://source"
+        self.release = __import__("threading").Event()
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield np.full((4, 4, 3), i, np.uint8)
+        if self.stall:
+            self.release.wait()
+
+    def close(self):
+        self.release.set()
+
+
+def test_live_keeps_the_newest_frame_and_counts_drops():
+    from deeplab_keras.video.live import LiveFrames
+    frames = LiveFrames(_FakeReader(50), live=True)
+    taken = []
+    for frame in frames:
+        taken.append(int(frame[0, 0, 0]))
+        frames._thread.join()  # a slow consumer: everything else arrives meanwhile
+    assert taken[-1] == 49 and len(taken) <= 2  # the newest, not a backlog
+    assert frames.received == 50 and frames.dropped + len(taken) == 50
+    stalled = LiveFrames(_FakeReader(1, stall=True), live=True, stall_timeout=0.5)
+    with pytest.raises(ValueError, match="the stream stopped"):
+        for _ in stalled:
+            pass
+    stalled.close()
+
+
+def test_live_command_on_a_file_source(tiny, capsys):
+    from deeplab_keras.video import VideoReader
+    video = make_video(tiny["tmp"] / "live.mp4", frames=12, size="64x48", audio=False)
+    out = tiny["tmp"] / "live_out.mp4"
+    rc = cli.main(["live", "--source", video, "--weights", tiny["path"], "--no-window",
+                   "--output", str(out), "--background", "blur", "--keep", "road", "car",
+                   "--speed", "4"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    line = [ln for ln in captured.out.splitlines() if ln.startswith("live:")][-1]
+    processed = int(line.split()[1])
+    dropped, received = (int(v) for v in
+                         re.search(r"(\d+) of (\d+) received frames dropped", line).groups())
+    assert received == 12 and processed + dropped == 12 and processed >= 1
+    made = VideoReader(str(out))
+    assert made.frames == processed and made.size == (48, 64)
+    made.close()
+    # bad input: one line each, nothing written
+    assert cli.main(["live", "--source", "97", "--weights", tiny["path"], "--no-window",
+                     "--output", str(tiny["tmp"] / "cam.mp4")]) == 1
+    assert "camera 97 not found" in capsys.readouterr().err
+    assert cli.main(["live", "--source", video, "--weights", tiny["path"], "--no-window"]) == 1
+    assert "give --output FILE.mp4" in capsys.readouterr().err
+    assert cli.main(["live", "--source", video, "--weights", tiny["path"], "--no-window",
+                     "--output", str(tiny["tmp"] / "k.mp4"), "--background", "blur",
+                     "--keep", "person"]) == 1
+    assert "--keep 'person' is not a class of this model" in capsys.readouterr().err
+    assert not (tiny["tmp"] / "cam.mp4").exists() and not (tiny["tmp"] / "k.mp4").exists()
+
+
+def test_replace_background_keeps_only_the_chosen_classes():
+    from deeplab_keras.inference import replace_background
+    image = np.full((10, 12, 3), 200, np.uint8)
+    classes = np.zeros((10, 12), np.uint8)
+    classes[:, 6:] = 1
+    out = replace_background(image, classes, [1], (0, 177, 64))
+    assert (out[:, 8:] == 200).all() and (out[:, :4] == (0, 177, 64)).all()
+    with pytest.raises(ValueError, match="background must be 'blur'"):
+        replace_background(image, classes, [1], "sepia")
