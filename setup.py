@@ -24,12 +24,14 @@ EXTRAS = {
     "plots": ["matplotlib>=3.5"],
     # predict on video files (.mp4 ...): imageio with its bundled ffmpeg binary
     "video": ["imageio>=2.28", "imageio-ffmpeg>=0.4.9"],
+    # the documentation site (mkdocs.yml, docs/): mkdocs build --strict; not a runtime feature
+    "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26"],
 }
 # mediapipe 1.2 pins absl-py~=2.3 and tensorflow-model-optimization 0.8 pins absl-py~=1.2: pip
 # cannot resolve both in one install (it backtracks through every tensorflow release), so [all]
 # and [dev] leave [mobile] out; install it after: pip install -e ".[dev]" && pip install -e ".[mobile]"
 # (both import and run together; pip check then reports only tfmot's absl-py pin).
-EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items() if name != "mobile" for d in deps})
+EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items() if name not in ("mobile", "docs") for d in deps})
 EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
 
 setup(

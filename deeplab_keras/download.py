@@ -9,7 +9,13 @@
   honours it (restarting from zero when it does not).
 * Files without a pinned checksum are only fetched with ``allow_unpinned=True``; their computed
   sha256 is printed so it can be pinned.
+* Every download ends (issue 19): an overall deadline (``$DEEPLAB_KERAS_DOWNLOAD_DEADLINE``
+  seconds, default 3600), a minimum transfer rate (``$DEEPLAB_KERAS_DOWNLOAD_MIN_RATE`` bytes/s
+  over :data:`RATE_WINDOW` seconds, default 1024), and a size bound: a pinned size exactly, else
+  ``$DEEPLAB_KERAS_DOWNLOAD_MAX_BYTES`` (default 4 GiB). A failed download leaves no partial
+  file (a full disk included).
 """
+import errno
 import hashlib
 import http.client
 import json
@@ -29,6 +35,13 @@ MIRROR_ENV = "DEEPLAB_KERAS_MIRROR"
 CHUNK = 1 << 16
 LOCK_TIMEOUT = 3600.0  # seconds a process waits for another one downloading the same file
 RECORD_SUFFIX = ".record.json"  # sha256 recorded at an unpinned file's first download
+DEADLINE_ENV = "DEEPLAB_KERAS_DOWNLOAD_DEADLINE"
+MIN_RATE_ENV = "DEEPLAB_KERAS_DOWNLOAD_MIN_RATE"
+MAX_BYTES_ENV = "DEEPLAB_KERAS_DOWNLOAD_MAX_BYTES"
+DEADLINE = 3600.0        # seconds for one fetch, retries included
+MIN_RATE = 1024.0        # bytes/s a transfer must keep up over each RATE_WINDOW
+RATE_WINDOW = 30.0       # seconds
+MAX_BYTES = 4 * 2**30    # bound on a file without a pinned size
 
 
 class ChecksumError(ValueError):
@@ -48,8 +61,36 @@ class CacheError(OSError):
     """The cache folder cannot be created or written (read-only file system, permissions)."""
 
 
+class LimitError(DownloadError):
+    """A transfer broke a bound: the overall deadline, the minimum rate, the size."""
+
+
+def _setting(value, env, default, name):
+    """A positive number: ``value`` if given, else ``$env``, else ``default``."""
+    if value is None:
+        value = os.environ.get(env) or default
+        where = f"${env}" if os.environ.get(env) else name
+    else:
+        where = name
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{where} must be a positive number, got {value!r}")
+    return number
+
+
+def limits(deadline=None, min_rate=None, max_bytes=None):
+    """``(deadline s, min rate B/s, max bytes)`` from the arguments, else the environment
+    (:data:`DEADLINE_ENV`, :data:`MIN_RATE_ENV`, :data:`MAX_BYTES_ENV`), else the defaults."""
+    return (_setting(deadline, DEADLINE_ENV, DEADLINE, "deadline"),
+            _setting(min_rate, MIN_RATE_ENV, MIN_RATE, "min_rate"),
+            int(_setting(max_bytes, MAX_BYTES_ENV, MAX_BYTES, "max_bytes")))
+
+
 def cache_dir():
-    path = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".keras", "deeplab_keras")
+    path = os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".keras", "deeplab_keras"))
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:
@@ -88,7 +129,8 @@ def source_url(url, file):
 
 
 def fetch(url, file, *, sha256=None, md5=None, size=None, allow_unpinned=False, retries=2,
-          progress=True, timeout=60, subdir=None, lock_timeout=None):
+          progress=True, timeout=60, subdir=None, lock_timeout=None, deadline=None,
+          min_rate=None, max_bytes=None):
     """Return the local path of ``file`` (in the cache), downloading it from ``url`` if needed.
 
     Pinned files (``sha256``/``md5``) are cached as ``<cache>/<file>`` and verified on every use.
@@ -102,7 +144,13 @@ def fetch(url, file, *, sha256=None, md5=None, size=None, allow_unpinned=False, 
     is kept), :class:`DownloadError` when it cannot be fetched (the message names the URL and
     where to put the file by hand), :class:`CacheError` for a cache folder that cannot be
     written, ValueError for an unpinned file without ``allow_unpinned``.
+
+    ``deadline`` (seconds for the whole fetch), ``min_rate`` (bytes/s over each
+    :data:`RATE_WINDOW`) and ``max_bytes`` (bound of a file without a pinned ``size``) default
+    to their environment variables (see the module's doc); breaking one raises
+    :class:`LimitError` and keeps nothing.
     """
+    bounds = limits(deadline, min_rate, max_bytes)
     folder = os.path.join(cache_dir(), subdir) if subdir else cache_dir()
     pinned = bool(sha256 or md5)
     real_url = source_url(url, file)
@@ -124,16 +172,20 @@ def fetch(url, file, *, sha256=None, md5=None, size=None, allow_unpinned=False, 
                 return dest
             os.remove(dest)
         return _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, progress,
-                             timeout)
+                             timeout, bounds)
 
 
-def _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, progress, timeout):
+def _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, progress, timeout,
+                  bounds):
     part = _adopt_part(dest)  # our own temp name; a killed run's part is resumed
-    error = None
+    error, ok = None, False
+    deadline, min_rate, max_bytes = bounds
+    budget = Budget(real_url, time.monotonic() + deadline, min_rate,
+                    size if size is not None else max_bytes, size is not None)
     try:
         for attempt in range(retries + 1):
             try:
-                resumed = _download(real_url, part, timeout, progress)
+                resumed = _download(real_url, part, timeout, progress, budget)
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                     socket.timeout, TimeoutError) as err:
                 error = err
@@ -157,15 +209,22 @@ def _fetch_locked(real_url, file, dest, pinned, sha256, md5, size, retries, prog
                                 f"the cache ({dest}).") from None
             digest = file_hash(part)
             os.replace(part, dest)
+            ok = True
             if not pinned:
                 from deeplab_keras.utils.io import write_json
                 write_json(dest + RECORD_SUFFIX, {"url": real_url, "sha256": digest,
                                                   "size": os.path.getsize(dest)})
                 _report_unpinned(dest, digest)
             return dest
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise CacheError(f"download of {real_url} stopped: no space left for {dest} "
+                             f"({err.strerror or err}); the partial file was removed. Free some "
+                             f"space or set {CACHE_ENV} to a folder on a larger disk.") from None
+        raise
     finally:
-        if os.path.exists(part) and os.path.getsize(part) == 0:
-            os.remove(part)
+        if not ok:  # a failed download leaves nothing behind (a killed one is resumed)
+            _remove_quietly(part)
     raise DownloadError(
         f"could not download {real_url}: {error}. If this machine is offline, fetch the file "
         f"elsewhere and put it at {dest}" + (f" (sha256 {sha256})" if sha256 else "")
@@ -236,6 +295,12 @@ def file_lock(dest, timeout=None):
 
     class _Lock:
         def __enter__(self):
+            try:
+                lock.acquire(timeout=0)
+                return self
+            except filelock.Timeout:
+                print(f"deeplab-keras: waiting for another process that is writing {dest} "
+                      f"(up to {lock.timeout:.0f} s; lock {lock.lock_file})", file=sys.stderr)
             try:
                 lock.acquire()
             except filelock.Timeout:
@@ -348,17 +413,79 @@ def _content_range_start(value):
     return int(m.group(1)) if m else None
 
 
-def _download(url, part, timeout, progress):
+class Budget:
+    """The bounds of one fetch: an overall deadline (``time.monotonic()``), a minimum rate
+    over each :data:`RATE_WINDOW`, a size limit (``exact``: the pinned size)."""
+
+    def __init__(self, url, end, min_rate, limit, exact):
+        self.url, self.end, self.min_rate, self.limit, self.exact = url, end, min_rate, limit, exact
+        self.window = None
+
+    def timeout(self, timeout):
+        """The socket timeout: ``timeout``, or less when the deadline is nearer."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            self._fail(f"the overall deadline passed (set {DEADLINE_ENV} or deadline= for more "
+                       "time, or use a mirror)")
+        return max(0.05, min(timeout, left))
+
+    def start(self, done):
+        self.window = (time.monotonic(), done)
+
+    def check(self, done):
+        """After each read: raise :class:`LimitError` when a bound is broken."""
+        if done > self.limit:
+            what = (f"more than its pinned size of {self.limit} bytes (wrong or endless file)"
+                    if self.exact else f"more than {self.limit} bytes (set {MAX_BYTES_ENV} or "
+                    "max_bytes= if the file really is that large)")
+            self._fail(f"the server sent {what}")
+        now = time.monotonic()
+        if now > self.end:
+            self._fail(f"the overall deadline passed (set {DEADLINE_ENV} or deadline= for more "
+                       "time, or use a mirror)")
+        t0, d0 = self.window
+        if now - t0 >= RATE_WINDOW:
+            rate = (done - d0) / (now - t0)
+            if rate < self.min_rate:
+                self._fail(f"the transfer ran at {rate:.0f} bytes/s over {now - t0:.0f} s, below "
+                           f"the minimum of {self.min_rate:.0f} (set {MIN_RATE_ENV} or min_rate= "
+                           "to accept a slower server, or use a mirror)")
+            self.window = (now, done)
+
+    def _fail(self, why):
+        raise LimitError(f"download of {self.url} stopped: {why}. Nothing was kept; set "
+                         f"{MIRROR_ENV} to a server holding the file, or put it in the cache "
+                         "by hand.")
+
+
+def _content_length(url, response, have, budget):
+    """The announced size of the reply (None when absent); refuses a malformed one and one
+    beyond the budget's limit before reading the body."""
+    length = response.headers.get("Content-Length")
+    if length is None:
+        return None
+    if not length.strip().isdigit():
+        raise DownloadError(f"download of {url} refused: the server sent an invalid "
+                            f"Content-Length {length!r}. Try again later, set {MIRROR_ENV} to "
+                            "another server, or put the file in the cache by hand.")
+    total = int(length) + have
+    if total > budget.limit:
+        budget.check(total)
+    return total
+
+
+def _download(url, part, timeout, progress, budget):
     """Download ``url`` into ``part``, resuming from its current size. Returns True if resumed.
 
     A ``206`` reply is appended only if its ``Content-Range`` starts exactly at the part's
-    size; otherwise the part is discarded and the file fetched again from byte 0."""
+    size; otherwise the part is discarded and the file fetched again from byte 0. ``budget``
+    (:class:`Budget`) bounds time, rate and size."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(url, headers={"User-Agent": "deeplab-keras"})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=budget.timeout(timeout))
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # nothing left to fetch: the part is complete (or stale)
             return True
@@ -373,24 +500,26 @@ def _download(url, part, timeout, progress):
                       "from byte 0", file=sys.stderr)
                 response.close()
                 os.remove(part)
-                return _download(url, part, timeout, progress)
+                return _download(url, part, timeout, progress, budget)
         elif response.status == 206:
             raise http.client.HTTPException(f"{url}: unrequested partial content (206)")
         mode = "ab" if resumed else "wb"
-        length = response.headers.get("Content-Length")
-        total = (int(length) + (have if resumed else 0)) if length else None
+        total = _content_length(url, response, have if resumed else 0, budget)
         bar = None
         if progress:
             from keras.utils import Progbar
             bar = Progbar(total, unit_name="B")
         done = have if resumed else 0
+        budget.start(done)
+        read = getattr(response, "read1", response.read)
         with open(part, mode) as f:
             while True:
-                block = response.read(CHUNK)
+                block = read(CHUNK)  # returns what arrived: the bounds apply per read
                 if not block:
                     break
-                f.write(block)
                 done += len(block)
+                budget.check(done)
+                f.write(block)
                 if bar is not None:
                     bar.update(done)
         if total is not None and done < total:

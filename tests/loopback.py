@@ -17,6 +17,9 @@ BEHAVIOURS = {
     "bad_range": "a Range request answered 206 from byte 0 (first reply cut)",
     "no_content_range": "206 without Content-Range (first reply cut)",
     "slow": "the body in 10 slices, 50 ms apart",
+    "drip": "one byte every 50 ms (at most 200 bytes, then the connection is closed)",
+    "endless": "no Content-Length, the body repeated until the client leaves (at most 64 MiB)",
+    "bad_length": "Content-Length: abc",
 }
 
 
@@ -46,6 +49,9 @@ class Server:
                     return
                 data, mode = outer.files[name], outer.behaviour.get(name, "")
                 first = outer.gets(name) == 1
+                if mode in ("drip", "endless", "bad_length"):
+                    self._misbehave(mode, data)
+                    return
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0
                 if rng and "no_range" in mode:
                     self.send_response(200)
@@ -81,6 +87,27 @@ class Server:
                         time.sleep(0.05)
                     return
                 self.wfile.write(body)
+
+            def _misbehave(self, mode, body):
+                self.send_response(200)
+                if mode == "bad_length":
+                    self.send_header("Content-Length", "abc")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    if mode == "drip":
+                        for i in range(min(len(body), 200)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    elif mode == "endless":
+                        for _ in range(64 * 2**20 // max(1, len(body))):
+                            self.wfile.write(body)
+                    else:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what the test wants
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -148,12 +148,14 @@ def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(training, "train", lambda config: calls.append(config) or (None, History()))
     out = tmp_path / "run"
-    (out / "backup").mkdir(parents=True)
-    (out / "backup" / "chief").write_text("state of a killed run")
+    backup = out / ".deeplab-keras-backup"
+    backup.mkdir(parents=True)
+    (backup / "chief").write_text("state of a killed run")
+    (out / ".deeplab-keras-run").write_text('{"written_by": "deeplab-keras train"}')
     argv = ["train", "--recipe", recipe(tmp_path), "--dataset", "folder", "--num-classes", "5",
             "--data-root", str(tmp_path), "--output-dir", str(out)]
     assert cli.main(argv) == 0
-    assert f"resuming the interrupted run in {out / 'backup'}" in capsys.readouterr().out
-    (out / "backup" / "chief").unlink()
+    assert f"resuming the interrupted run in {backup}" in capsys.readouterr().out
+    (backup / "chief").unlink()
     assert cli.main(argv) == 0
     assert "resuming" not in capsys.readouterr().out and len(calls) == 2

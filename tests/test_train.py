@@ -130,12 +130,12 @@ def test_interrupted_training_resumes_from_backup(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         training.train(config, callbacks=[_Crash()])
     out = tmp_path / "run"
-    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert json.loads((out / ".deeplab-keras-backup" / "training_metadata.json").read_text())["epoch"] == 2
     model, history = training.train(config)
     assert history.epoch == [2]  # only the third epoch ran
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
     assert int(model.optimizer.iterations.numpy()) == 6  # optimizer state came back too
-    assert not (out / "backup").exists() and (out / "last.weights.h5").exists()
+    assert not (out / ".deeplab-keras-backup").exists() and (out / "last.weights.h5").exists()
 
 
 def test_deeplabv2_multi_scale_losses(tmp_path):

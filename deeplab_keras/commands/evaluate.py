@@ -72,6 +72,9 @@ def add_parser(subparsers):
                      "example overlays (default: beside --output-json; none without either)")
     out.add_argument("--examples", type=int, default=3,
                      help="example panels (image | ground truth | prediction) to draw (default 3)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --output-json / picture that deeplab-keras did "
+                     "not write (default: refuse)")
     return p
 
 
@@ -79,6 +82,7 @@ def run(args):
     from deeplab_keras import data
     from deeplab_keras.evaluation import evaluate, format_table, write_json
 
+    check_outputs(args)  # issue 19: before any work, never replace a user's file
     model = None
     if args.dataset == "folder":
         if args.num_classes is None and args.weights and str(args.weights).endswith(".keras") \
@@ -129,11 +133,38 @@ def run(args):
     print(f"{model.name} on {args.dataset} {args.split}")
     print(format_table(result))
     if args.output:
+        check_outputs(args)  # again: the folder may have changed while we evaluated
         print(f"wrote {write_json(result, args.output)}")
     palette = getattr(model, "palette", None) or [list(c) for c in info.palette]
     write_pictures(args, result, palette, examples, info.ignore_label,
                    getattr(model, "labels", None) or list(result.get("class_names") or []))
     return 0
+
+
+def _pictures(args):
+    """The pictures evaluate will write: ``[(path, writer)]`` with writer one of confusion, iou,
+    example."""
+    from deeplab_keras.evaluation import plots
+
+    folder = _plots_dir(args)
+    if not folder or args.artifact:
+        return []
+    stem = os.path.splitext(os.path.basename(args.output))[0] if args.output else "evaluate"
+    kinds = (["confusion", "iou"] if plots.have_matplotlib() else []) + \
+        [f"example{i}" for i in range(max(0, args.examples))]
+    return [os.path.join(folder, f"{stem}_{kind}.png") for kind in kinds]
+
+
+def check_outputs(args):
+    """Refuse (naming the file and --overwrite) to replace a JSON or picture we did not write."""
+    from deeplab_keras.evaluation import plots
+    from deeplab_keras.evaluation.evaluator import is_result_json
+    from deeplab_keras.utils import io
+
+    overwrite = getattr(args, "overwrite", False)
+    if args.output:
+        io.check_owned([args.output], is_result_json, overwrite=overwrite, what="--output-json")
+    io.check_owned(_pictures(args), plots.is_ours, overwrite=overwrite, what="evaluate picture")
 
 
 def _plots_dir(args):
@@ -149,6 +180,7 @@ def write_pictures(args, result, palette, examples, ignore_label, labels):
     folder = _plots_dir(args)
     if not folder:
         return []
+    check_outputs(args)
     stem = os.path.splitext(os.path.basename(args.output))[0] if args.output else "evaluate"
     names = list(result.get("class_names") or [str(i) for i in range(result["num_classes"])])
     written = []
@@ -184,6 +216,7 @@ def _run_artifact(args, info, pairs):
     result = evaluate_artifact(args.artifact, pairs, dataset=info, num_threads=args.threads,
                                progress=args.progress)
     result.update(split=args.split, data_root=os.path.abspath(args.data_root))
+    check_outputs(args)
     a = result["artifact"]
     print(f"{args.artifact} ({a['format']}, {a['runtime']}, input {a['input_shape']} {a['input_dtype']}, "
           f"output {a['output_mode'] or 'by shape'}) on {args.dataset} {args.split}")

@@ -49,9 +49,14 @@ def add_parser(subparsers):
     p.add_argument("--report-dir", default=None,
                    help="where the JSON + markdown report goes (default: the artifact's folder)")
     p.add_argument("--output", required=True, help="output file (.tflite/.onnx) or SavedModel directory")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --output that "
-                   "is not a previous deeplab-keras export (default: refuse)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output (and "
+                   "report files beside it) that deeplab-keras did not write (default: refuse)")
     return p
+
+
+def _name(output):
+    """The artifact's name, as :func:`deeplab_keras.export.api.validate` derives it."""
+    return os.path.splitext(os.path.basename(os.path.normpath(output)))[0]
 
 
 def run(args):
@@ -67,6 +72,7 @@ def run(args):
     # -- end mobile
     from deeplab_keras.export import ownership
     ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
+    ownership.check_report_files(report_dir, _name(args.output), overwrite=args.overwrite)
     size, extra = loader.split_input_size(args.input_size)  # (and a bad --input-size too)
     if extra:
         raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")

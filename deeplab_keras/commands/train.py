@@ -10,8 +10,9 @@ labels and palette, which ``predict``/``evaluate``/``export --weights FILE.keras
 the commands to run next are printed at the end. A short run needs no care about warm-up (a
 recipe's ``warmup_steps`` longer than the run is scaled down, with a message).
 
-An interrupted run resumes from ``<output_dir>/backup`` when started again with the same
-settings; checkpoints (``last``/``best.weights.h5``), ``history.json`` and TensorBoard logs are
+An interrupted run resumes from ``<output_dir>/.deeplab-keras-backup`` when started again with
+the same settings. ``--output-dir`` must be new, empty or a run folder of ours (it carries a
+``.deeplab-keras-run`` marker); a second run into it refuses while the first runs. Checkpoints (``last``/``best.weights.h5``), ``history.json`` and TensorBoard logs are
 written to ``<output_dir>`` (default ``runs/<name>``)."""
 import json
 import os
@@ -56,9 +57,10 @@ def run(args):
         print(json.dumps(config, indent=1))
         return 0
     out = config["output_dir"]
-    backup = os.path.join(out, "backup")
-    if os.path.isdir(backup) and os.listdir(backup):
-        print(f"resuming the interrupted run in {backup} (delete that folder to start over)")
+    from deeplab_keras.training import run_folder
+    if run_folder.resuming(out):
+        print(f"resuming the interrupted run in {run_folder.backup_dir(out)} (delete that folder "
+              "to start over)")
     _, history = train(config)
     last = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
     print(f"trained {len(history.epoch)} epoch(s) in {history.seconds:.0f}s -> {out}: "

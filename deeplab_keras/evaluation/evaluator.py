@@ -168,6 +168,18 @@ def format_table(result):
     return "\n".join(lines)
 
 
+#: keys every evaluation result of ours has (how ``evaluate`` knows a JSON file is its own)
+RESULT_KEYS = {"miou", "per_class_iou", "confusion_matrix", "num_classes"}
+
+
+def is_result_json(path):
+    """Did ``evaluate`` write ``path`` (a JSON object with our result keys)?"""
+    import json
+    with open(path) as f:
+        result = json.load(f)
+    return isinstance(result, dict) and RESULT_KEYS <= set(result)
+
+
 def write_json(result, path):
     """Write ``result`` as JSON atomically (temp file in the same folder + ``os.replace``);
     ``nan`` (absent classes) is written as ``null``."""

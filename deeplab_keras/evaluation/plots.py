@@ -14,6 +14,17 @@ import numpy as np
 from deeplab_keras.utils.io import atomic_path
 
 
+#: the PNG ``Software`` text entry of our pictures: how evaluate knows a picture is its own
+SOFTWARE = "deeplab-keras evaluate"
+
+
+def is_ours(path):
+    """Is ``path`` a picture we wrote (a PNG carrying our ``Software`` entry)?"""
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.format == "PNG" and getattr(im, "text", {}).get("Software") == SOFTWARE
+
+
 def have_matplotlib():
     return importlib.util.find_spec("matplotlib") is not None
 
@@ -28,7 +39,7 @@ def _pyplot():
 def _save(fig, path):
     plt = _pyplot()
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": SOFTWARE})
     plt.close(fig)
     return path
 
@@ -84,7 +95,9 @@ def iou_bars(per_class_iou, names, path, miou=None, title=None, palette=None):
 def example_panel(image, label, prediction, palette, path, ignore_label=None, labels=None):
     """image | ground truth | prediction side by side (ignored pixels drawn white); with
     ``labels``, the prediction carries a legend of its classes."""
-    from deeplab_keras.inference import colorize, draw_legend, save_png
+    from PIL import Image, PngImagePlugin
+
+    from deeplab_keras.inference import colorize, draw_legend
 
     image = np.asarray(image)
     image = np.clip(np.round(image), 0, 255).astype(np.uint8)
@@ -96,4 +109,8 @@ def example_panel(image, label, prediction, palette, path, ignore_label=None, la
     if labels is not None:
         pred = draw_legend(pred, np.asarray(prediction), palette, labels)
     gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
-    return save_png(np.concatenate([image, gap, truth, gap, pred], axis=1), path)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SOFTWARE)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(np.concatenate([image, gap, truth, gap, pred], axis=1)).save(tmp, pnginfo=info)
+    return path

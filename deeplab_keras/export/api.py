@@ -169,7 +169,7 @@ def validate(model, output, format="tflite", quantize="none", input_size=513,
                 "quantize": quantize, "model": model.name}
     return Plan(model=model, output=os.fspath(output), format=fmt, quantize=quantize, size=size,
                 output_mode=output_mode, serve=serve, num_classes=num_classes,
-                name=name or os.path.splitext(os.path.basename(os.fspath(output)))[0],
+                name=name or os.path.splitext(os.path.basename(os.path.normpath(os.fspath(output))))[0],
                 labels=labels, metadata=metadata, io_dtype=io_dtype, gpu_delegate=gpu_delegate,
                 opset=opset, qat_model=qat_model, target=target, overwrite=overwrite)
 
@@ -243,8 +243,11 @@ def gate(plan, tmp, check_images, parity_desc, *, threshold=None, report_dir=Non
               "target": plan.target or plan.format.name, "deploy": deploy}
     if plan.format.name == "tflite" and plan.standard_metadata is None:
         notes["mediapipe"] = deploy["mediapipe"]
-    if report_dir:
+    if report_dir:  # checked again: the folder may have changed while we converted
+        ownership.check_report_files(report_dir, plan.name, plan.labels, plan.overwrite)
         deploy["label_file"] = handoff.write_label_file(plan.labels, report_dir, plan.name)
+        if deploy["label_file"]:  # how the next export knows the file is still ours
+            deploy["label_file_sha256"] = ownership.file_sha256(deploy["label_file"])
         report["report_files"] = parity.write_report(report, report_dir, plan.name)
     if not passed:
         raise parity.ParityError(f"{plan.name}: parity gate failed ({'; '.join(reasons)}); "
@@ -295,6 +298,7 @@ def export_model(model, output, format="tflite", quantize="none", input_size=513
     architecture = architecture or getattr(model, "architecture", None)
     plan = validate(model, output, format, quantize, input_size, output_mode, io_dtype,
                     gpu_delegate, opset, labels, name, qat_model, target, overwrite)
+    ownership.check_report_files(report_dir, plan.name, labels, overwrite)  # before any work
     t0 = time.perf_counter()
     check_images, parity_desc = _images(plan, calibration_data, parity_data, num_calibration,
                                         num_parity)

@@ -35,3 +35,67 @@ def check_output(output, overwrite=False):
     """Raise :class:`deeplab_keras.utils.io.OutputExistsError` unless ``output`` may be
     replaced by an export (see :func:`deeplab_keras.utils.io.check_replaceable`)."""
     io.check_replaceable(output, overwrite=overwrite, ours=is_previous_export, what="export output")
+
+
+# --- the report beside the artifact (issue 19: never replace a user's model.json / model.md) ---
+
+#: keys every export report JSON of ours has
+REPORT_KEYS = {"name", "output", "format", "quantize", "parity", "threshold", "passed"}
+
+
+def report_files(report_dir, name):
+    """The files an export writes in ``report_dir``: ``<name>.json``, ``<name>.md`` and
+    ``<name>.labels.txt``."""
+    return [os.path.join(report_dir, name + ext) for ext in (".json", ".md", ".labels.txt")]
+
+
+def _is_report_json(path):
+    import json
+    with open(path) as f:
+        report = json.load(f)
+    return isinstance(report, dict) and REPORT_KEYS <= set(report)
+
+
+def _is_report_md(path):
+    with open(path, errors="replace") as f:
+        text = f.read(1 << 20)
+    return text.startswith("# Export report: ") and "Figures compare the artifact with the Keras model" in text
+
+
+def is_previous_report(path, labels=None):
+    """Did an export of ours write ``path`` (one of :func:`report_files`)? A labels file is ours
+    when the report beside it names it, or when it already holds exactly ``labels``."""
+    path = os.fspath(path)
+    if path.endswith(".json"):
+        return _is_report_json(path)
+    if path.endswith(".md"):
+        return _is_report_md(path)
+    if labels is not None:
+        with open(path, "rb") as f:
+            if f.read(1 << 20) == ("\n".join(labels) + "\n").encode():
+                return True
+    report = path[:-len(".labels.txt")] + ".json"
+    if not os.path.isfile(report) or not _is_report_json(report):
+        return False
+    import json
+    with open(report) as f:
+        deploy = json.load(f).get("deploy") or {}
+    label_file = deploy.get("label_file")
+    if not label_file or os.path.basename(label_file) != os.path.basename(path):
+        return False
+    recorded = deploy.get("label_file_sha256")  # absent in reports before issue 19
+    return recorded is None or recorded == file_sha256(path)
+
+
+def file_sha256(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_report_files(report_dir, name, labels=None, overwrite=False):
+    """Refuse (:class:`deeplab_keras.utils.io.OutputExistsError`) before any work when the
+    report or label file an export would write beside the artifact exists and is not ours."""
+    if report_dir:
+        io.check_owned(report_files(report_dir, name), lambda p: is_previous_report(p, labels),
+                       overwrite=overwrite, what="export report file")

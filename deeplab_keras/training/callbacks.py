@@ -35,10 +35,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._started = False
-        if self.is_chief and os.path.isdir(self.directory):
-            for name in os.listdir(self.directory):  # left by a run killed while saving
-                if ".tmp-" in name:
-                    os.remove(os.path.join(self.directory, name))
+        if self.is_chief:  # left by a run killed while saving: our temp names, dead PIDs only
+            for name in ("last.weights.h5", "best.weights.h5", "history.json"):
+                io.clean_stale_temps(os.path.join(self.directory, name))
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._started:

@@ -10,6 +10,7 @@ from deeplab_keras import data as dkdata
 from deeplab_keras.evaluation.metrics import SegmentationMetrics
 from deeplab_keras.utils import io
 from deeplab_keras.training import bn as bnlib
+from deeplab_keras.training import run_folder
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
                                              Throughput, TimeBudget)
 from deeplab_keras.training.config import fit_warmup, make_config
@@ -125,14 +126,20 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     """Train from a recipe (name, path or dict) with ``overrides``; returns ``(model, history)``.
     ``callbacks``: extra Keras callbacks.
 
-    Resumes automatically from ``output_dir/backup`` (``keras.callbacks.BackupAndRestore``) when
-    a previous run with the same ``output_dir`` was interrupted."""
+    Resumes automatically from ``output_dir/.deeplab-keras-backup``
+    (``keras.callbacks.BackupAndRestore``) when a previous run with the same ``output_dir`` was
+    interrupted. ``output_dir`` must be new, empty or a run folder of ours; it is locked while
+    the run writes (see :mod:`.run_folder`)."""
     config = make_config(config_or_recipe, **overrides)
     keras.utils.set_random_seed(int(config["seed"]))
     strategy = get_strategy(config["strategy"])
     _, is_chief = worker_info() if config["strategy"] == "multi_worker" else (0, True)
+    with run_folder.claim(config["output_dir"], is_chief):
+        return _train(config, strategy, is_chief, callbacks)
+
+
+def _train(config, strategy, is_chief, callbacks):
     out = config["output_dir"]
-    os.makedirs(out, exist_ok=True)
     info = dataset_info(config)
     cw = class_weights(config, info)
     previous_policy = keras.mixed_precision.global_policy()
@@ -165,7 +172,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
         Throughput(config["batch_size"]),
         AtomicCheckpoint(out, monitor="val_mean_iou" if val_ds is not None else "mean_iou",
                          is_chief=is_chief),
-        ChiefBackupAndRestore(os.path.join(out, "backup"), is_chief=is_chief,
+        ChiefBackupAndRestore(run_folder.backup_dir(out), is_chief=is_chief,
                               double_checkpoint=True),
         NaNGuard(out),
     ]

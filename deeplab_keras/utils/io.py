@@ -85,6 +85,28 @@ def check_replaceable(path, *, overwrite=False, ours=None, what="output"):
                             "overwrite=True) to replace it.")
 
 
+def check_owned(paths, ours, *, overwrite=False, flag="--overwrite", what="file"):
+    """Raise :class:`OutputExistsError` naming the first of ``paths`` that exists and that
+    ``ours(path)`` does not recognise as something we wrote (files a command writes beside its
+    main output: reports, label files, pictures), unless ``overwrite``. Call it before any work
+    and again just before writing (the folder may have changed)."""
+    if overwrite:
+        return
+    for path in paths:
+        path = os.fspath(path)
+        if not os.path.lexists(path):
+            continue
+        try:
+            mine = not os.path.islink(path) and os.path.isfile(path) and ours(path)
+        except Exception:  # unreadable or foreign content: not ours
+            mine = False
+        if not mine:
+            raise OutputExistsError(f"{what} {path!r} already exists and was not written by "
+                                    f"deeplab-keras; refusing to replace it (nothing was changed). "
+                                    f"Move it, choose another output name, or pass {flag} to "
+                                    "replace it.")
+
+
 def replace_path(tmp, path):
     """Move ``tmp`` (file or folder) to ``path``. An existing folder at ``path`` is renamed aside
     first and deleted only after the move succeeded (put back if it failed)."""
