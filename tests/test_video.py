@@ -359,3 +359,24 @@ def test_replace_background_keeps_only_the_chosen_classes():
     assert (out[:, 8:] == 200).all() and (out[:, :4] == (0, 177, 64)).all()
     with pytest.raises(ValueError, match="background must be 'blur'"):
         replace_background(image, classes, [1], "sepia")
+
+
+def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
+    """Issue 19: the class map of a big photo is the argmax of the full-size logits, computed a
+    few classes at a time (arrays checked, not timed)."""
+    from deeplab_keras.inference import predict
+    image = frames_of(1, (300, 410), seed=5)[0]
+    want = predict.predict_logits(tiny["model"], image, (33, 33)).argmax(-1)
+    shapes = []
+    real = predict._resize
+
+    def spy(x, size, *args, **kwargs):
+        out = real(x, size, *args, **kwargs)
+        shapes.append(tuple(out.shape))
+        return out
+    monkeypatch.setattr(predict, "_resize", spy)
+    monkeypatch.setattr(predict, "UPSAMPLE_BUDGET", 300 * 410 * 4)  # one class at a time
+    got = predict.predict_classes(tiny["model"], image, (33, 33))
+    assert (got == want).all() and got.dtype == np.uint8
+    full = [s for s in shapes if s[1:3] == (300, 410)]
+    assert len(full) == 3 and all(s[-1] == 1 for s in full)
