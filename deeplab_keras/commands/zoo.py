@@ -104,7 +104,11 @@ def model_card(p, colour=False):
              f"licence:        {p.get('license') or _licence(p)}",
              f"parameters:     {_count(metrics.get('params'))}, multiply-adds "
              f"{_count(metrics.get('macs'))}" + (f" ({metrics['cost_source']})"
-                                                 if metrics.get("cost_source") else ""), ""]
+                                                 if metrics.get("cost_source") else ""),
+             "int8 latency:   " + (f"{metrics['int8_latency_ms']:.1f} ms ("
+                                   f"{metrics.get('int8_latency_source') or 'source not recorded'})"
+                                   if isinstance(metrics.get("int8_latency_ms"), (int, float))
+                                   else "- (not measured)"), ""]
     if metrics.get("miou") is not None:
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:

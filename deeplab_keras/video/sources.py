@@ -83,9 +83,9 @@ class ArtifactSource:
             raise FileNotFoundError(f"artifact not found: {path}")
         try:
             self.artifact = Artifact(path, num_threads=num_threads)
-        except (ValueError, FileNotFoundError):
+        except FileNotFoundError:
             raise
-        except Exception as err:  # the runtimes raise RuntimeError / their own kinds
+        except Exception as err:  # the runtimes raise ValueError / RuntimeError / their own
             raise ValueError(f"cannot load {path} as a {os.path.splitext(path)[1]} model: "
                              f"{str(err).strip().splitlines()[0] if str(err).strip() else err}") \
                 from None
