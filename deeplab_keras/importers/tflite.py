@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from deeplab_keras.importers.tflite_graph import builder_config, describe, read_graph
+from deeplab_keras.importers.tflite_describe import builder_config, describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_match import import_structural
 from deeplab_keras.importers.tflite_reader import check_input_size
 from deeplab_keras.layers.conv import scope_to_name
