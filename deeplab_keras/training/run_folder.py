@@ -100,11 +100,12 @@ def claim(output_dir, is_chief=True):
     chief of a multi-worker run write nothing there and take no lock."""
     import filelock
 
-    check(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    if not is_chief:
+    if not is_chief:  # the chief checks, locks and marks (workers start in any order)
+        os.makedirs(output_dir, exist_ok=True)
         yield
         return
+    check(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
     lock = filelock.FileLock(os.path.join(output_dir, LOCK))
     try:
         lock.acquire(timeout=0)
