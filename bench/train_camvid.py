@@ -139,7 +139,7 @@ def publish(result, info, zoo_dir="zoo", evidence=None):
         for key in ("params", "macs", "cost_source"):
             if key in old:
                 preset["metrics"][key] = old[key]
-    from deeplab_keras.preset import Preset
+    from deeplab_keras.hub.preset import Preset
     Preset.from_dict(preset)  # the catalogue's schema, checked before anything is written
     write_json(path, preset)
     print("published", path, target, sha)

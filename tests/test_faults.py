@@ -256,7 +256,7 @@ def keras_zoo(tmp_path, monkeypatch, server, cache):
     import shutil
     import keras
     import deeplab_keras as dk
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
     keras.utils.set_random_seed(1)
     source = dk.DeepLabV3(input_shape=(33, 33, 3), **TINY)
     path = str(tmp_path / "tiny.keras")
@@ -281,10 +281,10 @@ def keras_zoo(tmp_path, monkeypatch, server, cache):
 
 def test_tampered_converted_weights_are_reconverted(keras_zoo, cache, capsys):
     import h5py
-    from deeplab_keras import converted, zoo
+    from deeplab_keras.hub import converted, zoo
     x = np.random.default_rng(0).uniform(0, 255, (1, 33, 33, 3)).astype("float32")
     expected = keras_zoo.predict(x, verbose=0)
-    path, _ = zoo.converted_weights("tinyk", progress=False)
+    path, _ = converted.converted_weights("tinyk", progress=False)
     manifest = json.loads(open(converted.manifest_path(path)).read())
     assert manifest["converted_sha256"] == download.file_hash(path)
     assert manifest["source_sha256"] == download.file_hash(cache / "tiny.keras")
@@ -302,11 +302,11 @@ def test_tampered_converted_weights_are_reconverted(keras_zoo, cache, capsys):
 
 
 def test_converted_weights_in_read_only_cache(keras_zoo, cache, monkeypatch, capsys):
-    from deeplab_keras import converted, zoo
+    from deeplab_keras.hub import converted, zoo
     source, _ = zoo.fetch_weights("tinyk", progress=False)  # downloaded, verified; not converted
     read_only(cache, monkeypatch, converted, download)
     try:
-        path, _ = zoo.converted_weights("tinyk", progress=False)
+        path, _ = converted.converted_weights("tinyk", progress=False)
         assert not path.startswith(str(cache)) and os.path.isfile(path)
         assert "not writable" in capsys.readouterr().err
     finally:

@@ -104,7 +104,11 @@ def model_card(p, colour=False):
              f"licence:        {p.get('license') or _licence(p)}",
              f"parameters:     {_count(metrics.get('params'))}, multiply-adds "
              f"{_count(metrics.get('macs'))}" + (f" ({metrics['cost_source']})"
-                                                 if metrics.get("cost_source") else ""), ""]
+                                                 if metrics.get("cost_source") else ""),
+             "int8 latency:   " + (f"{metrics['int8_latency_ms']:.1f} ms ("
+                                   f"{metrics.get('int8_latency_source') or 'source not recorded'})"
+                                   if isinstance(metrics.get("int8_latency_ms"), (int, float))
+                                   else "- (not measured)"), ""]
     if metrics.get("miou") is not None:
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:
@@ -171,7 +175,7 @@ def run(args):
     import os
     import sys
 
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
 
     if args.zoo_command == "list":
         rows = table_rows(zoo.preset_names(), zoo.preset_card)
@@ -192,6 +196,7 @@ def run(args):
     if args.no_convert:
         path, _ = zoo.fetch_weights(args.name, args.format, args.allow_unpinned)
     else:
-        path, _ = zoo.converted_weights(args.name, args.format, args.allow_unpinned)
+        from deeplab_keras.hub.converted import converted_weights
+        path, _ = converted_weights(args.name, args.format, args.allow_unpinned)
     print(path)
     return 0

@@ -13,6 +13,7 @@ import numpy as np
 from deeplab_keras.export import calibration, convert, graph, handoff, mobile, ownership, parity
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
+from deeplab_keras.utils.backend import require_tensorflow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +143,7 @@ def validate(model, output, format="tflite", quantize="none", input_size=513,
              name=None, qat_model=None, target=None, overwrite=False):
     """Check an export request and build its deploy graph: a :class:`Plan` (ValueError naming
     the problem otherwise)."""
+    require_tensorflow(f"export (format={format!r})")
     if format not in REGISTRY:
         raise ValueError(f"format must be one of {', '.join(REGISTRY)}, got {format!r}")
     fmt = REGISTRY[format]

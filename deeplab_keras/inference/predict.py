@@ -14,10 +14,12 @@ def _resize(x, size, align_corners=True, method="bilinear"):
     return tf.image.resize(x, size, method=method)
 
 
-def predict_logits(model, image, input_size=None, align_corners=True):
-    """Logits (H, W, C) at the image's size. The image is resized to ``input_size`` (or to the
-    model's fixed input size), run through the model (which takes 0-255 RGB), and the logits are
-    resized back bilinearly."""
+#: bytes of full-size float scores :func:`predict_classes` holds at once (classes in chunks)
+UPSAMPLE_BUDGET = 64 << 20
+
+
+def _model_logits(model, image, input_size=None, align_corners=True):
+    """The model's float32 logits (1, h, w, C) at the size it ran at, and the image's size."""
     import tensorflow as tf
 
     image = np.asarray(image)
@@ -32,17 +34,43 @@ def predict_logits(model, image, input_size=None, align_corners=True):
     logits = model(x, training=False)
     if isinstance(logits, (list, tuple)):
         logits = logits[0]
-    logits = tf.cast(logits, tf.float32)
-    if tuple(logits.shape[1:3]) != (height, width):
-        logits = _resize(logits, (height, width), align_corners)
+    return tf.cast(logits, tf.float32), (height, width)
+
+
+def predict_logits(model, image, input_size=None, align_corners=True):
+    """Logits (H, W, C) at the image's size. The image is resized to ``input_size`` (or to the
+    model's fixed input size), run through the model (which takes 0-255 RGB), and the logits are
+    resized back bilinearly."""
+    logits, size = _model_logits(model, image, input_size, align_corners)
+    if tuple(logits.shape[1:3]) != size:
+        logits = _resize(logits, size, align_corners)
     return np.asarray(logits[0])
 
 
 def predict_classes(model, image, input_size=None, align_corners=True):
-    """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size."""
-    logits = predict_logits(model, image, input_size, align_corners)
-    classes = np.argmax(logits, axis=-1)
-    return classes.astype(np.uint8 if logits.shape[-1] <= 256 else np.int32)
+    """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size: the argmax
+    of :func:`predict_logits`, computed a few classes at a time so a large photo never holds
+    pixels x classes floats (at most :data:`UPSAMPLE_BUDGET` bytes of them; bilinear resizing
+    is per channel, so the answer is the same, ties to the lower class included)."""
+    logits, (height, width) = _model_logits(model, image, input_size, align_corners)
+    num = int(logits.shape[-1])
+    dtype = np.uint8 if num <= 256 else np.int32
+    if tuple(logits.shape[1:3]) == (height, width):
+        return np.argmax(np.asarray(logits[0]), axis=-1).astype(dtype)
+    chunk = max(1, min(num, UPSAMPLE_BUDGET // (4 * height * width)))
+    best = classes = None
+    for start in range(0, num, chunk):
+        part = np.asarray(_resize(logits[..., start:start + chunk], (height, width),
+                                  align_corners)[0])
+        top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
+        del part
+        if best is None:
+            best, classes = top, arg
+        else:
+            better = top > best  # strict: an earlier class keeps a tie, as np.argmax does
+            best = np.where(better, top, best)
+            classes = np.where(better, arg, classes)
+    return classes
 
 
 def input_contract(model, input_size=None, align_corners=None):

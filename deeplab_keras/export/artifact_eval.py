@@ -1,8 +1,9 @@
 """Evaluate an exported file itself (``.tflite`` with LiteRT, ``.onnx`` with onnxruntime, a
 SavedModel directory with TensorFlow) on a labelled dataset, with the same metrics and result
-dict as :func:`deeplab_keras.evaluation.evaluate` for a Keras model.
+dict as :func:`deeplab_keras.evaluation.evaluate` for a Keras model (here, above evaluation,
+because it runs the export package's runtimes: evaluation never imports export).
 
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
     result = evaluate_artifact("camvid_int8.tflite", data.list_pairs("camvid", root, "val"),
                                dataset="camvid")
 
