@@ -116,6 +116,48 @@ def flicker_and_miou(segmenter, frames, labels, num_classes, ignore):
             "moving_acc": moving_right / max(moving_total, 1)}
 
 
+def smoothing_table(path, what, settings, frames, labels, threads):
+    """Markdown lines: flicker, mIoU and moving-pixel accuracy of ``path`` with each setting."""
+    import deeplab_keras as dk
+    lines = [f"## Temporal smoothing ({what}, all {len(frames)} labelled frames)", "",
+             "Flicker: share of pixels whose class changes between consecutive frames. "
+             "Moving-pixel accuracy: pixel accuracy where the ground truth itself changes "
+             "between consecutive frames (moving objects and boundaries: what smoothing could "
+             "smear). CamVid's 11 classes, ignore label 11.", "",
+             "| smoothing | flicker | flicker change | mIoU | mIoU change | moving-pixel acc |",
+             "|---|---|---|---|---|---|"]
+    base = None
+    for name, option in settings:
+        seg = dk.VideoSegmenter(path, smoothing=option, num_threads=threads)
+        m = flicker_and_miou(seg, frames, labels, 11, 11)
+        base = base or m
+        lines.append(f"| {name} ({seg.describe().split('; smoothing ')[1]}) | {m['flicker']:.4f} | "
+                     f"{(m['flicker'] / base['flicker'] - 1) * 100:+.1f}% | "
+                     f"{m['miou'] * 100:.2f} | {(m['miou'] - base['miou']) * 100:+.2f} | "
+                     f"{m['moving_acc'] * 100:.2f} |")
+    return lines
+
+
+def smoothing_only(args, frames, labels):
+    """``--smoothing-only``: the smoothing table on both files, with more settings (a separate
+    result file: bench/results/video_smoothing.md)."""
+    from deeplab_keras.video import TemporalSmoother
+    settings = SMOOTHING + [("hysteresis only", TemporalSmoother(0.0, None, 0.3)),
+                            ("strong", TemporalSmoother(0.4, 0.12, 0.3))]
+    lines = ["# Video: temporal smoothing settings on CamVid's val clip", "",
+             f"`python bench/video.py --smoothing-only --int8 {args.int8} --mediapipe "
+             f"{args.mediapipe}` ({len(frames)} frames of CamVid val in name order; the int8 "
+             "class-map file smooths one-hot votes, the MediaPipe file (logits, same model and "
+             "quantization) smooths softmax probabilities). Settings compared on this clip "
+             "itself: there is no held-out clip.", ""]
+    lines += smoothing_table(args.int8, "int8 classes file", settings, frames, labels,
+                             args.threads)
+    lines += [""] + smoothing_table(args.mediapipe, "int8 logits file (the mediapipe export)",
+                                    settings, frames, labels, args.threads)
+    return benchlib.publish(os.path.join(os.path.dirname(args.output), "video_smoothing.md"),
+                            lines)
+
+
 def predict_end_to_end(artifact, clip, out_dir, threads):
     """``deeplab-keras predict --artifact`` on the clip in a child process: its reported
     frames/s after start-up, and the overlay video it wrote."""
@@ -151,11 +193,15 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--keras-frames", type=int, default=21,
                    help="frames per round for the (slow) float Keras comparison")
+    p.add_argument("--smoothing-only", action="store_true",
+                   help="only the smoothing settings, on both files (video_smoothing.md)")
     args = p.parse_args()
     if benchlib.missing(args.data_root, "CamVid"):
         return 0
     import deeplab_keras as dk
     names, frames, labels = load_clip(args.data_root)
+    if args.smoothing_only:
+        return smoothing_only(args, frames, labels)
     os.makedirs(args.workdir, exist_ok=True)
     clip = write_clip(frames, os.path.join(args.workdir, "camvid_val_0016E5.mp4"))
     t = args.threads
@@ -209,22 +255,7 @@ def main():
     made.close()
 
     # 3. smoothing: flicker and mIoU with and without, on the int8 file
-    lines += ["## Temporal smoothing (int8 classes file, all 101 labelled frames)", "",
-              "Flicker: share of pixels whose class changes between consecutive frames. "
-              "Moving-pixel accuracy: pixel accuracy where the ground truth itself changes "
-              "between consecutive frames (moving objects and boundaries: what smoothing could "
-              "smear). CamVid's 11 classes, ignore label 11.", "",
-              "| smoothing | flicker | flicker change | mIoU | mIoU change | moving-pixel acc |",
-              "|---|---|---|---|---|---|"]
-    base = None
-    for name, option in SMOOTHING:
-        seg = dk.VideoSegmenter(args.int8, smoothing=option, num_threads=t)
-        m = flicker_and_miou(seg, frames, labels, 11, 11)
-        base = base or m
-        lines.append(f"| {name} ({seg.describe().split('; smoothing ')[1]}) | {m['flicker']:.4f} | "
-                     f"{(m['flicker'] / base['flicker'] - 1) * 100:+.1f}% | "
-                     f"{m['miou'] * 100:.2f} | {(m['miou'] - base['miou']) * 100:+.2f} | "
-                     f"{m['moving_acc'] * 100:.2f} |")
+    lines += smoothing_table(args.int8, "int8 classes file", SMOOTHING, frames, labels, t)
 
     # 4. the Keras video path vs a tf.function of the same model
     kms, _ = keras_vs_tf_function(frames[:args.keras_frames], args.rounds)

@@ -37,7 +37,9 @@ def machine():
     except OSError:
         pass
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{model}, {vector}, {os.cpu_count()} CPUs"
+    load = f", load average {os.getloadavg()[0]:.1f} when started" if hasattr(os, "getloadavg") \
+        else ""
+    return f"{model}, {vector}, {os.cpu_count()} CPUs{load}"
 
 
 def mobile_presets():

@@ -380,3 +380,15 @@ def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
     assert (got == want).all() and got.dtype == np.uint8
     full = [s for s in shapes if s[1:3] == (300, 410)]
     assert len(full) == 3 and all(s[-1] == 1 for s in full)
+
+
+def test_zoo_show_says_how_int8_latency_was_measured(capsys):
+    from deeplab_keras import zoo
+    assert cli.main(["zoo", "show", "deeplabv3plus_mobilenetv2_camvid"]) == 0
+    out = capsys.readouterr().out
+    metrics = zoo.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
+    line = next(ln for ln in out.splitlines() if ln.startswith("int8 latency:"))
+    assert f"{metrics['int8_latency_ms']:.1f} ms (python bench/zoo_latency.py" in line
+    assert "threads" in line and "CPUs" in line
+    assert cli.main(["zoo", "show", "deeplabv3_mobilenetv2_voc"]) == 0
+    assert "int8 latency:   - (not measured)" in capsys.readouterr().out
