@@ -8,7 +8,6 @@ Keras resolves a saved ``"deeplab_keras>DeepLab"`` only through its registry of 
 file is loaded.
 """
 import importlib.abc
-import importlib.util
 import sys
 import warnings
 
@@ -29,20 +28,27 @@ def _register_quietly():
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when ``keras`` is about to be imported, wraps its loader so that
-    registration runs once Keras is fully imported, then removes itself."""
+    """Finds nothing itself: the spec of ``keras`` comes from the other finders, its loader
+    wrapped so that registration runs once Keras is fully imported; the hook then removes
+    itself. (A spec asked for without an import, e.g. TensorFlow's
+    ``importlib.util.find_spec("keras")``, is never executed: the hook stays until the import.)"""
 
     def find_spec(self, name, path=None, target=None):
         if name != _KERAS:
             return None
-        remove_hook()
-        spec = importlib.util.find_spec(name)
+        spec = None
+        for finder in [f for f in sys.meta_path if f is not self]:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_and_register(module):
             exec_module(module)
+            remove_hook()
             _register_quietly()
 
         spec.loader.exec_module = exec_and_register

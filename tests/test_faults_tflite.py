@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from deeplab_keras import cli
-from deeplab_keras.importers.tflite_graph import describe, read_graph
+from deeplab_keras.importers.tflite_describe import describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_reader import _schema
 
 SIZE = 33

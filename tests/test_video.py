@@ -94,7 +94,7 @@ def test_artifact_sources_read_their_contract_from_the_file(tiny, tflite):
         assert out.shape == frame.shape[:2] and out.max() < 3
         ref = out if ref is None else ref
     # same file, same answer as evaluate --artifact's per-image path
-    from deeplab_keras.evaluation.artifact import predict_classes
+    from deeplab_keras.export.artifact_eval import predict_classes
     from deeplab_keras.export.runtime import Artifact
     art = Artifact(tflite["logits"], num_threads=1)
     assert (predict_classes(art, frame.astype(np.float32), "logits") == out).all()

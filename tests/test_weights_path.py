@@ -166,13 +166,16 @@ def _run(code):
     return result.stdout
 
 
-def test_import_deeplab_keras_then_load_model(tmp_path):
-    """A fresh process: ``import deeplab_keras`` (lazy: no Keras yet), then Keras, then a file;
+@pytest.mark.parametrize("then", ["keras", "tensorflow"])
+def test_import_deeplab_keras_then_load_model(then, tmp_path):
+    """A fresh process: ``import deeplab_keras`` (lazy: no Keras yet), then Keras (directly, or
+    through TensorFlow, which also asks for Keras' spec without importing it), then a file;
     nothing of deeplab_keras is touched. (Keras imported first registers at once: this process.)"""
     path = str(tmp_path / "m.keras")
     dk.DeepLabV3(num_classes=3, **MOBILE, atrous_rates=(), labels=["a", "b", "c"]).save(path)
     out = _run("import sys\nimport deeplab_keras\nassert 'keras' not in sys.modules\n"
-               f"import keras\nm = keras.saving.load_model({path!r}, compile=False)\n"
+               f"import {then}\nimport keras\n"
+               f"m = keras.saving.load_model({path!r}, compile=False)\n"
                "print(type(m).__name__, m.labels)")
     assert out.split() == ["DeepLab", "['a',", "'b',", "'c']"]
 

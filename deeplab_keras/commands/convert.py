@@ -26,7 +26,7 @@ def run(args):
     import keras
 
     from deeplab_keras.importers.tflite import from_tflite
-    from deeplab_keras.importers.tflite_graph import describe
+    from deeplab_keras.importers.tflite_describe import describe
     from deeplab_keras.utils.io import atomic_path
 
     if not args.output.endswith(".keras"):

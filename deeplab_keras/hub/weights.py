@@ -18,7 +18,6 @@ from deeplab_keras.hub import zoo
 from deeplab_keras.hub.converted import converted_weights
 from deeplab_keras.importers.formats import detect_format, import_weights, transfer
 from deeplab_keras.importers.mapping import WeightMismatchError
-from deeplab_keras.importers.tflite_match import StructureMismatchError
 from deeplab_keras.models.common import weighted_layers
 from deeplab_keras.models.deeplab import parts
 
@@ -68,10 +67,11 @@ def load_weights(model, source, *, new_head=False, allow_unpinned=False, partial
     else:
         try:
             import_weights(model, path, fmt, backbone_only=partial)
-        except (WeightMismatchError, StructureMismatchError):
+        except ValueError:  # WeightMismatchError, the TFLite matcher's StructureMismatchError
             if not new_head:
                 raise
-            # another number of classes: everything but the classifier
+            # another number of classes: everything but the classifier (a file that does not
+            # fit elsewhere fails again, with the error naming what)
             import_weights(model, path, fmt, skip_classifier=True, backbone_only=partial)
     return model
 

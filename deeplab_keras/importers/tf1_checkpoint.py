@@ -38,7 +38,7 @@ def _locate(path):
     leaves nothing extracted in the cache."""
     path = os.fspath(path)
     if os.path.isfile(path) and (path.endswith((".tar.gz", ".tgz", ".tar"))):
-        from deeplab_keras.download import extract_checkpoint  # cache/extracted/<sha256>, bounded
+        from deeplab_keras.archives import extract_checkpoint  # cache/extracted/<sha256>, bounded
         folder = extract_checkpoint(path)
         try:
             return _prefix(folder), folder

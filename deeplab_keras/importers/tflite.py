@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from deeplab_keras.importers.tflite_graph import builder_config, describe, read_graph
+from deeplab_keras.importers.tflite_describe import builder_config, describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_match import import_structural
 from deeplab_keras.importers.tflite_reader import check_input_size
 
