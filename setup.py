@@ -24,6 +24,12 @@ EXTRAS = {
     "plots": ["matplotlib>=3.5"],
     # predict on video files (.mp4 ...): imageio with its bundled ffmpeg binary
     "video": ["imageio>=2.28", "imageio-ffmpeg>=0.4.9"],
+    # other Keras 3 backends for the models and inference (KERAS_BACKEND=jax / torch; export, QAT
+    # and training stay TensorFlow): docs/backends.md. jax from PyPI is CPU-only (~380 MB). PyPI's
+    # torch Linux wheel depends on the CUDA libraries (GBs); for CPU use the +cpu wheel:
+    # pip install torch --index-url https://download.pytorch.org/whl/cpu, then the extra is met
+    "jax": ["jax>=0.4.30"],
+    "torch": ["torch>=2.2"],
     # the documentation site (mkdocs.yml, docs/): mkdocs build --strict; not a runtime feature
     "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26"],
 }
@@ -31,7 +37,8 @@ EXTRAS = {
 # cannot resolve both in one install (it backtracks through every tensorflow release), so [all]
 # and [dev] leave [mobile] out; install it after: pip install -e ".[dev]" && pip install -e ".[mobile]"
 # (both import and run together; pip check then reports only tfmot's absl-py pin).
-EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items() if name not in ("mobile", "docs") for d in deps})
+EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items()
+                        if name not in ("mobile", "docs", "jax", "torch") for d in deps})
 EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
 
 setup(

@@ -4,7 +4,7 @@ full 480x360 (mIoU + per-class IoU) and write JSON.
 
     nohup nice -n 5 python bench/train_camvid.py --minutes 50 > runs/camvid.log 2>&1 &
 
-Killed? Run the same command again: training resumes from runs/<name>/backup.
+Killed? Run the same command again: training resumes from runs/<name>/.deeplab-keras-backup.
 """
 import argparse
 import json

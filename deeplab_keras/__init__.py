@@ -30,6 +30,7 @@ _LAZY = {
     "BUILDERS": "deeplab_keras.builders",
     "from_preset": "deeplab_keras.hub.weights", "load_weights": "deeplab_keras.hub.weights",
     "get_preset": "deeplab_keras.hub.zoo", "list_presets": "deeplab_keras.hub.zoo",
+    "resize_semantics": "deeplab_keras.models", "resize": "deeplab_keras.layers.resize",
     "from_tflite": "deeplab_keras.importers.tflite",
     "segment": "deeplab_keras.inference", "overlay": "deeplab_keras.inference",
     "colorize": "deeplab_keras.inference", "load_image": "deeplab_keras.inference",
@@ -42,8 +43,8 @@ _LAZY = {
 
 __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
            "from_preset", "load_weights", "get_preset", "list_presets", "from_tflite", "segment",
-           "overlay", "colorize", "load_image", "VideoSegmenter", "TemporalSmoother", "backbones",
-           "layers", "frontend", "__version__"]
+           "overlay", "colorize", "load_image", "VideoSegmenter", "TemporalSmoother", "resize",
+           "resize_semantics", "backbones", "layers", "frontend", "__version__"]
 
 
 def __getattr__(name):

@@ -6,7 +6,7 @@ from PIL import Image
 from conftest import REFERENCE, need
 from deeplab_keras import DeepLabV3, from_tflite
 from deeplab_keras.importers.tflite import import_tflite
-from deeplab_keras.importers.tflite_graph import describe
+from deeplab_keras.importers.tflite_describe import describe
 
 
 def golden_agreement(pred, gt):

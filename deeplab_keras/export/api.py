@@ -13,6 +13,7 @@ import numpy as np
 from deeplab_keras.export import calibration, convert, graph, handoff, mobile, ownership, parity
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
+from deeplab_keras.utils.backend import require_tensorflow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +113,8 @@ class Plan:
 def _temp_path(output, fmt):
     d, base = os.path.split(os.path.abspath(output))
     os.makedirs(d, exist_ok=True)  # --output in a folder that does not exist yet (issue 12)
-    return os.path.join(d, f".{base}.tmp{os.getpid()}{REGISTRY[fmt].extension}")
+    io.clean_stale_temps(output, whole_folder=True)  # killed exports of any name in the folder
+    return os.path.join(d, f".{base}.{io.TEMP_TAG}{os.getpid()}.tmp{REGISTRY[fmt].extension}")
 
 
 def _remove(path):
@@ -141,6 +143,7 @@ def validate(model, output, format="tflite", quantize="none", input_size=513,
              name=None, qat_model=None, target=None, overwrite=False):
     """Check an export request and build its deploy graph: a :class:`Plan` (ValueError naming
     the problem otherwise)."""
+    require_tensorflow(f"export (format={format!r})")
     if format not in REGISTRY:
         raise ValueError(f"format must be one of {', '.join(REGISTRY)}, got {format!r}")
     fmt = REGISTRY[format]

@@ -18,6 +18,12 @@ import numpy as np
 
 from deeplab_keras.evaluation.evaluator import _batches, _dataset_info, progress_bar
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
+from deeplab_keras.layers.resize import resize
+
+
+def _first_line(err):
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def output_mode(path, fmt):
@@ -32,20 +38,23 @@ def output_mode(path, fmt):
 
 def predict_classes(art, image, mode):
     """(H, W) int class map of ``image`` (H, W, 3) from the artifact."""
-    import tensorflow as tf
     h, w = image.shape[:2]
     size = art.input_shape[1:3]
-    x = image if (h, w) == tuple(size) else tf.image.resize(image, size, method="bilinear").numpy()
-    y = np.asarray(art(x))
+    x = resize(image, size, "half_pixel")  # an artifact records no semantics: half-pixel, as tf.image.resize
+    try:
+        y = np.asarray(art(x))
+    except (RuntimeError, TypeError) as err:  # LiteRT / onnxruntime errors while running
+        raise ValueError(f"{art.path}: the runtime failed running it ({_first_line(err)}); "
+                         "is it a complete export of a segmentation model?") from None
+    if y.ndim not in (3, 4) or min(y.shape[1:3]) < 2:
+        raise ValueError(f"{art.path}: output shape {list(y.shape)} is not a segmentation map "
+                         "([1, H, W] classes or [1, H, W, C] scores): not a segmentation model "
+                         "(a classifier?)")
     if mode == "classes" or (mode is None and y.ndim == 3):
-        y = y.reshape(1, size[0], size[1], 1)
-        if tuple(size) != (h, w):
-            y = tf.image.resize(y, (h, w), method="nearest").numpy()
-        return y[0, ..., 0].astype(np.int64)
-    y = y.reshape((1,) + y.shape[-3:]).astype(np.float32)
-    if y.shape[1:3] != (h, w):
-        y = tf.image.resize(y, (h, w), method="bilinear").numpy()
-    return y[0].argmax(-1).astype(np.int64)
+        y = resize(y.reshape(size[0], size[1], 1), (h, w), "half_pixel", "nearest")
+        return y[..., 0].astype(np.int64)
+    y = y.reshape(y.shape[-3:]).astype(np.float32)
+    return resize(y, (h, w), "half_pixel").argmax(-1).astype(np.int64)
 
 
 def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_label=None,
@@ -53,7 +62,13 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
     """Run the exported file at ``path`` on ``data`` (as for :func:`evaluate`); returns the same
     JSON-ready dict plus ``artifact`` (path, format, input, output mode, runtime)."""
     from deeplab_keras.export.runtime import Artifact
-    art = Artifact(path, num_threads=num_threads)
+    try:
+        art = Artifact(path, num_threads=num_threads)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # LiteRT RuntimeError, onnxruntime's Fail/InvalidProtobuf, ...
+        raise ValueError(f"{path}: the runtime cannot load it ({_first_line(err)}); is it a "
+                         "complete .tflite / .onnx / SavedModel export?") from None
     mode = output_mode(path, art.format)
     info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
     if limit is not None and int(limit) < 1:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from deeplab_keras import frontend
 from deeplab_keras.utils import versions
+from deeplab_keras.utils.backend import require_tensorflow
 from deeplab_keras.layers.resize import resize_class
 
 
@@ -263,6 +264,7 @@ def quantization_aware_model(model, architecture=None, config=None, input_size=N
     ``steps`` of fine-tuning.
 
     Returns ``(qat_model, info)`` with info = {"transfer_max_abs_diff", "steps", ...}."""
+    require_tensorflow("quantization-aware training (tfmot)")
     from deeplab_keras.export import calibration
     twin = tf_keras_twin(model, architecture, config, input_size)
     if check_images is None:

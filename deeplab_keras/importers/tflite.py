@@ -11,8 +11,10 @@ import os
 
 import numpy as np
 
-from deeplab_keras.importers.tflite_graph import builder_config, describe, read_graph
+from deeplab_keras.importers.tflite_describe import builder_config, describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_match import import_structural
+from deeplab_keras.importers.tflite_reader import check_input_size
 
 
 def _dequantize(interpreter, detail):
@@ -55,6 +57,8 @@ def from_tflite(path, *, input_shape=None, **overrides):
     """
     from deeplab_keras.models import build_model
 
+    if input_shape is not None:
+        check_input_size(path, *tuple(input_shape)[:2], what="input_shape")
     parsed = read_graph(path)
     config = describe(parsed)
     architecture, kwargs = builder_config(config)

@@ -169,6 +169,18 @@ def parts(model):
     return recorded
 
 
+def resize_semantics(model):
+    """How ``model`` resizes ("half_pixel", "align_corners" or "asymmetric"; see
+    :mod:`deeplab_keras.layers.resize`), read from the one place that decides it: the model's own
+    final upsampling layer. Inference and evaluation resize images and logits with it. A Keras
+    model not built by deeplab_keras has none recorded: "half_pixel", Keras' own convention."""
+    try:
+        upsample = parts(model)["upsample"]
+    except ValueError:
+        return "half_pixel"
+    return model.get_layer(upsample).semantics
+
+
 @keras.saving.register_keras_serializable(package="deeplab_keras")
 class DeepLab(keras.Model):
     """A DeepLab model (Keras 3 functional): see the module docstring. Build it with a builder
@@ -206,8 +218,13 @@ class DeepLab(keras.Model):
         return tuple(size) if size else None
 
     @property
+    def resize_semantics(self):
+        """See :func:`resize_semantics`."""
+        return resize_semantics(self)
+
+    @property
     def align_corners(self):
-        return self.config.get("align_corners", False) is True  # not "asymmetric" (TF1)
+        return self.resize_semantics == "align_corners"  # not "asymmetric" (TF1)
 
     def get_config(self):
         return _jsonable({"architecture": self.architecture, "config": self.config,

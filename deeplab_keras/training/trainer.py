@@ -9,6 +9,7 @@ import numpy as np
 from deeplab_keras import data as dkdata
 from deeplab_keras.evaluation.metrics import SegmentationMetrics
 from deeplab_keras.utils import io
+from deeplab_keras.utils.backend import require_tensorflow
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training import run_folder
 from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
@@ -130,6 +131,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
     (``keras.callbacks.BackupAndRestore``) when a previous run with the same ``output_dir`` was
     interrupted. ``output_dir`` must be new, empty or a run folder of ours; it is locked while
     the run writes (see :mod:`.run_folder`)."""
+    require_tensorflow("training (tf.distribute strategies, tf.data pipelines)")
     config = make_config(config_or_recipe, **overrides)
     keras.utils.set_random_seed(int(config["seed"]))
     strategy = get_strategy(config["strategy"])
@@ -208,7 +210,7 @@ def save_model_file(model, config, info, path=None):
     clean = dk.build_model(architecture, **kwargs, labels=list(info.labels),
                            palette=[list(c) for c in info.palette], ignore_label=info.ignore_label)
     # the resize semantics it was trained with (the loader runs it the same way)
-    clean.preprocessing = {"resize": "align_corners" if clean.align_corners else "half_pixel"}
+    clean.preprocessing = {"resize": clean.resize_semantics}
     clean.set_weights(model.get_weights())
     path = path or os.path.join(config["output_dir"], "model.keras")
     with io.atomic_path(path, suffix=".keras") as tmp:

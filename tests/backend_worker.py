@@ -1,0 +1,99 @@
+"""Run by tests/test_backends.py in a subprocess with KERAS_BACKEND set (one backend per process):
+``python -m tests.backend_worker TASK IN_DIR OUT_DIR``. Writes ``result.json`` (and arrays as
+``.npz``) to OUT_DIR for the parent test to check against TensorFlow's numbers."""
+import json
+import os
+import sys
+
+import numpy as np
+
+import deeplab_keras.models  # noqa: F401 - registers DeepLab / Resize for keras.saving.load_model
+
+
+def family(in_dir, out_dir):
+    """Load the TensorFlow-saved .keras files of IN_DIR (cross-backend load), run them on the
+    same input, and build every version afresh from its config on this backend."""
+    import keras
+
+    import deeplab_keras as dk
+
+    x = np.load(os.path.join(in_dir, "input.npz"))["x"]
+    outputs, shapes = {}, {}
+    for name in sorted(f[:-6] for f in os.listdir(in_dir) if f.endswith(".keras")):
+        model = keras.saving.load_model(os.path.join(in_dir, name + ".keras"))
+        outputs[name] = keras.ops.convert_to_numpy(model(x, training=False))
+        fresh = dk.build_model(model.architecture, **model.config)
+        shapes[name] = list(keras.ops.convert_to_numpy(fresh(x, training=False)).shape)
+    np.savez(os.path.join(out_dir, "outputs.npz"), **outputs)
+    return {"backend": keras.backend.backend(), "shapes": shapes}
+
+
+def camvid(in_dir, out_dir):
+    """The CamVid preset's class maps (dk.segment) on the images listed in IN_DIR/images.json."""
+    import keras
+
+    import deeplab_keras as dk
+
+    model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
+    with open(os.path.join(in_dir, "images.json")) as f:
+        images = json.load(f)
+    maps = {str(i): dk.segment(model, path) for i, path in enumerate(images)}
+    np.savez(os.path.join(out_dir, "classes.npz"), **maps)
+    return {"backend": keras.backend.backend()}
+
+
+def save_keras(in_dir, out_dir):
+    """Build a tiny v3+ with random weights on this backend, save it as .keras with its output."""
+    import keras
+
+    import deeplab_keras as dk
+
+    keras.utils.set_random_seed(1)
+    model = dk.DeepLabV3Plus(num_classes=3, backbone="mobilenet_v2", alpha=0.35, output_stride=16,
+                             atrous_rates=[], input_shape=(None, None, 3), labels=["a", "b", "c"])
+    x = np.load(os.path.join(in_dir, "input.npz"))["x"]
+    model.save(os.path.join(out_dir, "model.keras"))
+    np.savez(os.path.join(out_dir, "saved.npz"), y=keras.ops.convert_to_numpy(model(x)))
+    return {"backend": keras.backend.backend()}
+
+
+def load_keras(in_dir, out_dir):
+    """Load IN_DIR/model.keras (saved on another backend) and run it on the same input."""
+    import keras
+
+    model = keras.saving.load_model(os.path.join(in_dir, "model.keras"))
+    x = np.load(os.path.join(in_dir, "input.npz"))["x"]
+    np.savez(os.path.join(out_dir, "loaded.npz"), y=keras.ops.convert_to_numpy(model(x)))
+    return {"backend": keras.backend.backend(), "labels": model.labels}
+
+
+def refusals(in_dir, out_dir):
+    """What stays TensorFlow refuses with a message naming the fix: each entry -> its message."""
+    import keras
+
+    import deeplab_keras as dk
+    from deeplab_keras.export import export_model
+    from deeplab_keras.training import train
+
+    model = dk.DeepLabV3(num_classes=3, backbone="mobilenet_v2", alpha=0.35, output_stride=16,
+                         atrous_rates=[], input_shape=(33, 33, 3))
+    messages = {}
+    for what, call in [("export", lambda: export_model(model, os.path.join(out_dir, "m.tflite"))),
+                       ("train", lambda: train(dataset="synthetic"))]:
+        try:
+            call()
+            messages[what] = None
+        except Exception as err:  # noqa: BLE001 - the test checks type and message
+            messages[what] = f"{type(err).__name__}: {err}"
+    return {"backend": keras.backend.backend(), "messages": messages,
+            "written": sorted(os.listdir(out_dir))}
+
+
+TASKS = {"family": family, "camvid": camvid, "save_keras": save_keras, "load_keras": load_keras,
+         "refusals": refusals}
+
+if __name__ == "__main__":
+    task, in_dir, out_dir = sys.argv[1:4]
+    result = TASKS[task](in_dir, out_dir)
+    with open(os.path.join(out_dir, "result.json"), "w") as f:
+        json.dump(result, f)

@@ -1,0 +1,131 @@
+"""Keras 3 on every backend (issue 21): each backend runs in its own process
+(tests/backend_worker.py with KERAS_BACKEND set) and is checked against this process, which runs
+TensorFlow: the whole family and every backbone on .keras files saved here, the CamVid preset's
+class maps, a .keras file saved under PyTorch loaded under JAX, and the refusal of what stays
+TensorFlow. A backend that is not installed is skipped with the extra that installs it."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import deeplab_keras as dk
+from tests.conftest import CAMVID, REPO, need
+
+BACKENDS = ["jax", "torch"]
+TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "num_classes": 3}
+
+
+def _installed(backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install -e \".[{backend}]\")")
+
+
+def run_worker(backend, task, in_dir, out_dir, timeout=900):
+    """``tests/backend_worker.py TASK`` under ``KERAS_BACKEND=backend``; its result.json."""
+    _installed(backend)
+    os.makedirs(out_dir, exist_ok=True)
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO),
+               TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "tests.backend_worker", task, str(in_dir),
+                           str(out_dir)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out_dir, "result.json")) as f:
+        result = json.load(f)
+    assert result["backend"] == backend
+    return result
+
+
+def family_models():
+    """v1, v2 (multi-scale input), v3, v3+ on the VGG, ResNet and both MobileNet backbones, with
+    all three resize semantics, with and without in-graph preprocessing; random weights, tiny
+    where possible. (Xception adds ~2 minutes on 2 cores: its layers are the ResNet's and
+    MobileNet's kinds - convs, depthwise convs, BatchNorm - checked here already.)"""
+    return {
+        "v1_vgg16_half_pixel": dk.DeepLabV1(num_classes=3, fc_filters=8),
+        "v2_resnet50_multiscale_align_corners": dk.DeepLabV2(
+            num_classes=3, backbone="resnet50", output_stride=16, atrous_rates=(2, 4),
+            multi_scale=True, align_corners=True),
+        "v3_asymmetric": dk.DeepLabV3(atrous_rates=[], align_corners="asymmetric", **TINY),
+        "v3plus_no_preprocessing": dk.DeepLabV3Plus(atrous_rates=[6, 12, 18],
+                                                    include_preprocessing=False, **TINY),
+        "v3_mobilenet_v3_small": dk.DeepLabV3(num_classes=3, backbone="mobilenet_v3_small",
+                                              output_stride=16, atrous_rates=[]),
+    }
+
+
+@pytest.fixture(scope="module")
+def tf_family(tmp_path_factory):
+    """The family saved as .keras files by TensorFlow, with TensorFlow's outputs on one input."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("tf_family")
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 41, 49, 3)).astype("float32")
+    np.savez(folder / "input.npz", x=x)
+    expected = {}
+    for name, model in family_models().items():
+        for layer in model.layers:  # non-trivial BatchNorm statistics
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.moving_mean.assign(np.random.default_rng(1).normal(0, 0.1, layer.moving_mean.shape))
+                layer.moving_variance.assign(np.random.default_rng(2).uniform(0.5, 2, layer.moving_variance.shape))
+        expected[name] = keras.ops.convert_to_numpy(model(x, training=False))
+        model.save(folder / f"{name}.keras")
+    return folder, expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_family_matches_tensorflow(backend, tf_family, tmp_path):
+    folder, expected = tf_family
+    result = run_worker(backend, "family", folder, tmp_path)
+    got = np.load(tmp_path / "outputs.npz")
+    assert sorted(got.files) == sorted(expected)
+    for name, want in expected.items():
+        assert got[name].shape == want.shape == (2, 41, 49, 3), name
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got[name], want, atol=2e-4 * scale, err_msg=name)
+        assert result["shapes"][name] == [2, 41, 49, 3], name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_camvid_preset_class_maps_agree_with_tensorflow(backend, tmp_path):
+    val = need(CAMVID / "val")
+    images = [str(p) for p in sorted(val.glob("*.png"))[:3]]
+    with open(tmp_path / "images.json", "w") as f:
+        json.dump(images, f)
+    run_worker(backend, "camvid", tmp_path, tmp_path / "out")
+    got = np.load(tmp_path / "out" / "classes.npz")
+    model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
+    for i, path in enumerate(images):
+        want = dk.segment(model, path)
+        assert got[str(i)].shape == want.shape
+        agree = float(np.mean(got[str(i)] == want))
+        assert agree >= 0.999, (backend, path, agree)
+
+
+def test_keras_file_saved_under_torch_loads_under_jax(tmp_path):
+    _installed("torch")
+    _installed("jax")
+    x = np.random.default_rng(3).uniform(0, 255, (1, 37, 45, 3)).astype("float32")
+    np.savez(tmp_path / "input.npz", x=x)
+    run_worker("torch", "save_keras", tmp_path, tmp_path)
+    result = run_worker("jax", "load_keras", tmp_path, tmp_path / "jax")
+    assert result["labels"] == ["a", "b", "c"]
+    saved = np.load(tmp_path / "saved.npz")["y"]
+    loaded = np.load(tmp_path / "jax" / "loaded.npz")["y"]
+    assert saved.shape == (1, 37, 45, 3)
+    np.testing.assert_allclose(loaded, saved, atol=1e-4 * max(1.0, float(np.abs(saved).max())))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensorflow_only_features_refuse_with_the_fix(backend, tmp_path):
+    result = run_worker(backend, "refusals", tmp_path, tmp_path / "out")
+    for what, message in result["messages"].items():
+        assert message is not None, f"{what} ran on {backend}"
+        assert message.startswith("BackendError") and "KERAS_BACKEND=tensorflow" in message, message
+        assert backend in message and "\n" not in message, message
+    assert result["written"] == []  # refused before writing anything
