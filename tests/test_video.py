@@ -383,7 +383,7 @@ def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
 
 
 def test_zoo_show_says_how_int8_latency_was_measured(capsys):
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
     assert cli.main(["zoo", "show", "deeplabv3plus_mobilenetv2_camvid"]) == 0
     out = capsys.readouterr().out
     metrics = zoo.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
