@@ -238,3 +238,12 @@ def test_every_extra_is_documented_in_getting_started():
     page = _read(os.path.join(REPO, "docs", "getting-started.md"))
     undocumented = sorted(e for e in extras if f"`[{e}]`" not in page)
     assert not undocumented, f"say what these setup.py extras are for in docs/getting-started.md: {undocumented}"
+
+
+def test_benchmarks_page_lists_every_script_and_result():
+    page = _read(os.path.join(REPO, "docs", "benchmarks.md"))
+    scripts = [os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "bench", "*.py"))]
+    results = [os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "bench", "results", "*.md"))]
+    unlisted = sorted(p for p in scripts + results
+                      if f"`{p}`" not in page and not p.endswith("benchlib.py"))
+    assert not unlisted, f"add to docs/benchmarks.md (command, results file, page): {unlisted}"
