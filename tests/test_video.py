@@ -383,10 +383,9 @@ def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
 
 
 def test_zoo_show_says_how_int8_latency_was_measured(capsys):
-    from deeplab_keras import zoo
     assert cli.main(["zoo", "show", "deeplabv3plus_mobilenetv2_camvid"]) == 0
     out = capsys.readouterr().out
-    metrics = zoo.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
+    metrics = dk.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
     line = next(ln for ln in out.splitlines() if ln.startswith("int8 latency:"))
     assert f"{metrics['int8_latency_ms']:.1f} ms (python bench/zoo_latency.py" in line
     assert "threads" in line and "CPUs" in line
