@@ -55,7 +55,8 @@ def mobile_presets():
 def weights_offline(name):
     """True when the preset's weight file is on this machine: shipped in zoo/weights, or a file
     of its name already in the download cache (nothing is downloaded here)."""
-    from deeplab_keras import download, zoo
+    from deeplab_keras import download
+    from deeplab_keras.hub import zoo
     entry = zoo.weight_entry(dk.get_preset(name))
     if entry.get("path"):
         return os.path.isfile(os.path.join(zoo.zoo_dir(), entry["path"]))

@@ -11,21 +11,20 @@ import deeplab_keras.models  # noqa: F401 - registers DeepLab / Resize for keras
 
 
 def family(in_dir, out_dir):
-    """Load the TensorFlow-saved .keras files of IN_DIR (cross-backend load), run them on the
-    same input, and build every version afresh from its config on this backend."""
+    """Load the TensorFlow-saved .keras files of IN_DIR (a cross-backend load: the builders run
+    again on this backend from each file's config) and run them on the same input."""
     import keras
 
     import deeplab_keras as dk
 
     x = np.load(os.path.join(in_dir, "input.npz"))["x"]
-    outputs, shapes = {}, {}
+    outputs = {}
     for name in sorted(f[:-6] for f in os.listdir(in_dir) if f.endswith(".keras")):
         model = keras.saving.load_model(os.path.join(in_dir, name + ".keras"))
+        assert isinstance(model, dk.DeepLab), type(model)
         outputs[name] = keras.ops.convert_to_numpy(model(x, training=False))
-        fresh = dk.build_model(model.architecture, **model.config)
-        shapes[name] = list(keras.ops.convert_to_numpy(fresh(x, training=False)).shape)
     np.savez(os.path.join(out_dir, "outputs.npz"), **outputs)
-    return {"backend": keras.backend.backend(), "shapes": shapes}
+    return {"backend": keras.backend.backend()}
 
 
 def camvid(in_dir, out_dir):
@@ -89,7 +88,29 @@ def refusals(in_dir, out_dir):
             "written": sorted(os.listdir(out_dir))}
 
 
-TASKS = {"family": family, "camvid": camvid, "save_keras": save_keras, "load_keras": load_keras,
+def resize(in_dir, out_dir):
+    """dk.resize on this backend for IN_DIR/input.npz's images, every semantics and method, to
+    the sizes of IN_DIR/sizes.json (the parent compares with TensorFlow's kernels)."""
+    import keras
+
+    from deeplab_keras.layers.resize import METHODS, SEMANTICS
+    from deeplab_keras.layers.resize import resize as dk_resize
+
+    inputs = np.load(os.path.join(in_dir, "input.npz"))
+    with open(os.path.join(in_dir, "sizes.json")) as f:
+        sizes = json.load(f)
+    out = {}
+    for key in inputs.files:
+        for size in sizes:
+            for semantics in SEMANTICS:
+                for method in METHODS:
+                    y = dk_resize(inputs[key], size, semantics, method)
+                    out[f"{key}|{size[0]}x{size[1]}|{semantics}|{method}"] = np.asarray(y)
+    np.savez(os.path.join(out_dir, "resized.npz"), **out)
+    return {"backend": keras.backend.backend()}
+
+
+TASKS = {"family": family, "resize": resize, "camvid": camvid, "save_keras": save_keras, "load_keras": load_keras,
          "refusals": refusals}
 
 if __name__ == "__main__":

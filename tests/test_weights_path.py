@@ -99,6 +99,20 @@ def test_weights_h5_new_head_loads_all_but_the_classifier_and_refuses_the_rest(t
         np.testing.assert_array_equal(a, b)
 
 
+def test_train_init_weights_refuses_what_keras_skip_mismatch_skipped(tmp_path):
+    """``train --init-weights x.weights.h5`` used Keras' skip_mismatch=True: layers of another
+    shape kept their initialisation without a word. It now goes through dk.load_weights."""
+    from deeplab_keras.data import custom_info
+    from deeplab_keras.training.trainer import build_training_model
+    config = {**MOBILE, "atrous_rates": (), "align_corners": True}
+    path = str(tmp_path / "wide.weights.h5")
+    dk.DeepLabV3(num_classes=5, **dict(config, alpha=0.5)).save_weights(path)
+    recipe = {"architecture": "deeplabv3", "model": dict(config, num_classes=3),
+              "init_tflite": None, "init_weights": path, "freeze_bn": False, "sync_bn": False}
+    with pytest.raises(WeightMismatchError, match="outside its classifier"):
+        build_training_model(recipe, custom_info(3, 255))
+
+
 def test_builders_take_weights_models_do_not(tmp_path):
     from deeplab_keras import models
     config = {**MOBILE, "atrous_rates": (), "num_classes": 3}

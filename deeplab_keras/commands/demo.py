@@ -55,7 +55,8 @@ def build(ctx):
     print("=" * 78, file=sys.stderr)
     camvid = DATASETS["camvid"]
     ctx["model"] = dk.DeepLabV3Plus(num_classes=11, backbone="mobilenet_v2", alpha=args.alpha,
-                                    output_stride=16, labels=camvid.labels, palette=camvid.palette,
+                                    output_stride=16, align_corners=True,
+                                    labels=camvid.labels, palette=camvid.palette,
                                     ignore_label=camvid.ignore_label,
                                     preprocessing={"input_size": None, "resize": "align_corners"})
     ctx["preset"], ctx["pretrained"] = _model_info(ctx["model"]), False
@@ -69,9 +70,7 @@ def segment(ctx):
     from deeplab_keras import inference
 
     prep = ctx["preset"].get("preprocessing") or {}
-    ctx["classes"] = inference.predict_classes(
-        ctx["model"], ctx["image"], prep.get("input_size"),
-        prep.get("resize", "align_corners") == "align_corners")
+    ctx["classes"] = inference.predict_classes(ctx["model"], ctx["image"], prep.get("input_size"))
 
 
 def write_outputs(ctx):

@@ -66,8 +66,8 @@ def run(args):
                                        num_classes=args.num_classes)
     else:
         model = loader.load_model(args)
-        size, align = inference.input_contract(model, size)
-        runner = predict_engine.Runner(model, input_size=size, align_corners=align,
+        size, semantics = inference.input_contract(model, size)
+        runner = predict_engine.Runner(model, input_size=size, semantics=semantics,
                                        scales=args.scales, flip=args.flip, smoothing=smoothing)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
     return predict_engine.predict_batch(runner, images, args.output,

@@ -19,12 +19,12 @@ class Runner:
     ``evaluate`` does; videos compiled through a :class:`~deeplab_keras.video.VideoSegmenter`)
     or an exported ``artifact`` (``.tflite`` / ``.onnx``, images and videos alike)."""
 
-    def __init__(self, model=None, artifact=None, *, input_size=None, align_corners=True,
+    def __init__(self, model=None, artifact=None, *, input_size=None, semantics=None,
                  scales=(1.0,), flip=False, smoothing=False, threads=None, num_classes=None):
         from deeplab_keras.video.sources import ArtifactSource, KerasSource
 
         scales = tuple(float(s) for s in (scales or (1.0,)))
-        self.model, self.input_size, self.align_corners = model, input_size, align_corners
+        self.model, self.input_size, self.semantics = model, input_size, semantics
         self.smoothing, self.predictor = smoothing, None
         if artifact is not None:
             if scales != (1.0,) or flip:
@@ -45,8 +45,8 @@ class Runner:
             self.ignore_label = getattr(model, "ignore_label", None)
             if scales != (1.0,) or flip:
                 from deeplab_keras.evaluation import Predictor
-                # as evaluate builds it: resize semantics from the model's own upsampling
-                self.predictor = Predictor(model, scales=scales, flip=flip)
+                self.predictor = Predictor(model, scales=scales, flip=flip,
+                                           semantics=semantics)
         if self.palette is None:
             self.palette = default_palette(self.num_classes)
         self._image_segmenter = None
@@ -57,7 +57,7 @@ class Runner:
             probs = self.predictor(image)
             return probs.argmax(-1).astype(np.uint8 if probs.shape[-1] <= 256 else np.int32)
         if self.model is not None:
-            return predict_classes(self.model, image, self.input_size, self.align_corners)
+            return predict_classes(self.model, image, self.input_size, self.semantics)
         if self._image_segmenter is None:
             self._image_segmenter = self.video_segmenter(smoothing=False)
         return self._image_segmenter.segment(image)

@@ -17,24 +17,35 @@ run this way, with windows of its input size.
 """
 import weakref
 
+import keras
 import numpy as np
-import tensorflow as tf
 
-from deeplab_keras.layers.resize import scaled_size
+from deeplab_keras.layers.resize import SEMANTICS, resize, scaled_size
 
 WEIGHTINGS = ("gaussian", "uniform")
 _FUNCTIONS = weakref.WeakKeyDictionary()  # model -> its traced inference function
 
 
 def _model_function(model):
-    """One ``tf.function`` per model, kept while the model lives, so repeated calls (one
-    :func:`predict_probabilities` per image) reuse its traces instead of re-tracing."""
+    """One compiled function per model, kept while the model lives, so repeated calls (one
+    :func:`predict_probabilities` per image) reuse its traces instead of re-tracing: a
+    ``tf.function`` on TensorFlow, Keras' own ``predict_on_batch`` (jit) on other backends."""
     fn = _FUNCTIONS.get(model)
     if fn is None:
         ref = weakref.ref(model)
-        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        else:
+            fn = lambda x: ref().predict_on_batch(x)  # noqa: E731
         _FUNCTIONS[model] = fn
     return fn
+
+
+def _softmax(y):
+    e = np.exp(y - y.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 def _pair(value, what):
@@ -44,12 +55,6 @@ def _pair(value, what):
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}")
     return value
-
-
-def _resize(x, size, align_corners):
-    size = tf.constant([int(size[0]), int(size[1])], tf.int32)
-    return tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=align_corners,
-                                     half_pixel_centers=not align_corners)
 
 
 def window_starts(size, crop, stride):
@@ -92,13 +97,14 @@ class Predictor:
             or a dict of :func:`deeplab_keras.evaluation.crf.dense_crf` arguments.
         from_logits: None asks the model (a deeplab_keras model records its final softmax);
             True applies softmax.
-        align_corners: resize semantics for scaling; None asks the model (its final upsampling).
+        semantics: resize semantics for scaling ("half_pixel", "align_corners", "asymmetric");
+            None: the model's own (:func:`deeplab_keras.models.resize_semantics`).
         batch_size: windows run per model call.
     """
 
     def __init__(self, model, scales=(1.0,), flip=False, sliding_window=None, overlap=1 / 3,
                  weighting="gaussian", pad_value=127.5, crf=None, from_logits=None,
-                 align_corners=None, batch_size=4):
+                 semantics=None, batch_size=4):
         self.model = model
         self.scales = tuple(float(s) for s in (scales or (1.0,)))
         if any(not s > 0 for s in self.scales):
@@ -123,24 +129,25 @@ class Predictor:
         if from_logits is None:
             from_logits = not recorded.get("probabilities")
         self.from_logits = bool(from_logits)
-        if align_corners is None:
-            upsample = recorded.get("upsample")
-            align_corners = bool(getattr(model.get_layer(upsample), "align_corners", False)
-                                 if upsample else False)
-        self.align_corners = align_corners
+        if semantics is None:
+            from deeplab_keras.models import resize_semantics
+            semantics = resize_semantics(model)
+        if semantics not in SEMANTICS:
+            raise ValueError(f"resize semantics must be one of {SEMANTICS}, got {semantics!r}")
+        self.semantics = semantics
         self.crf = _crf_params(crf)
         self._call = _model_function(model)
 
     def _probs(self, x):
         """Softmax probabilities of one model call on ``x`` (N, h, w, 3) -> numpy (N, h, w, C)."""
-        y = self._call(tf.convert_to_tensor(x, tf.float32))
+        y = self._call(np.asarray(x, np.float32))
         if isinstance(y, (list, tuple, dict)):
             raise ValueError("the model has several outputs; evaluation needs one (N, H, W, C) output")
-        if y.shape.rank != 4 or tuple(y.shape[1:3]) != tuple(x.shape[1:3]):
+        y = keras.ops.convert_to_numpy(y).astype(np.float32, copy=False)
+        if y.ndim != 4 or tuple(y.shape[1:3]) != tuple(x.shape[1:3]):
             raise ValueError(f"model output {tuple(y.shape)} is not (N, H, W, C) at the input size "
                              f"{tuple(x.shape[1:3])}")
-        y = tf.cast(y, tf.float32)
-        return (tf.nn.softmax(y, -1) if self.from_logits else y).numpy()
+        return _softmax(y) if self.from_logits else y
 
     def _tiled(self, x):
         """Sliding-window probabilities for ``x`` (N, h, w, 3) numpy."""
@@ -183,15 +190,15 @@ class Predictor:
             if scale == 1.0:
                 xs = x
             else:
-                size = ((scaled_size(h, scale), scaled_size(w, scale)) if self.align_corners
+                size = ((scaled_size(h, scale), scaled_size(w, scale))
+                        if self.semantics == "align_corners"
                         else (max(1, int(round(h * scale))), max(1, int(round(w * scale)))))
-                xs = _resize(x, size, self.align_corners).numpy()
+                xs = resize(x, size, self.semantics)
             for flipped in ((False, True) if self.flip else (False,)):
                 p = self._single(xs[:, :, ::-1] if flipped else xs)
                 if flipped:
                     p = p[:, :, ::-1]
-                if p.shape[1:3] != (h, w):
-                    p = _resize(p, (h, w), self.align_corners).numpy()
+                p = resize(p, (h, w), self.semantics)
                 total = p if total is None else total + p
         probs = total / (len(self.scales) * (2 if self.flip else 1))
         if self.crf is not None:
@@ -227,7 +234,7 @@ def predict_probabilities(model, image, scales=(1.0,), flip=False, sliding_windo
         crf: True for DenseCRF with DeepLab's settings, or a dict of
             :func:`deeplab_keras.evaluation.crf.dense_crf` arguments.
         options: other :class:`Predictor` arguments (``overlap``, ``weighting``, ``pad_value``,
-            ``from_logits``, ``align_corners``, ``batch_size``).
+            ``from_logits``, ``semantics``, ``batch_size``).
 
     For many images build one :class:`Predictor` and call it per image (traces the model once).
     """

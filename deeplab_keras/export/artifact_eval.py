@@ -18,6 +18,7 @@ import numpy as np
 
 from deeplab_keras.evaluation.evaluator import _batches, _dataset_info, progress_bar
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
+from deeplab_keras.layers.resize import resize
 
 
 def _first_line(err):
@@ -37,10 +38,9 @@ def output_mode(path, fmt):
 
 def predict_classes(art, image, mode):
     """(H, W) int class map of ``image`` (H, W, 3) from the artifact."""
-    import tensorflow as tf
     h, w = image.shape[:2]
     size = art.input_shape[1:3]
-    x = image if (h, w) == tuple(size) else tf.image.resize(image, size, method="bilinear").numpy()
+    x = resize(image, size, "half_pixel")  # an artifact records no semantics: half-pixel, as tf.image.resize
     try:
         y = np.asarray(art(x))
     except (RuntimeError, TypeError) as err:  # LiteRT / onnxruntime errors while running
@@ -51,14 +51,10 @@ def predict_classes(art, image, mode):
                          "([1, H, W] classes or [1, H, W, C] scores): not a segmentation model "
                          "(a classifier?)")
     if mode == "classes" or (mode is None and y.ndim == 3):
-        y = y.reshape(1, size[0], size[1], 1)
-        if tuple(size) != (h, w):
-            y = tf.image.resize(y, (h, w), method="nearest").numpy()
-        return y[0, ..., 0].astype(np.int64)
-    y = y.reshape((1,) + y.shape[-3:]).astype(np.float32)
-    if y.shape[1:3] != (h, w):
-        y = tf.image.resize(y, (h, w), method="bilinear").numpy()
-    return y[0].argmax(-1).astype(np.int64)
+        y = resize(y.reshape(size[0], size[1], 1), (h, w), "half_pixel", "nearest")
+        return y[..., 0].astype(np.int64)
+    y = y.reshape(y.shape[-3:]).astype(np.float32)
+    return resize(y, (h, w), "half_pixel").argmax(-1).astype(np.int64)
 
 
 def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_label=None,

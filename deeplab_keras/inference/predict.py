@@ -5,63 +5,60 @@ import numpy as np
 from deeplab_keras.inference.image import as_rgb8
 
 
-def _resize(x, size, align_corners=True, method="bilinear"):
-    import tensorflow as tf
-
-    if method == "bilinear":
-        return tf.compat.v1.image.resize(x, size, method=tf.image.ResizeMethod.BILINEAR,
-                                         align_corners=align_corners)
-    return tf.image.resize(x, size, method=method)
-
-
 #: bytes of full-size float scores :func:`predict_classes` holds at once (classes in chunks)
 UPSAMPLE_BUDGET = 64 << 20
 
 
-def _model_logits(model, image, input_size=None, align_corners=True):
-    """The model's float32 logits (1, h, w, C) at the size it ran at, and the image's size."""
-    import tensorflow as tf
+def _model_logits(model, image, input_size=None, semantics=None):
+    """The model's float32 logits (1, h, w, C) as NumPy at the size it ran at, the image's size
+    and the resize semantics used."""
+    import keras
 
+    from deeplab_keras.layers.resize import resize
+    from deeplab_keras.models import resize_semantics
+
+    semantics = semantics or resize_semantics(model)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     height, width = image.shape[:2]
     fixed = tuple(model.input_shape[1:3])
     size = fixed if None not in fixed else (tuple(input_size) if input_size else (height, width))
-    x = tf.convert_to_tensor(image[None].astype("float32"))
-    if size != (height, width):
-        x = _resize(x, size, align_corners)
+    x = resize(image[None].astype("float32"), size, semantics)
     logits = model(x, training=False)
     if isinstance(logits, (list, tuple)):
         logits = logits[0]
-    return tf.cast(logits, tf.float32), (height, width)
+    logits = keras.ops.convert_to_numpy(logits).astype("float32", copy=False)
+    return logits, (height, width), semantics
 
 
-def predict_logits(model, image, input_size=None, align_corners=True):
-    """Logits (H, W, C) at the image's size. The image is resized to ``input_size`` (or to the
-    model's fixed input size), run through the model (which takes 0-255 RGB), and the logits are
-    resized back bilinearly."""
-    logits, size = _model_logits(model, image, input_size, align_corners)
-    if tuple(logits.shape[1:3]) != size:
-        logits = _resize(logits, size, align_corners)
-    return np.asarray(logits[0])
+def predict_logits(model, image, input_size=None, semantics=None):
+    """Logits (H, W, C) at the image's size, float32 NumPy. The image is resized to
+    ``input_size`` (or to the model's fixed input size), run through the model (which takes 0-255
+    RGB), and the logits are resized back bilinearly, both with ``semantics`` (None: the model's
+    own, :func:`deeplab_keras.models.resize_semantics`)."""
+    from deeplab_keras.layers.resize import resize
+
+    logits, size, semantics = _model_logits(model, image, input_size, semantics)
+    return resize(logits, size, semantics)[0]
 
 
-def predict_classes(model, image, input_size=None, align_corners=True):
+def predict_classes(model, image, input_size=None, semantics=None):
     """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size: the argmax
     of :func:`predict_logits`, computed a few classes at a time so a large photo never holds
     pixels x classes floats (at most :data:`UPSAMPLE_BUDGET` bytes of them; bilinear resizing
     is per channel, so the answer is the same, ties to the lower class included)."""
-    logits, (height, width) = _model_logits(model, image, input_size, align_corners)
+    from deeplab_keras.layers.resize import resize
+
+    logits, (height, width), semantics = _model_logits(model, image, input_size, semantics)
     num = int(logits.shape[-1])
     dtype = np.uint8 if num <= 256 else np.int32
     if tuple(logits.shape[1:3]) == (height, width):
-        return np.argmax(np.asarray(logits[0]), axis=-1).astype(dtype)
+        return np.argmax(logits[0], axis=-1).astype(dtype)
     chunk = max(1, min(num, UPSAMPLE_BUDGET // (4 * height * width)))
     best = classes = None
     for start in range(0, num, chunk):
-        part = np.asarray(_resize(logits[..., start:start + chunk], (height, width),
-                                  align_corners)[0])
+        part = resize(logits[..., start:start + chunk], (height, width), semantics)[0]
         top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
         del part
         if best is None:
@@ -73,32 +70,36 @@ def predict_classes(model, image, input_size=None, align_corners=True):
     return classes
 
 
-def input_contract(model, input_size=None, align_corners=None):
-    """``(size to run at or None, align_corners)``: ``input_size`` (a flag), else the model's
-    own contract (its preset's ``preprocessing``); resize semantics from it too (align_corners
-    when unknown) unless ``align_corners`` is given."""
+def input_contract(model, input_size=None, semantics=None):
+    """``(size to run at or None, resize semantics)``: ``input_size`` (a flag), else the model's
+    own (its preset's ``preprocessing.input_size``); the semantics given, else the model's own
+    (:func:`deeplab_keras.models.resize_semantics`, its upsampling layer: one place)."""
+    from deeplab_keras.layers.resize import SEMANTICS
+    from deeplab_keras.models import resize_semantics
+
+    if semantics is not None and semantics not in SEMANTICS:
+        raise ValueError(f"resize semantics must be one of {SEMANTICS}, got {semantics!r}")
     prep = getattr(model, "preprocessing", None) or {}
     size = input_size or prep.get("input_size")
-    if align_corners is None:
-        align_corners = prep.get("resize", "align_corners") == "align_corners"
-    return (tuple(size) if size else None), align_corners
+    return (tuple(size) if size else None), semantics or resize_semantics(model)
 
 
-def segment(model, image, input_size=None, align_corners=None):
+def segment(model, image, input_size=None, semantics=None):
     """Class map(s) at the image's own size.
 
     ``image``: one image (a path, a PIL image, an (H, W, 3) uint8 / 0-255 float array) -> an
     (H, W) uint8 class map; a batch (a list of images, or an (N, H, W, 3) array) -> a list of
     maps (images may differ in size). The model runs at ``input_size``, else its preset's
     ``preprocessing.input_size`` (a ``.keras`` file or preset model records it), else the image's
-    size; resize semantics from the same contract.
+    size; resize ``semantics`` ("half_pixel", "align_corners", "asymmetric") the model's own
+    unless given.
 
         import deeplab_keras as dk
         model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
         classes = dk.segment(model, "street.png")
         print(dict(zip(model.labels, np.bincount(classes.ravel(), minlength=11))))
     """
-    size, align = input_contract(model, input_size, align_corners)
+    size, semantics = input_contract(model, input_size, semantics)
     if isinstance(image, (list, tuple)) or (hasattr(image, "ndim") and image.ndim == 4):
-        return [predict_classes(model, as_rgb8(im), size, align) for im in image]
-    return predict_classes(model, as_rgb8(image), size, align)
+        return [predict_classes(model, as_rgb8(im), size, semantics) for im in image]
+    return predict_classes(model, as_rgb8(image), size, semantics)

@@ -210,7 +210,7 @@ def save_model_file(model, config, info, path=None):
     clean = dk.build_model(architecture, **kwargs, labels=list(info.labels),
                            palette=[list(c) for c in info.palette], ignore_label=info.ignore_label)
     # the resize semantics it was trained with (the loader runs it the same way)
-    clean.preprocessing = {"resize": "align_corners" if clean.align_corners else "half_pixel"}
+    clean.preprocessing = {"resize": clean.resize_semantics}
     clean.set_weights(model.get_weights())
     path = path or os.path.join(config["output_dir"], "model.keras")
     with io.atomic_path(path, suffix=".keras") as tmp:

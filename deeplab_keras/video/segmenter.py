@@ -2,26 +2,14 @@
 model or an exported artifact, optionally smoothed over time."""
 import numpy as np
 
+from deeplab_keras.layers.resize import resize
 from deeplab_keras.video.smoothing import TemporalSmoother
 from deeplab_keras.video.sources import open_source
 
 
-def _upsample_scores(scores, size, align_corners):
-    import tensorflow as tf
-
-    from deeplab_keras.inference.predict import _resize
-
-    if align_corners is None:  # an artifact: as evaluate --artifact (half-pixel bilinear)
-        return tf.image.resize(scores, size, method="bilinear").numpy()
-    return np.asarray(_resize(tf.convert_to_tensor(scores[None]), size, align_corners))[0]
-
-
 def _nearest(classes, size):
-    """Nearest-neighbour resize of a class map (as ``tf.image.resize(method="nearest")``)."""
-    h, w = classes.shape
-    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
-    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
-    return classes[rows][:, cols]
+    """Nearest-neighbour resize of a class map (half-pixel, as ``tf.image.resize(method="nearest")``)."""
+    return resize(classes[:, :, None], size, "half_pixel", "nearest")[:, :, 0]
 
 
 class VideoSegmenter:
@@ -105,7 +93,7 @@ class VideoSegmenter:
                 out = out.argmax(-1)
         if out.ndim == 3:  # scores: bilinear to the frame, then argmax
             if out.shape[:2] != size:
-                out = _upsample_scores(out, size, self.source.align_corners)
+                out = resize(out, size, self.source.semantics)
             out = out.argmax(-1)
         elif out.shape != size:
             out = _nearest(out, size)

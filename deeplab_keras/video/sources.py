@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from deeplab_keras.layers.resize import resize
+
 ARTIFACT_EXTENSIONS = (".tflite", ".onnx")
 
 
@@ -26,7 +28,7 @@ class KerasSource:
         from deeplab_keras.inference import input_contract
 
         self.model = model
-        size, self.align_corners = input_contract(model, input_size)
+        size, self.semantics = input_contract(model, input_size)
         fixed = tuple(model.input_shape[1:3])
         self.input_size = fixed if None not in fixed else size
         self.num_classes = int(model.output_shape[-1])
@@ -36,14 +38,8 @@ class KerasSource:
         self.description = f"Keras model {model.name} (compiled predict_on_batch)"
 
     def __call__(self, frame):
-        import tensorflow as tf
-
-        from deeplab_keras.inference.predict import _resize
-
         size = self.input_size or frame.shape[:2]
-        x = frame[None].astype(np.float32)
-        if tuple(size) != frame.shape[:2]:
-            x = np.asarray(_resize(tf.convert_to_tensor(x), tuple(size), self.align_corners))
+        x = resize(frame[None].astype(np.float32), size, self.semantics)
         y = self.model.predict_on_batch(x)
         if isinstance(y, (list, tuple)):
             y = y[0]
@@ -116,7 +112,7 @@ class ArtifactSource:
             raise ValueError(f"{path} has {count} classes, not {num_classes}")
         self.num_classes = count or (int(num_classes) if num_classes else None)
         self.palette = None
-        self.align_corners = None  # scores upsample as evaluate --artifact does
+        self.semantics = "half_pixel"  # scores upsample as evaluate --artifact does
         self.num_threads = num_threads
         runtime = {"tflite": "LiteRT (XNNPACK)", "onnx": "onnxruntime CPU"}.get(self.format,
                                                                              self.format)
@@ -125,11 +121,8 @@ class ArtifactSource:
                             f"{self.artifact.input_dtype.name}, output {mode})")
 
     def __call__(self, frame):
-        import tensorflow as tf
-
         size = self.input_size
-        x = frame if frame.shape[:2] == size else \
-            tf.image.resize(frame, size, method="bilinear").numpy()
+        x = resize(frame, size, self.semantics)
         y = np.asarray(self.artifact(x))
         if self.output == "classes":
             return y.reshape(size)
