@@ -365,16 +365,17 @@ def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
     """Issue 19: the class map of a big photo is the argmax of the full-size logits, computed a
     few classes at a time (arrays checked, not timed)."""
     from deeplab_keras.inference import predict
+    from deeplab_keras.layers import resize as resize_module
     image = frames_of(1, (300, 410), seed=5)[0]
     want = predict.predict_logits(tiny["model"], image, (33, 33)).argmax(-1)
     shapes = []
-    real = predict._resize
+    real = resize_module.resize
 
     def spy(x, size, *args, **kwargs):
         out = real(x, size, *args, **kwargs)
         shapes.append(tuple(out.shape))
         return out
-    monkeypatch.setattr(predict, "_resize", spy)
+    monkeypatch.setattr(resize_module, "resize", spy)  # the one resize (dk.resize)
     monkeypatch.setattr(predict, "UPSAMPLE_BUDGET", 300 * 410 * 4)  # one class at a time
     got = predict.predict_classes(tiny["model"], image, (33, 33))
     assert (got == want).all() and got.dtype == np.uint8
@@ -383,10 +384,9 @@ def test_large_image_class_map_never_holds_all_class_scores(tiny, monkeypatch):
 
 
 def test_zoo_show_says_how_int8_latency_was_measured(capsys):
-    from deeplab_keras.hub import zoo
     assert cli.main(["zoo", "show", "deeplabv3plus_mobilenetv2_camvid"]) == 0
     out = capsys.readouterr().out
-    metrics = zoo.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
+    metrics = dk.get_preset("deeplabv3plus_mobilenetv2_camvid")["metrics"]
     line = next(ln for ln in out.splitlines() if ln.startswith("int8 latency:"))
     assert f"{metrics['int8_latency_ms']:.1f} ms (python bench/zoo_latency.py" in line
     assert "threads" in line and "CPUs" in line
