@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument("--num-calibration", type=int, default=32)
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images")
     args = p.parse_args(argv)
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
     if not os.path.isdir(CAMVID):
         print(f"skipped: CamVid not found at {CAMVID}")
         return 0
@@ -62,8 +62,8 @@ def main(argv=None):
     from deeplab_keras.data import list_pairs, make_dataset
     from deeplab_keras.export import benchmark, export_model, qat
     from deeplab_keras.export.runtime import Artifact
-    from deeplab_keras.models import build_model
-    from deeplab_keras.weights import load_weights
+    from deeplab_keras.builders import build_model
+    from deeplab_keras.hub.weights import from_preset, load_weights
 
     if args.architecture:
         preset = {"labels": None}
@@ -86,7 +86,7 @@ def main(argv=None):
             model = build_model(architecture, **config)
             load_weights(model, args.weights)
         else:
-            model = zoo.from_preset(args.preset)
+            model = from_preset(args.preset)
     train = list_pairs("camvid", CAMVID, "train")
     val = list_pairs("camvid", CAMVID, "val")[:args.val_limit]
     size = (360, 480)

@@ -46,7 +46,7 @@ def main(argv=None):
     from PIL import Image
 
     from deeplab_keras.export import Artifact, export_model, golden, profiling
-    from deeplab_keras.importers.tflite import load_google_tflite
+    from deeplab_keras.importers.tflite import from_tflite
 
     os.makedirs(args.workdir, exist_ok=True)
     bird, mask = golden.load_pair(os.path.join(REF, "bird_segmentation.bmp"),
@@ -58,7 +58,7 @@ def main(argv=None):
         back = Image.fromarray(np.asarray(classes, np.uint8).reshape(257, 257)).resize((513, 513), Image.NEAREST)
         return golden.agreement(np.asarray(back), mask)
 
-    model = load_google_tflite(GOOGLE)
+    model = from_tflite(GOOGLE)
     paths = {"ours logits (GPU contract)": os.path.join(args.workdir, "ours_257_logits.tflite"),
              "ours class map": os.path.join(args.workdir, "ours_257_classes.tflite")}
     paths["ours int8 class map (PTQ)"] = os.path.join(args.workdir, "ours_257_int8.tflite")

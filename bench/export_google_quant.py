@@ -56,13 +56,13 @@ def main(argv=None):
     if benchlib.missing(GOOGLE):
         return 0
     from deeplab_keras.export import Artifact, export_model, golden, profiling
-    from deeplab_keras.importers.tflite import load_google_tflite
+    from deeplab_keras.importers.tflite import from_tflite
     import numpy as np
 
     os.makedirs(args.workdir, exist_ok=True)
     image, mask = golden.load_pair(os.path.join(REF, "bird_segmentation.bmp"),
                                    os.path.join(REF, "bird_segmentation_mask.bmp"), (513, 513))
-    model = load_google_tflite(GOOGLE)
+    model = from_tflite(GOOGLE)
     keras_agreement = golden.agreement(np.argmax(np.asarray(model(image[None]))[0], -1), mask)
     google = Artifact(GOOGLE, num_threads=args.threads)
     rows = [("Google deeplabv3_mnv2_pascal_quant.tflite (QAT, uint8)", golden.agreement(google(image)[0], mask))]
@@ -98,7 +98,7 @@ def main(argv=None):
     mp_path = None
     from deeplab_keras.export import mediapipe_gate
     if not args.no_mediapipe and mediapipe_gate.available():
-        from deeplab_keras import zoo
+        from deeplab_keras.hub import zoo
         voc = zoo.get_preset("deeplabv3_mobilenetv2_voc")["labels"]
         default = sets[list(sets)[0]]
         mp_path = os.path.join(args.workdir, "ours_int8_mediapipe.tflite")

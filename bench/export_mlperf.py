@@ -50,7 +50,7 @@ def main(argv=None):
 
     import deeplab_keras as dk
     from deeplab_keras.export import Artifact, export_model, profiling
-    from deeplab_keras.importers.tflite_graph import describe
+    from deeplab_keras.importers.tflite_describe import describe
     from deeplab_keras.utils.flops import count
 
     os.makedirs(args.workdir, exist_ok=True)

@@ -44,13 +44,13 @@ def main(argv=None):
 
     import deeplab_keras as dk
     from deeplab_keras import data
-    from deeplab_keras.evaluation.artifact import output_mode, predict_classes
+    from deeplab_keras.export.artifact_eval import output_mode, predict_classes
     from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
     from deeplab_keras.export import Artifact, export_model, mediapipe_gate, profiling
 
     os.makedirs(args.workdir, exist_ok=True)
     info = data.get_dataset_info("camvid")
-    labels = dk.zoo.get_preset(PRESET)["labels"]
+    labels = dk.get_preset(PRESET)["labels"]
     model = dk.from_preset(PRESET)
     pairs = data.list_pairs("camvid", CAMVID, "val")[:args.limit]
     train = sorted(data.list_pairs("camvid", CAMVID, "train"))

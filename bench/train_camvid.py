@@ -4,7 +4,7 @@ full 480x360 (mIoU + per-class IoU) and write JSON.
 
     nohup nice -n 5 python bench/train_camvid.py --minutes 50 > runs/camvid.log 2>&1 &
 
-Killed? Run the same command again: training resumes from runs/<name>/backup.
+Killed? Run the same command again: training resumes from runs/<name>/.deeplab-keras-backup.
 """
 import argparse
 import json
@@ -139,7 +139,7 @@ def publish(result, info, zoo_dir="zoo", evidence=None):
         for key in ("params", "macs", "cost_source"):
             if key in old:
                 preset["metrics"][key] = old[key]
-    from deeplab_keras.preset import Preset
+    from deeplab_keras.hub.preset import Preset
     Preset.from_dict(preset)  # the catalogue's schema, checked before anything is written
     write_json(path, preset)
     print("published", path, target, sha)

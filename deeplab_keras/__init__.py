@@ -6,7 +6,8 @@
 
 ``import deeplab_keras`` does not import TensorFlow: the attributes below load their module on
 first use (PEP 562 module ``__getattr__``), so the command line's ``--help`` and ``zoo list``
-start in a fraction of TensorFlow's import time.
+start in a fraction of TensorFlow's import time. It registers the Keras classes for
+``keras.saving.load_model`` when Keras is imported (:mod:`deeplab_keras.keras_classes`).
 """
 import importlib as _importlib
 
@@ -17,29 +18,32 @@ from deeplab_keras.utils.quiet import quiet_tensorflow as _quiet_tensorflow
 _quiet_tensorflow()
 
 from deeplab_keras.version import __version__  # noqa: E402
+from deeplab_keras import keras_classes as _keras_classes  # noqa: E402
+
+_keras_classes.install()
 
 #: public name -> module that defines it (a module name alone: the module itself)
 _LAZY = {
-    "DeepLab": "deeplab_keras.models", "DeepLabV1": "deeplab_keras.models",
-    "DeepLabV2": "deeplab_keras.models", "DeepLabV3": "deeplab_keras.models",
-    "DeepLabV3Plus": "deeplab_keras.models", "build_model": "deeplab_keras.models",
-    "BUILDERS": "deeplab_keras.models", "resize_semantics": "deeplab_keras.models",
-    "resize": "deeplab_keras.layers.resize",
-    "from_preset": "deeplab_keras.zoo", "get_preset": "deeplab_keras.zoo",
-    "list_presets": "deeplab_keras.zoo",
+    "DeepLab": "deeplab_keras.models", "DeepLabV1": "deeplab_keras.builders",
+    "DeepLabV2": "deeplab_keras.builders", "DeepLabV3": "deeplab_keras.builders",
+    "DeepLabV3Plus": "deeplab_keras.builders", "build_model": "deeplab_keras.builders",
+    "BUILDERS": "deeplab_keras.builders",
+    "from_preset": "deeplab_keras.hub.weights", "load_weights": "deeplab_keras.hub.weights",
+    "get_preset": "deeplab_keras.hub.zoo", "list_presets": "deeplab_keras.hub.zoo",
+    "resize_semantics": "deeplab_keras.models", "resize": "deeplab_keras.layers.resize",
     "from_tflite": "deeplab_keras.importers.tflite",
     "segment": "deeplab_keras.inference", "overlay": "deeplab_keras.inference",
     "colorize": "deeplab_keras.inference", "load_image": "deeplab_keras.inference",
     "VideoSegmenter": "deeplab_keras.video", "TemporalSmoother": "deeplab_keras.video",
-    "backbones": None, "layers": None, "frontend": None, "weights": None, "zoo": None,
+    "backbones": None, "layers": None, "frontend": None, "hub": None, "builders": None,
     "data": None, "inference": None, "models": None, "training": None, "evaluation": None,
     "video": None,
-    "export": None, "importers": None, "preset": None, "download": None, "utils": None,
+    "export": None, "importers": None, "download": None, "utils": None,
 }
 
 __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "build_model", "BUILDERS",
-           "from_preset", "get_preset", "list_presets", "from_tflite", "segment", "overlay",
-           "colorize", "load_image", "VideoSegmenter", "TemporalSmoother", "resize",
+           "from_preset", "load_weights", "get_preset", "list_presets", "from_tflite", "segment",
+           "overlay", "colorize", "load_image", "VideoSegmenter", "TemporalSmoother", "resize",
            "resize_semantics", "backbones", "layers", "frontend", "__version__"]
 
 

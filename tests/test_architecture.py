@@ -1,6 +1,7 @@
 """Package structure: no import cycles among deeplab_keras's modules (module-level and
-function-level imports alike, read from the source with ast), and the library never imports
-deeplab_keras.commands."""
+function-level imports and ``importlib.import_module("deeplab_keras...")`` string literals alike,
+read from the source with ast), no package-level cycle between evaluation and export, the models
+never reach up to the weights layer (hub), and the library never imports deeplab_keras.commands."""
 import ast
 import os
 
@@ -29,7 +30,10 @@ def imports_of(name, path, modules):
     found = set()
     for node in ast.walk(tree):
         targets = []
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _is_import_module(node.func) and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            targets = [node.args[0].value]  # a dynamic import by name is an edge too
+        elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -48,6 +52,14 @@ def imports_of(name, path, modules):
             if t and t.startswith(PACKAGE) and t != name and t != PACKAGE:
                 found.add(t)
     return found
+
+
+def _is_import_module(func):
+    """``importlib.import_module``, ``_importlib.import_module``, ``import_module`` or
+    ``__import__``."""
+    if isinstance(func, ast.Attribute):
+        return func.attr == "import_module"
+    return isinstance(func, ast.Name) and func.id in ("import_module", "__import__")
 
 
 def graph():
@@ -114,3 +126,45 @@ def test_import_parser_sees_function_level_and_relative_imports(tmp_path):
     modules = {"deeplab_keras.zoo": "", "deeplab_keras.weights": "", "deeplab_keras.x": ""}
     assert imports_of("deeplab_keras.x", str(src), modules) == {"deeplab_keras.zoo",
                                                               "deeplab_keras.weights"}
+
+
+def package_of(module):
+    """``deeplab_keras.export.api`` -> ``deeplab_keras.export`` (top-level modules: themselves)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_package_cycle_between_evaluation_and_export():
+    edges = graph()
+
+    def reaches(a, b):
+        return any(package_of(d) == b for m, deps in edges.items() if package_of(m) == a
+                   for d in deps)
+    both = [p for p in (("evaluation", "export"), ("export", "evaluation"))
+            if reaches(f"{PACKAGE}.{p[0]}", f"{PACKAGE}.{p[1]}")]
+    assert len(both) < 2, "deeplab_keras.evaluation and deeplab_keras.export import each other"
+
+
+def test_models_never_reach_up_to_weights():
+    above = (f"{PACKAGE}.hub", f"{PACKAGE}.builders", f"{PACKAGE}.importers", f"{PACKAGE}.download")
+    bad = {m: sorted(d for d in deps if d.startswith(above))
+           for m, deps in graph().items() if m.startswith(f"{PACKAGE}.models")}
+    bad = {m: d for m, d in bad.items() if d}
+    assert not bad, f"models/ imports the weights layer above it: {bad}"
+
+
+def test_import_parser_counts_dynamic_imports(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("import importlib\n"
+                   "def f():\n    importlib.import_module('deeplab_keras.zoo')\n"
+                   "def g():\n    __import__('deeplab_keras.weights')\n"
+                   "def h(name):\n    importlib.import_module(name)\n")
+    modules = {"deeplab_keras.zoo": "", "deeplab_keras.weights": "", "deeplab_keras.x": ""}
+    assert imports_of("deeplab_keras.x", str(src), modules) == {"deeplab_keras.zoo",
+                                                              "deeplab_keras.weights"}
+    # and a cycle closed only by such a call is found
+    (tmp_path / "a.py").write_text("import importlib\n"
+                                   "def f():\n    importlib.import_module('deeplab_keras.b')\n")
+    (tmp_path / "b.py").write_text("from deeplab_keras import a\n")
+    mods = {"deeplab_keras.a": str(tmp_path / "a.py"), "deeplab_keras.b": str(tmp_path / "b.py")}
+    edges = {m: imports_of(m, p, mods) for m, p in mods.items()}
+    assert find_cycles(edges) == [["deeplab_keras.a", "deeplab_keras.b"]]

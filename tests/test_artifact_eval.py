@@ -72,7 +72,7 @@ def test_evaluate_artifact_matches_keras(tiny, tmp_path, fmt, mode):
     near-tie pixels), through the same metrics code."""
     from deeplab_keras import data
     from deeplab_keras.evaluation import evaluate
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
     _folder_dataset(tmp_path / "ds")
     out = tmp_path / f"m.{fmt}"
     export_model(tiny, out, fmt, "none", SIZE, output_mode=mode)
@@ -115,7 +115,7 @@ def test_evaluate_artifact_cli_and_bad_arguments(tiny, tmp_path, capsys):
         ev.run(p.choices["evaluate"].parse_args(cli_args[1:]))
     # a file predicting more classes than the dataset has: a clear error, not a wrong mIoU
     with pytest.raises(ValueError, match="classes"):
-        from deeplab_keras.evaluation.artifact import evaluate_artifact
+        from deeplab_keras.export.artifact_eval import evaluate_artifact
         from deeplab_keras import data
         evaluate_artifact(out, data.list_pairs("folder", str(tmp_path / "ds"), "val"),
                           dataset=data.custom_info(2, 255))
@@ -128,7 +128,7 @@ def test_camvid_int8_onnx_and_tflite_on_labels(tmp_path):
     need(CAMVID / "val")
     from deeplab_keras import data
     from deeplab_keras.evaluation import evaluate
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
     model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
     pairs = data.list_pairs("camvid", str(CAMVID), "val")[:8]
     ref = evaluate(model, pairs, dataset="camvid")["miou"]
@@ -149,7 +149,7 @@ def test_evaluate_artifact_other_image_size(tiny, tmp_path, mode):
     label's size (labels never resampled); lowres logits are upsampled before the argmax."""
     from PIL import Image
     from deeplab_keras import data
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
     root = tmp_path / "ds"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()

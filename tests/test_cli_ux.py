@@ -8,7 +8,7 @@ import time
 import pytest
 
 from deeplab_keras import cli
-from deeplab_keras import zoo
+from deeplab_keras.hub import zoo
 from deeplab_keras.commands import zoo as zoo_cmd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

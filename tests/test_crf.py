@@ -62,9 +62,9 @@ def test_crf_sharpens_googles_voc_model_on_the_bird_image():
     from PIL import Image
 
     from deeplab_keras.evaluation import evaluate
-    from deeplab_keras.importers.tflite import load_google_tflite
+    from deeplab_keras.importers.tflite import from_tflite
 
-    model = load_google_tflite(os.path.join(REFERENCE, "deeplabv3_mnv2_pascal_quant.tflite"))
+    model = from_tflite(os.path.join(REFERENCE, "deeplabv3_mnv2_pascal_quant.tflite"))
     image = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation.bmp")).convert("RGB"))
     mask = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation_mask.bmp"))).astype(np.int64)
     plain = evaluate(model, [(image, mask)], dataset="voc")

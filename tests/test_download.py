@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from deeplab_keras import download
+from deeplab_keras import archives, download
 
 
 DATA = os.urandom(200_000)
@@ -108,7 +108,7 @@ def test_tar_traversal_refused(tmp_path, bad):
     archive = _tar(tmp_path / "a.tar.gz", [("d/model.ckpt.index", "file", None), bad])
     dest = tmp_path / "out" / "extracted"
     with pytest.raises(ValueError, match="refused"):
-        download.extract_tar(archive, str(dest))
+        archives.extract_tar(archive, str(dest))
     assert not dest.exists() and not (tmp_path / "evil.txt").exists()
     assert not os.path.exists(str(dest) + ".extracting")
 
@@ -116,5 +116,5 @@ def test_tar_traversal_refused(tmp_path, bad):
 def test_tar_extracts_safely(tmp_path):
     archive = _tar(tmp_path / "ok.tar.gz", [("d/model.ckpt.index", "file", None),
                                             ("d/link", "sym", "model.ckpt.index")])
-    dest = download.extract_tar(archive, str(tmp_path / "ok"))
+    dest = archives.extract_tar(archive, str(tmp_path / "ok"))
     assert open(os.path.join(dest, "d", "model.ckpt.index"), "rb").read() == b"abc"

@@ -98,10 +98,9 @@ def test_cli_on_an_image_folder(tmp_path, capsys):
 
 
 def test_cli_preset_architecture_with_own_weights(tmp_path, capsys):
-    from deeplab_keras import zoo
     _folder(tmp_path / "data", n=1)
     preset = "deeplabv3_mobilenetv2_dm05_voc"
-    model = zoo.from_preset(preset, num_classes=3, weights=False)
+    model = dk.from_preset(preset, num_classes=3, weights=False)
     model.save_weights(str(tmp_path / "own.weights.h5"))
     out = tmp_path / "r.json"
     rc = cli.main(["evaluate", "--preset", preset, "--weights", str(tmp_path / "own.weights.h5"),

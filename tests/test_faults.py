@@ -13,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from deeplab_keras import download
+from deeplab_keras import archives, download
 from deeplab_keras.utils import io as dkio
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -173,10 +173,10 @@ def test_resume_with_wrong_content_range_restarts_from_zero(server, cache, mode,
 
 
 _CHILD = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("dkdownload", sys.argv[1])
-download = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(download)
+import sys
+sys.path.insert(0, sys.argv[1])
+from deeplab_keras import download  # the package's import loads no TensorFlow
+assert "tensorflow" not in sys.modules
 kwargs = {"sha256": sys.argv[4]} if sys.argv[4] != "-" else {"allow_unpinned": True}
 print(download.fetch(sys.argv[2], sys.argv[3], progress=False, **kwargs))
 """
@@ -187,8 +187,7 @@ def test_four_processes_fetch_one_file_together(server, cache, tmp_path, pinned,
     """4 real processes, one cache, one mirror: one download, all succeed, nothing mixed."""
     sha = server.add("/m.tflite.bin", DATA, "slow")
     env = dict(os.environ, **{download.CACHE_ENV: str(cache), download.MIRROR_ENV: server.url})
-    env.pop("PYTHONPATH", None)  # the child loads download.py alone (no TensorFlow import)
-    module = os.path.join(REPO, "deeplab_keras", "download.py")
+    module = REPO  # the child imports this checkout's download module
     procs = [subprocess.Popen([sys.executable, "-c", _CHILD, module, "https://x.invalid/m",
                                "m.tflite.bin", sha if pinned else "-"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -257,7 +256,7 @@ def keras_zoo(tmp_path, monkeypatch, server, cache):
     import shutil
     import keras
     import deeplab_keras as dk
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
     keras.utils.set_random_seed(1)
     source = dk.DeepLabV3(input_shape=(33, 33, 3), **TINY)
     path = str(tmp_path / "tiny.keras")
@@ -282,10 +281,10 @@ def keras_zoo(tmp_path, monkeypatch, server, cache):
 
 def test_tampered_converted_weights_are_reconverted(keras_zoo, cache, capsys):
     import h5py
-    from deeplab_keras import converted, zoo
+    from deeplab_keras.hub import converted, zoo
     x = np.random.default_rng(0).uniform(0, 255, (1, 33, 33, 3)).astype("float32")
     expected = keras_zoo.predict(x, verbose=0)
-    path, _ = zoo.converted_weights("tinyk", progress=False)
+    path, _ = converted.converted_weights("tinyk", progress=False)
     manifest = json.loads(open(converted.manifest_path(path)).read())
     assert manifest["converted_sha256"] == download.file_hash(path)
     assert manifest["source_sha256"] == download.file_hash(cache / "tiny.keras")
@@ -303,11 +302,11 @@ def test_tampered_converted_weights_are_reconverted(keras_zoo, cache, capsys):
 
 
 def test_converted_weights_in_read_only_cache(keras_zoo, cache, monkeypatch, capsys):
-    from deeplab_keras import converted, zoo
+    from deeplab_keras.hub import converted, zoo
     source, _ = zoo.fetch_weights("tinyk", progress=False)  # downloaded, verified; not converted
     read_only(cache, monkeypatch, converted, download)
     try:
-        path, _ = zoo.converted_weights("tinyk", progress=False)
+        path, _ = converted.converted_weights("tinyk", progress=False)
         assert not path.startswith(str(cache)) and os.path.isfile(path)
         assert "not writable" in capsys.readouterr().err
     finally:
@@ -529,7 +528,7 @@ def test_tar_bomb_refused_and_nothing_left(tmp_path, cache, limits, match):
     archive = _tarball(tmp_path / "bomb.tar.gz", [("model.ckpt.index", b"i")] + [
         (f"model.ckpt.data-{i:05d}", bytes(400)) for i in range(4)])
     with pytest.raises(ValueError, match=match + ".*tar bomb"):
-        download.extract_checkpoint(archive, **limits)
+        archives.extract_checkpoint(archive, **limits)
     assert _files(cache) == [] and os.listdir(cache / "extracted") == []
 
 
@@ -537,15 +536,15 @@ def test_extracted_folder_reused_only_for_its_archive(tmp_path, cache, capsys):
     a = _tarball(tmp_path / "a.tar", [("model.ckpt.index", b"from a")])
     b = _tarball(tmp_path / "b.tar", [("model.ckpt.index", b"from b")])
     dest = str(tmp_path / "x")
-    download.extract_tar(a, dest, archive_sha256=download.file_hash(a))
-    download.extract_tar(b, dest, archive_sha256=download.file_hash(b))  # not a's folder
+    archives.extract_tar(a, dest, archive_sha256=download.file_hash(a))
+    archives.extract_tar(b, dest, archive_sha256=download.file_hash(b))  # not a's folder
     assert "was not extracted from" in capsys.readouterr().err
     assert open(os.path.join(dest, "model.ckpt.index"), "rb").read() == b"from b"
-    folder = download.extract_checkpoint(a)
+    folder = archives.extract_checkpoint(a)
     with open(os.path.join(folder, "model.ckpt.index"), "wb") as f:
         f.write(b"stale")
-    os.remove(os.path.join(folder, download.SOURCE_MARKER))  # no marker: not trusted
-    assert open(os.path.join(download.extract_checkpoint(a), "model.ckpt.index"), "rb").read() == b"from a"
+    os.remove(os.path.join(folder, archives.SOURCE_MARKER))  # no marker: not trusted
+    assert open(os.path.join(archives.extract_checkpoint(a), "model.ckpt.index"), "rb").read() == b"from a"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ def _one_line(err):
 
 
 def test_dripping_server_stops_at_the_minimum_rate(server, cache, monkeypatch):
-    monkeypatch.setattr(download, "RATE_WINDOW", 0.3)
+    from deeplab_keras import transfer
+    monkeypatch.setattr(transfer, "RATE_WINDOW", 0.3)
     server.add("/drip.bin", DATA, "drip")  # 20 bytes/s
     url = server.url + "/drip.bin"
     with pytest.raises(download.LimitError) as err:

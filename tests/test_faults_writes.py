@@ -248,3 +248,25 @@ def test_training_removes_only_its_own_backup_and_dead_temps(tmp_path):
     assert (out / "backup" / "notes.txt").read_text() == "added by the user"
     assert (out / "w.tmp-1").exists() and (out / ".notes.txt.tmp-2").exists()
     assert (out / "model.keras").is_file() and (out / "config.json").is_file()
+
+
+def test_run_folder_of_an_earlier_version_is_adopted_and_resumes(tmp_path):
+    """A run folder written before the marker existed (our config.json, Keras's backup/) is
+    ours: marked, its backup renamed so the run resumes; a look-alike config is not enough."""
+    from deeplab_keras.training import run_folder
+    out = tmp_path / "old_run"
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "training_metadata.json").write_text('{"epoch": 2}')
+    config = {"output_dir": str(out), "class_weights_used": None, "frozen_bn": 0,
+              "frozen_bn_layers": []}
+    (out / "config.json").write_text(json.dumps(config))
+    assert run_folder.resuming(str(out))
+    with run_folder.claim(str(out)):
+        assert run_folder.is_run_folder(str(out))
+    assert not (out / "backup").exists()
+    assert (out / run_folder.BACKUP / "training_metadata.json").read_text() == '{"epoch": 2}'
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps(config))  # names another folder: not ours
+    with pytest.raises(run_folder.RunFolderError):
+        run_folder.check(str(other))

@@ -123,7 +123,7 @@ def test_init_weights_from_a_model_with_other_classes_keeps_a_fresh_head(trained
     import keras
 
     import deeplab_keras as dk
-    from deeplab_keras.weights import load_weights
+    from deeplab_keras.hub.weights import load_weights
     source = keras.saving.load_model(str(trained["out"] / "model.keras"))
     model = dk.build_model("deeplabv3plus", num_classes=3, backbone="mobilenet_v2", alpha=0.35,
                            output_stride=16, atrous_rates=[], align_corners=True)

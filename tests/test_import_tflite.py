@@ -4,8 +4,9 @@ import pytest
 from PIL import Image
 
 from conftest import REFERENCE, need
-from deeplab_keras import DeepLabV3
-from deeplab_keras.importers.tflite import describe_google_tflite, import_tflite, load_google_tflite
+from deeplab_keras import DeepLabV3, from_tflite
+from deeplab_keras.importers.tflite import import_tflite
+from deeplab_keras.importers.tflite_describe import describe
 
 
 def golden_agreement(pred, gt):
@@ -37,9 +38,9 @@ def _run_tflite(path, x):
 
 def test_float_dm05_reproduces_google_logits():
     path = need(REFERENCE / "deeplabv3_257_mv_gpu.tflite")
-    config = describe_google_tflite(path)
+    config = describe(path)
     assert (config["alpha"], config["output_stride"], config["num_classes"]) == (0.5, 8, 21)
-    model = load_google_tflite(path)
+    model = from_tflite(path)
     image, mask = _bird()
     small = np.array(Image.fromarray(image).resize((257, 257), Image.BILINEAR))
     theirs = _run_tflite(path, small)
@@ -52,7 +53,7 @@ def test_float_dm05_reproduces_google_logits():
 
 def test_int8_mnv2_dequantized_reaches_golden_agreement():
     path = need(REFERENCE / "deeplabv3_mnv2_pascal_quant.tflite")
-    model = load_google_tflite(path)
+    model = from_tflite(path)
     image, mask = _bird()
     ours = model.predict(image[None].astype(np.float32), verbose=0)[0].argmax(-1)
     assert golden_agreement(ours, mask) >= 0.95

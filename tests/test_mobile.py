@@ -170,7 +170,7 @@ def camvid_model():
 
 @pytest.mark.parametrize("quantize,threshold", [("none", 0.99), ("float16", 0.99), ("int8", 0.97)])
 def test_camvid_preset_in_mediapipe(camvid_model, tmp_path, quantize, threshold):
-    labels = dk.zoo.get_preset("deeplabv3plus_mobilenetv2_camvid")["labels"]
+    labels = dk.get_preset("deeplabv3plus_mobilenetv2_camvid")["labels"]
     val = str(CAMVID / "val")
     r = export_model(camvid_model, tmp_path / "camvid.tflite", "tflite", quantize, CAMVID_SIZE,
                      calibration_data=val, num_calibration=8, num_parity=4, labels=labels,

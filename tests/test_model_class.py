@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import deeplab_keras as dk
-from deeplab_keras import zoo
+from deeplab_keras.hub import zoo
 from deeplab_keras.export import graph
 from deeplab_keras.models import DeepLab, parts
 
@@ -119,7 +119,7 @@ def _preset_entry(**changes):
 
 
 def test_preset_schema_checks_every_field():
-    from deeplab_keras.preset import Preset, PresetError
+    from deeplab_keras.hub.preset import Preset, PresetError
 
     assert Preset.from_dict(_preset_entry()).to_dict()["labels"] == ["a", "b", "c"]
     bad = [({"confg": {}}, "unknown fields"),

@@ -8,7 +8,7 @@ import pytest
 
 import deeplab_keras as dk
 from conftest import REFERENCE, need
-from deeplab_keras.importers.tflite_graph import describe
+from deeplab_keras.importers.tflite_describe import describe
 
 GPU = "deeplabv3_257_mv_gpu.tflite"  # float input, no normalisation ops, no metadata
 

@@ -12,7 +12,8 @@ from PIL import Image
 import deeplab_keras as dk
 from conftest import CAMVID, REFERENCE, need
 from deeplab_keras.importers.tflite import import_tflite
-from deeplab_keras.importers.tflite_graph import describe, read_graph
+from deeplab_keras.importers.tflite_describe import describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_match import StructureMismatchError
 
 MLPERF = "mlperf_deeplabv3_mnv2_ade20k_int8.tflite"
@@ -493,7 +494,7 @@ def test_backbones_are_recognised_by_their_layers(name, output_stride, options):
     import keras
 
     from deeplab_keras.backbones import build_backbone
-    from deeplab_keras.importers.tflite_graph import _backbone
+    from deeplab_keras.importers.tflite_describe import _backbone
     from deeplab_keras.importers.tflite_match import keras_graph
 
     x = keras.Input((33, 33, 3))

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 import deeplab_keras as dk
-from deeplab_keras import download, zoo
+from deeplab_keras import download
+from deeplab_keras.hub import zoo
 from deeplab_keras.cli import main
 from tests.conftest import REFERENCE, need
 from tests.loopback import Server

@@ -26,7 +26,7 @@ def run(args):
     import keras
 
     from deeplab_keras.importers.tflite import from_tflite
-    from deeplab_keras.importers.tflite_graph import describe
+    from deeplab_keras.importers.tflite_describe import describe
     from deeplab_keras.utils.io import atomic_path
 
     if not args.output.endswith(".keras"):
@@ -42,6 +42,8 @@ def run(args):
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size must be positive, got {args.input_size}")
         input_shape = (args.input_size[0], args.input_size[1], 3)
+        from deeplab_keras.importers.tflite_reader import check_input_size
+        check_input_size(args.tflite, *args.input_size, what="--input-size")
     config = describe(args.tflite)
     model = from_tflite(args.tflite, input_shape=input_shape)
     with atomic_path(args.output, suffix=".keras") as tmp:

@@ -4,8 +4,8 @@ model of the usual model flags, :mod:`deeplab_keras.commands.loader`), segments 
 synthetic road image drawn at run time, writes the class map and overlay, prints a summary.
 
 The demo is a list of steps, each ``step(ctx) -> None`` reading and adding keys of a dict
-``ctx`` (``args``, ``model``, ``preset``, ``image``, ``classes``, ``outputs``, ``summary``).
-Later stages (e.g. export + parity) add themselves with :func:`register_step`.
+``ctx`` (``args``, ``model``, ``preset``, ``image``, ``classes``, ``outputs``, ``summary``,
+``export``), in the order of :data:`STEPS`.
 """
 import os
 import sys
@@ -27,7 +27,7 @@ def _model_info(model):
 
 
 def build(ctx):
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
 
     args = ctx["args"]
     if args.preset or args.weights:  # the user's model: errors are theirs to see
@@ -108,23 +108,33 @@ def summarize(ctx):
 
 
 def export(ctx):
-    """Verified int8 .tflite + .onnx of the model, with the parity and latency table."""
+    """Verified int8 .tflite + .onnx of ``ctx["model"]`` in ``<output>/export``, calibrated on 8
+    synthetic road scenes drawn by the demo and gated on 4 others; prints the parity and
+    latency table."""
     if ctx["args"].no_export:
         return
-    from deeplab_keras.export.verify import demo_step
+    from deeplab_keras.export.verify import export_and_verify
 
-    demo_step(ctx)
+    image = ctx["image"]
+    prep = (ctx.get("preset") or {}).get("preprocessing") or {}
+    size = tuple(prep.get("input_size") or image.shape[:2])
+    calib = np.stack([road_scene(size[0], size[1], seed=1 + i)[0] for i in range(8)]).astype("float32")
+    check = np.stack([road_scene(size[0], size[1], seed=100 + i)[0] for i in range(4)]).astype("float32")
+    out = os.path.join(ctx["args"].output, "export")
+    threshold = None
+    if ctx.get("pretrained") is False:
+        threshold = 0.0
+        print("WARNING: random weights: the parity gate is reported but not enforced (int8 noise "
+              "through random layers is not a deployment result)")
+    print(f"exporting to {out} (int8 TFLite calibrated on 8 synthetic road scenes, ONNX float32; "
+          "parity gate on 4 other scenes)")
+    ctx["export"] = export_and_verify(ctx["model"], out, name="deeplab_demo", input_size=size,
+                                      labels=(ctx.get("preset") or {}).get("labels"),
+                                      calibration_data=calib, parity_data=check,
+                                      num_calibration=8, num_parity=4, threshold=threshold)
 
 
 STEPS = [build, make_image, segment, write_outputs, summarize, export]
-
-
-def register_step(step, after=None):
-    """Add ``step(ctx)`` to the demo (at the end, or after the step named ``after``)."""
-    if after is None:
-        STEPS.append(step)
-    else:
-        STEPS.insert([s.__name__ for s in STEPS].index(after) + 1, step)
 
 
 def add_parser(subparsers):

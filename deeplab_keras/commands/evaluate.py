@@ -85,11 +85,11 @@ def run(args):
     check_outputs(args)  # issue 19: before any work, never replace a user's file
     model = None
     if args.dataset == "folder":
-        if args.num_classes is None and args.weights and str(args.weights).endswith(".keras") \
-                and not args.artifact:
+        if args.num_classes is None and loader.stands_alone(args) and not args.artifact:
             # issue 12: a trained model file knows its classes, names, colours and ignore label
+            # (a .tflite file its classes)
             model = loader.load_model(args)
-            if not getattr(model, "labels", None):
+            if not getattr(model, "labels", None) and not str(args.weights).endswith(".tflite"):
                 raise ValueError("--dataset folder needs --num-classes (and --ignore-label): "
                                  f"{args.weights} does not record its classes (a file written "
                                  "by `deeplab-keras train` does)")
@@ -205,7 +205,7 @@ def write_pictures(args, result, palette, examples, ignore_label, labels):
 def _run_artifact(args, info, pairs):
     """``--artifact``: the exported file on the labelled split (issue 10)."""
     from deeplab_keras.evaluation import format_table, write_json
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
 
     if args.preset or args.weights or args.config or args.architecture:
         raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"

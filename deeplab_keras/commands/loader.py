@@ -4,9 +4,10 @@ they share.
 Model flags (:func:`add_model_arguments`, :func:`load_model`):
 
 * ``--preset NAME``: the preset's architecture, weights, labels, palette and input contract;
-* ``--weights FILE``: a ``.keras`` file loads as it is (any number of classes, no preset
-  needed); other weight files (``.weights.h5``, ``.tflite``, TF1 checkpoints, URLs, preset
-  names) go into the architecture of ``--preset`` or ``--config``/``--architecture``;
+* ``--weights FILE``: a ``.keras`` or ``.tflite`` file stands alone (its architecture and number
+  of classes come from the file: ``dk.from_tflite`` for a ``.tflite``; no preset needed); other
+  weight files (``.weights.h5``, TF1 checkpoints, URLs, preset names) go into the architecture
+  of ``--preset`` or ``--config``/``--architecture`` (through ``dk.load_weights``);
   ``none`` keeps the fresh initialisation;
 * ``--config``: a JSON file or string: builder arguments, a preset JSON or a training
   config/recipe (``architecture`` + ``model``); with ``--preset`` only builder arguments
@@ -26,9 +27,9 @@ FRESH = "none"
 def add_model_arguments(parser, *, num_classes_help="classes of the model (default: the preset's)"):
     group = parser.add_argument_group("model")
     group.add_argument("--preset", help="preset name (see `deeplab-keras zoo list`)")
-    group.add_argument("--weights", help="weights: a .keras model file (loads as it is), a weights "
-                       "file/URL/preset for the architecture of --preset/--config, or 'none' "
-                       "(fresh initialisation)")
+    group.add_argument("--weights", help="weights: a .keras or .tflite model file (stands alone), "
+                       "a weights file/URL/preset for the architecture of --preset/--config, or "
+                       "'none' (fresh initialisation)")
     group.add_argument("--config", help="JSON file or string: builder arguments (overrides of the "
                        "preset's with --preset), a preset JSON or a training config/recipe")
     group.add_argument("--architecture", help="deeplabv1 | deeplabv2 | deeplabv3 | deeplabv3plus")
@@ -87,10 +88,10 @@ def load_json(text, flag="--config"):
     return value
 
 
-def model_spec(config):
+def read_config_flag(config):
     """``(architecture or None, builder kwargs, metadata)`` of a --config object: a preset
     JSON, a training config/recipe or plain builder arguments."""
-    from deeplab_keras import preset, zoo
+    from deeplab_keras.hub import preset, zoo
 
     config = dict(config)
     if "config" in config and "architecture" in config:  # preset JSON
@@ -105,12 +106,25 @@ def model_spec(config):
     return config.pop("architecture", None), config, {}
 
 
-def _load_keras_file(path, num_classes):
-    import keras
+#: model files that carry their architecture: --weights FILE needs no --preset
+STANDALONE = (".keras", ".tflite")
 
+
+def stands_alone(args):
+    """``--weights`` is a ``.keras`` / ``.tflite`` file given without an architecture."""
+    weights = str(args.weights or "")
+    return weights.endswith(STANDALONE) and not (args.preset or args.config or args.architecture)
+
+
+def _load_model_file(path, num_classes):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
-    model = keras.saving.load_model(path, compile=False)
+    if path.endswith(".tflite"):
+        from deeplab_keras.importers.tflite import from_tflite
+        model = from_tflite(path)  # architecture and weights read from the file
+    else:
+        import keras
+        model = keras.saving.load_model(path, compile=False)  # safe mode: reads this file only
     if num_classes is not None and model.outputs[0].shape[-1] != num_classes:
         raise ValueError(f"{path} predicts {model.outputs[0].shape[-1]} classes, not --num-classes "
                          f"{num_classes}")
@@ -126,9 +140,9 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
         missing_weights: ``"error"`` (predict, evaluate) or ``"fresh"`` (export: an architecture
             without ``--weights`` keeps its initialisation, as ``--weights none``).
     """
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
+    from deeplab_keras.hub.weights import from_preset, load_weights
     from deeplab_keras.models import build_model
-    from deeplab_keras.weights import load_weights
 
     classes = args.num_classes if args.num_classes is not None else num_classes
     weights = args.weights
@@ -137,7 +151,7 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
         raise ValueError("give --preset or --architecture, not both")
     if args.preset:
         overrides = load_json(args.config) if args.config else {}
-        architecture, overrides, _ = model_spec(overrides)
+        architecture, overrides, _ = read_config_flag(overrides)
         if architecture or "weights" in overrides:
             raise ValueError("with --preset, --config takes builder arguments (overrides of the "
                              "preset's), not a preset or recipe")
@@ -154,21 +168,24 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
             raise ValueError(f"preset {args.preset!r} predicts {own} classes, not {chosen}: a new "
                              "head would be untrained; give --weights FILE with your trained weights")
         if weights is None:
-            return zoo.from_preset(args.preset, num_classes=chosen,
-                                   allow_unpinned=args.allow_unpinned, **overrides)
-        model = zoo.from_preset(args.preset, num_classes=chosen, weights=False, **overrides)
+            return from_preset(args.preset, num_classes=chosen,
+                               allow_unpinned=args.allow_unpinned, **overrides)
+        model = from_preset(args.preset, num_classes=chosen, weights=False, **overrides)
         return model if fresh else load_weights(model, weights, allow_unpinned=args.allow_unpinned)
-    if weights and not fresh and str(weights).endswith(".keras") and not (args.config or args.architecture):
-        return _load_keras_file(weights, args.num_classes)
+    if weights and not fresh and stands_alone(args):
+        return _load_model_file(str(weights), args.num_classes)
     if not weights and missing_weights == "error" and not args.architecture:
         raise ValueError("give --preset NAME or --weights FILE")
-    architecture, kwargs, metadata = model_spec(load_json(args.config)) if args.config else (None, {}, {})
+    architecture, kwargs, metadata = read_config_flag(load_json(args.config)) if args.config else (None, {}, {})
     architecture = args.architecture or architecture
     if not architecture:
-        raise ValueError("--weights needs the architecture: --preset, --architecture or --config")
+        raise ValueError(f"--weights {weights} needs the architecture: --preset, --architecture "
+                         "or --config (.keras and .tflite files carry their own)")
     if not weights and missing_weights == "error":
         raise ValueError(f"--architecture {architecture} needs --weights FILE (or --weights none "
                          "for a freshly initialised model)")
+    if "weights" in kwargs:
+        raise ValueError("--config takes builder arguments; give the weights with --weights")
     if classes is not None:
         kwargs.setdefault("num_classes", classes)
     model = build_model(architecture, **kwargs, **metadata)

@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, OUTPUT_SUFFIXES,
-                                                   check_not_inputs, expand_inputs, output_stems)
+from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, INDEX_FILE,
+                                                   OUTPUT_SUFFIXES, check_not_inputs,
+                                                   expand_inputs, output_stems)
 from deeplab_keras.inference import (default_palette, load_image, overlay, predict_classes,
                                      save_class_map, save_png)
 from deeplab_keras.video.io import VIDEO_EXTENSIONS
@@ -176,16 +177,24 @@ def write_labels(output_dir, labels, palette, ignore_label=None):
     return path
 
 
-INDEX_FILE = "index.json"
-
-
 def write_index(output_dir, entries):
-    """``<output_dir>/index.json``: each input and the files written for it (a record of which
-    output came from which input, also when names were disambiguated)."""
+    """``<output_dir>/index.json``: each input and the files written for it, relative to
+    ``output_dir`` (which output came from which input, also when names were disambiguated;
+    later runs skip these files when they search the folder for inputs)."""
     from deeplab_keras.utils.io import write_json
+
+    import json
 
     path = os.path.join(output_dir, INDEX_FILE)
     _check_ours(path)
+    entries = [{"input": e["input"],
+                "outputs": {k: os.path.relpath(v, output_dir) for k, v in e["outputs"].items()}}
+               for e in entries]
+    if os.path.exists(path):  # keep what earlier runs wrote for other inputs
+        with open(path) as f:
+            done = {e["input"] for e in entries}
+            entries = [e for e in json.load(f).get("inputs", []) if e.get("input") not in done] \
+                + entries
     return write_json(path, {"written_by": "deeplab-keras", "inputs": entries})
 
 
@@ -200,7 +209,7 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True)
     files, problems, skipped = expand_inputs(inputs, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS,
                                              output_dir)
     for path in skipped:
-        print(f"skipped {path}: it is inside --output-dir {output_dir} (an earlier output)",
+        print(f"skipped {path}: an earlier predict wrote it (see index.json in {output_dir})",
               file=sys.stderr)
     stems = dict(zip(files, output_stems(files)))
     videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]

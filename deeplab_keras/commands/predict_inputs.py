@@ -8,6 +8,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
                     ".pgm")
 #: suffixes of the files predict writes (``<stem><suffix>``)
 OUTPUT_SUFFIXES = ("_classes.png", "_overlay.png", "_side.png", "_overlay.mp4")
+#: the record of what a run wrote (input -> outputs), beside labels.json
+INDEX_FILE = "index.json"
 
 
 def _walk(root):
@@ -67,27 +69,50 @@ def glob_files(pattern):
     return found
 
 
-def _inside(path, folder):
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def our_outputs(output_dir):
+    """Real paths of the files earlier runs wrote in ``output_dir`` (and its sub-folders), as
+    their ``index.json`` records them, plus temporary files of killed runs."""
+    import json
+
+    found = set()
+    if output_dir is None or not os.path.isdir(output_dir):
+        return found
+    for folder, _, names in os.walk(output_dir, followlinks=False):
+        for name in names:
+            if name.startswith(".") and ".tmp" in name:
+                found.add(os.path.realpath(os.path.join(folder, name)))
+        if INDEX_FILE not in names:
+            continue
+        try:
+            with open(os.path.join(folder, INDEX_FILE)) as f:
+                index = json.load(f)
+            if index.get("written_by") != "deeplab-keras":
+                continue
+            for entry in index.get("inputs", []):
+                for rel in entry.get("outputs", {}).values():
+                    found.add(os.path.realpath(os.path.join(folder, rel)))
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+    return found
 
 
 def expand_inputs(inputs, extensions=IMAGE_EXTENSIONS, output_dir=None):
     """``(files, problems, skipped)``: files from files, folders (searched recursively for
     ``extensions``, symlinked folders not entered) and glob patterns (``**`` allowed), each file
-    once. Files inside ``output_dir`` found through a folder or glob are ``skipped`` (our own
-    outputs of an earlier run); ``problems``: ``(argument, message)`` for arguments that name
+    once. Files found through a folder or glob that an earlier run wrote into ``output_dir``
+    (see :func:`our_outputs`) are ``skipped``; ``problems``: ``(argument, message)`` for arguments that name
     nothing usable."""
     import glob
 
     files, problems, skipped, seen = [], [], [], set()
+    ours = our_outputs(output_dir)
 
     def add(path, searched):
         key = os.path.realpath(path)
         if key in seen:
             return
         seen.add(key)
-        if searched and output_dir is not None and _inside(path, output_dir):
+        if searched and key in ours:
             skipped.append(path)
         else:
             files.append(path)

@@ -104,7 +104,11 @@ def model_card(p, colour=False):
              f"licence:        {p.get('license') or _licence(p)}",
              f"parameters:     {_count(metrics.get('params'))}, multiply-adds "
              f"{_count(metrics.get('macs'))}" + (f" ({metrics['cost_source']})"
-                                                 if metrics.get("cost_source") else ""), ""]
+                                                 if metrics.get("cost_source") else ""),
+             "int8 latency:   " + (f"{metrics['int8_latency_ms']:.1f} ms ("
+                                   f"{metrics.get('int8_latency_source') or 'source not recorded'})"
+                                   if isinstance(metrics.get("int8_latency_ms"), (int, float))
+                                   else "- (not measured)"), ""]
     if metrics.get("miou") is not None:
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:
@@ -136,13 +140,20 @@ def model_card(p, colour=False):
         lines.append("")
         lines += ["use:", f"  deeplab-keras predict --preset {name} --output-dir out IMAGE...",
                   f"  deeplab-keras evaluate --preset {name} --dataset {p.get('dataset') or 'folder'} --data-root DATA_ROOT",
-                  f"  deeplab-keras export --preset {name} --output-dir export/{name}"]
+                  export_command(name, p)]
     else:
         lines += ["use (a backbone: give the number of classes of your head):",
                   f"  python -c \"import deeplab_keras as dk; dk.from_preset('{name}', num_classes=5)\""]
     if metrics.get("source", "").startswith("measured:"):
         lines += ["reproduce:", "  " + metrics["source"][len("measured:"):].strip()]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def export_command(name, p):
+    """The export line of a preset's card (runs as printed: tested)."""
+    size = (p.get("preprocessing") or {}).get("input_size") or [513, 513]
+    return (f"  deeplab-keras export --preset {name} --format tflite --input-size "
+            f"{size[0]}x{size[1]} --output export/{name}.tflite")
 
 
 def _licence(p):
@@ -164,7 +175,7 @@ def run(args):
     import os
     import sys
 
-    from deeplab_keras import zoo
+    from deeplab_keras.hub import zoo
 
     if args.zoo_command == "list":
         rows = table_rows(zoo.preset_names(), zoo.preset_card)
@@ -185,6 +196,7 @@ def run(args):
     if args.no_convert:
         path, _ = zoo.fetch_weights(args.name, args.format, args.allow_unpinned)
     else:
-        path, _ = zoo.converted_weights(args.name, args.format, args.allow_unpinned)
+        from deeplab_keras.hub.converted import converted_weights
+        path, _ = converted_weights(args.name, args.format, args.allow_unpinned)
     print(path)
     return 0

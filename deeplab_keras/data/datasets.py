@@ -113,10 +113,18 @@ def get_dataset_info(name):
     return DATASETS[key]
 
 
+#: the most classes a dataset may declare (bounds confusion matrices and class counts)
+MAX_CLASSES = 4096
+
+
 def custom_info(num_classes, ignore_label=255, labels=None, palette=None, name="folder"):
     """A :class:`DatasetInfo` for your own data (mask values are train ids already)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes > MAX_CLASSES:  # a confusion matrix of 60000 classes is 26.8 GiB
+        raise ValueError(f"num_classes={num_classes} is more than {MAX_CLASSES}, the bound on "
+                         "class counts and confusion matrices; give the number of classes your "
+                         "masks use (--num-classes)")
     if ignore_label is not None and 0 <= ignore_label < num_classes:
         raise ValueError(f"ignore_label={ignore_label} is one of the {num_classes} classes "
                          f"(0..{num_classes - 1}); use a value outside them, e.g. 255")

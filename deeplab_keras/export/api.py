@@ -113,7 +113,8 @@ class Plan:
 def _temp_path(output, fmt):
     d, base = os.path.split(os.path.abspath(output))
     os.makedirs(d, exist_ok=True)  # --output in a folder that does not exist yet (issue 12)
-    return os.path.join(d, f".{base}.tmp{os.getpid()}{REGISTRY[fmt].extension}")
+    io.clean_stale_temps(output, whole_folder=True)  # killed exports of any name in the folder
+    return os.path.join(d, f".{base}.{io.TEMP_TAG}{os.getpid()}.tmp{REGISTRY[fmt].extension}")
 
 
 def _remove(path):

@@ -50,30 +50,3 @@ def table(reports):
         lines.append(f"\nparity images: {reports[0]['parity_images']}; latency: "
                      f"{reports[0]['benchmark']['threads']} threads, {reports[0]['benchmark']['runs']} runs")
     return "\n".join(lines)
-
-
-def demo_step(ctx):
-    """Step for ``deeplab-keras demo`` (``commands/demo.py``: ``register_step(demo_step)``):
-    verified int8 .tflite + .onnx of ``ctx["model"]`` in ``<output>/export``, calibrated on 8
-    synthetic road scenes drawn by the demo and gated on 4 others; prints the table."""
-    import numpy as np
-
-    from deeplab_keras.data.synthetic import road_scene
-
-    image = ctx["image"]
-    prep = (ctx.get("preset") or {}).get("preprocessing") or {}
-    size = tuple(prep.get("input_size") or image.shape[:2])
-    calib = np.stack([road_scene(size[0], size[1], seed=1 + i)[0] for i in range(8)]).astype("float32")
-    check = np.stack([road_scene(size[0], size[1], seed=100 + i)[0] for i in range(4)]).astype("float32")
-    out = os.path.join(ctx["args"].output, "export")
-    threshold = None
-    if ctx.get("pretrained") is False:
-        threshold = 0.0
-        print("WARNING: random weights: the parity gate is reported but not enforced (int8 noise "
-              "through random layers is not a deployment result)")
-    print(f"exporting to {out} (int8 TFLite calibrated on 8 synthetic road scenes, ONNX float32; "
-          "parity gate on 4 other scenes)")
-    ctx["export"] = export_and_verify(ctx["model"], out, name="deeplab_demo", input_size=size,
-                                      labels=(ctx.get("preset") or {}).get("labels"),
-                                      calibration_data=calib, parity_data=check,
-                                      num_calibration=8, num_parity=4, threshold=threshold)

@@ -30,10 +30,31 @@ _PARAMS = {"weights": "kernel", "depthwise_weights": "kernel", "pointwise_weight
 
 def find_checkpoint(path):
     """The checkpoint prefix for a tarball, an extracted directory, a prefix or an .index file."""
+    return _locate(path)[0]
+
+
+def _locate(path):
+    """``(prefix, folder extracted from a tarball or None)``. A tarball without a checkpoint
+    leaves nothing extracted in the cache."""
     path = os.fspath(path)
     if os.path.isfile(path) and (path.endswith((".tar.gz", ".tgz", ".tar"))):
-        from deeplab_keras.download import extract_checkpoint  # cache/extracted/<sha256>, bounded
-        path = extract_checkpoint(path)
+        from deeplab_keras.archives import extract_checkpoint  # cache/extracted/<sha256>, bounded
+        folder = extract_checkpoint(path)
+        try:
+            return _prefix(folder), folder
+        except FileNotFoundError:
+            _discard(folder)
+            raise FileNotFoundError(f"{path}: no TF checkpoint (*.ckpt*.index) in the archive; "
+                                    "nothing was kept in the cache") from None
+    return _prefix(path), None
+
+
+def _discard(folder):
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prefix(path):
     if path.endswith(".index") and os.path.isfile(path):
         return path[:-len(".index")]
     if os.path.isfile(path + ".index"):
@@ -52,11 +73,15 @@ def read_checkpoint(path):
     """``({layer: {weight: array}}, ignored variable names)`` of a TF-slim checkpoint."""
     import tensorflow as tf
 
-    prefix = find_checkpoint(path)
+    prefix, extracted = _locate(path)
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as err:  # tf raises various errors for corrupt files
-        raise ValueError(f"{prefix}: not a readable TF checkpoint ({err})") from err
+        if extracted:  # what we extracted from a tarball that does not load: not kept
+            _discard(extracted)
+        where = f"{path} (extracted; nothing was kept)" if extracted else prefix
+        raise ValueError(f"{where}: not a readable TF checkpoint "
+                         f"({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from None
     source, ignored = {}, []
     for name in sorted(reader.get_variable_to_shape_map()):
         if _IGNORED.search(name):

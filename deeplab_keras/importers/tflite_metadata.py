@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 
 METADATA_NAME = b"TFLITE_METADATA"
+#: bounds of a sane NormalizationOptions for 0-255 pixels (1e-30 or 1e30 is a corrupt field)
+MIN_STD, MAX_MEAN = 1e-6, 1e6
 
 
 def _buffer(graph):
@@ -56,9 +58,14 @@ def input_normalization(graph):
             return None
     except Exception as err:  # noqa: BLE001 - flatbuffers raises IndexError/struct.error
         raise ValueError(f"{graph.path}: unreadable TFLite metadata ({type(err).__name__}: {err})") from err
-    if mean.size not in (1, 3) or std.size not in (1, 3) or np.any(std == 0):
+    if mean.size not in (1, 3) or std.size not in (1, 3) or not np.all(np.isfinite(mean)) \
+            or not np.all(np.isfinite(std)) or np.any(np.abs(std) < MIN_STD) \
+            or np.any(np.abs(mean) > MAX_MEAN):
         raise ValueError(f"{graph.path}: metadata NormalizationOptions mean {mean.tolist()} / std "
-                         f"{std.tolist()}: expected 1 or 3 values each and no zero std")
+                         f"{std.tolist()}: expected 1 or 3 finite values each, |std| >= {MIN_STD} "
+                         f"and |mean| <= {MAX_MEAN} (pixels are 0-255); corrupt metadata? Pass "
+                         "preprocessing={'normalization': {'scale': 1/std, 'offset': -mean/std}} "
+                         "by hand")
     scale, offset = 1.0 / std, -mean / std  # each 1 or 3 values (numpy broadcasts the offset)
     return ((scale[0] if scale.size == 1 else scale), (offset[0] if offset.size == 1 else offset)), \
         f"TFLite metadata NormalizationOptions (mean {mean.tolist()}, std {std.tolist()})"

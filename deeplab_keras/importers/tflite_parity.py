@@ -25,7 +25,8 @@ import os
 import numpy as np
 
 from deeplab_keras.importers.tflite import _dequantize
-from deeplab_keras.importers.tflite_graph import describe, read_graph
+from deeplab_keras.importers.tflite_describe import describe
+from deeplab_keras.importers.tflite_graph import read_graph
 from deeplab_keras.importers.tflite_match import match
 
 _FOLLOWERS = ("BatchNormalization", "ReLU", "Activation")

@@ -5,12 +5,13 @@ Modules by concern: :mod:`.image` (decoding to RGB uint8), :mod:`.predict` (the 
 contract, logits and class maps) and :mod:`.draw` (palettes, overlays, legends, class-map PNGs).
 """
 from deeplab_keras.inference.draw import (BACKGROUND_NAMES, background_classes, colorize,
-                                          default_palette, draw_legend, overlay, save_class_map,
-                                          save_png)
+                                          default_palette, draw_legend, overlay,
+                                          replace_background, save_class_map, save_png)
 from deeplab_keras.inference.image import as_rgb8, load_image, to_rgb8
 from deeplab_keras.inference.predict import (input_contract, predict_classes, predict_logits,
                                              segment)
 
 __all__ = ["BACKGROUND_NAMES", "background_classes", "colorize", "default_palette", "draw_legend",
-           "overlay", "save_class_map", "save_png", "as_rgb8", "load_image", "to_rgb8",
-           "input_contract", "predict_classes", "predict_logits", "segment"]
+           "overlay", "replace_background", "save_class_map", "save_png", "as_rgb8",
+           "load_image", "to_rgb8", "input_contract", "predict_classes", "predict_logits",
+           "segment"]

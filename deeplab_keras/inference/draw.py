@@ -139,3 +139,33 @@ def save_png(array, path):
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array, mode=mode).save(tmp)
     return path
+
+
+def replace_background(image, classes, keep, background="blur", blur_radius=15):
+    """``image`` with every pixel whose class is not in ``keep`` replaced (the broadcast
+    "background" effect): ``background`` is ``"blur"`` (the image Gaussian-blurred), an RGB
+    colour ``(r, g, b)``, or an image array (resized to the frame). The edge is feathered over
+    a pixel or two so the cut-out does not look jagged."""
+    from PIL import Image, ImageFilter
+
+    image = as_rgb8(image)
+    classes = np.asarray(classes)
+    if classes.shape != image.shape[:2]:
+        raise ValueError(f"class map {classes.shape} and image {image.shape[:2]} differ in size")
+    if isinstance(background, str):
+        if background != "blur":
+            raise ValueError(f"background must be 'blur', an RGB colour or an image, got "
+                             f"{background!r}")
+        back = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(blur_radius)))
+    else:
+        back = np.asarray(background)
+        if back.ndim == 1 and back.size == 3:
+            back = np.broadcast_to(back.astype(np.uint8), image.shape)
+        else:
+            back = as_rgb8(back)
+            if back.shape != image.shape:
+                back = np.asarray(Image.fromarray(back).resize(image.shape[1::-1],
+                                                               Image.BILINEAR))
+    mask = Image.fromarray(np.isin(classes, list(keep)).astype(np.uint8) * 255)
+    alpha = np.asarray(mask.filter(ImageFilter.BoxBlur(1)), np.float32)[..., None] / 255.0
+    return (image * alpha + back * (1.0 - alpha)).round().astype(np.uint8)

@@ -5,11 +5,13 @@ import numpy as np
 from deeplab_keras.inference.image import as_rgb8
 
 
-def predict_logits(model, image, input_size=None, semantics=None):
-    """Logits (H, W, C) at the image's size, float32 NumPy. The image is resized to
-    ``input_size`` (or to the model's fixed input size), run through the model (which takes 0-255
-    RGB), and the logits are resized back bilinearly, both with ``semantics`` (None: the model's
-    own, :func:`deeplab_keras.models.resize_semantics`)."""
+#: bytes of full-size float scores :func:`predict_classes` holds at once (classes in chunks)
+UPSAMPLE_BUDGET = 64 << 20
+
+
+def _model_logits(model, image, input_size=None, semantics=None):
+    """The model's float32 logits (1, h, w, C) as NumPy at the size it ran at, the image's size
+    and the resize semantics used."""
     import keras
 
     from deeplab_keras.layers.resize import resize
@@ -27,14 +29,45 @@ def predict_logits(model, image, input_size=None, semantics=None):
     if isinstance(logits, (list, tuple)):
         logits = logits[0]
     logits = keras.ops.convert_to_numpy(logits).astype("float32", copy=False)
-    return resize(logits, (height, width), semantics)[0]
+    return logits, (height, width), semantics
+
+
+def predict_logits(model, image, input_size=None, semantics=None):
+    """Logits (H, W, C) at the image's size, float32 NumPy. The image is resized to
+    ``input_size`` (or to the model's fixed input size), run through the model (which takes 0-255
+    RGB), and the logits are resized back bilinearly, both with ``semantics`` (None: the model's
+    own, :func:`deeplab_keras.models.resize_semantics`)."""
+    from deeplab_keras.layers.resize import resize
+
+    logits, size, semantics = _model_logits(model, image, input_size, semantics)
+    return resize(logits, size, semantics)[0]
 
 
 def predict_classes(model, image, input_size=None, semantics=None):
-    """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size."""
-    logits = predict_logits(model, image, input_size, semantics)
-    classes = np.argmax(logits, axis=-1)
-    return classes.astype(np.uint8 if logits.shape[-1] <= 256 else np.int32)
+    """Class index map (H, W) uint8 (int32 beyond 256 classes) at the image's size: the argmax
+    of :func:`predict_logits`, computed a few classes at a time so a large photo never holds
+    pixels x classes floats (at most :data:`UPSAMPLE_BUDGET` bytes of them; bilinear resizing
+    is per channel, so the answer is the same, ties to the lower class included)."""
+    from deeplab_keras.layers.resize import resize
+
+    logits, (height, width), semantics = _model_logits(model, image, input_size, semantics)
+    num = int(logits.shape[-1])
+    dtype = np.uint8 if num <= 256 else np.int32
+    if tuple(logits.shape[1:3]) == (height, width):
+        return np.argmax(logits[0], axis=-1).astype(dtype)
+    chunk = max(1, min(num, UPSAMPLE_BUDGET // (4 * height * width)))
+    best = classes = None
+    for start in range(0, num, chunk):
+        part = resize(logits[..., start:start + chunk], (height, width), semantics)[0]
+        top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
+        del part
+        if best is None:
+            best, classes = top, arg
+        else:
+            better = top > best  # strict: an earlier class keeps a tie, as np.argmax does
+            best = np.where(better, top, best)
+            classes = np.where(better, arg, classes)
+    return classes
 
 
 def input_contract(model, input_size=None, semantics=None):

@@ -18,8 +18,8 @@ Models built with ``frontend.use(tf_keras)`` (the QAT twin) are plain tf_keras m
 same attributes set.
 """
 import functools
-import importlib
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -32,8 +32,7 @@ BUILDERS = {}
 METADATA = ("labels", "palette", "ignore_label", "preprocessing")
 #: builder arguments that are not part of the config (inputs of one build only; the name is
 #: the model's own, in get_config()["name"])
-_NOT_CONFIG = ("weights", "input_tensor", "name")
-_weights_loader = []
+_NOT_CONFIG = ("input_tensor", "name")
 
 
 def canonical(architecture):
@@ -44,24 +43,20 @@ def canonical(architecture):
     return key
 
 
-def set_weights_loader(loader):
-    """Install ``loader(model, weights)`` for the builders' ``weights=`` argument.
-
-    :mod:`deeplab_keras.weights` (which sits above the models: it knows presets, files and
-    URLs) installs itself when imported, as ``import deeplab_keras`` does."""
-    _weights_loader[:] = [loader]
-
-
 def check_metadata(num_classes, labels=None, palette=None, ignore_label=None, preprocessing=None):
-    """Validated copies of the metadata arguments (ValueError naming the problem)."""
+    """Validated copies of the metadata arguments (ValueError naming the problem): the one
+    check of labels, palette, ignore label and input size, for builders, saved models and
+    preset files (:mod:`deeplab_keras.hub.preset`) alike."""
     if labels is not None:
         labels = [str(x) for x in labels]
         if len(labels) != num_classes:
-            raise ValueError(f"{len(labels)} labels for a model with {num_classes} classes")
+            raise ValueError(f"{len(labels)} labels for a model with {num_classes} classes "
+                             f"(labels must list {num_classes} entries)")
     if palette is not None:
         palette = [[int(v) for v in c] for c in palette]
         if len(palette) != num_classes:
-            raise ValueError(f"{len(palette)} palette colours for a model with {num_classes} classes")
+            raise ValueError(f"{len(palette)} palette colours for a model with {num_classes} "
+                             f"classes (palette must list {num_classes} entries)")
         if any(len(c) != 3 or min(c) < 0 or max(c) > 255 for c in palette):
             raise ValueError("palette colours must be [r, g, b] with values 0-255")
     if ignore_label is not None:
@@ -125,7 +120,8 @@ def _jsonable(value):
 def register(architecture):
     """Decorator registering a builder under ``architecture``. The registered function takes
     the builder's arguments plus the metadata (``labels``, ``palette``, ``ignore_label``,
-    ``preprocessing``), records them on the model it returns and loads ``weights``."""
+    ``preprocessing``) and records them on the model it returns. Builders make architectures
+    only: weights are loaded one level up (:mod:`deeplab_keras.hub.weights`)."""
     def decorate(builder):
         signature = inspect.signature(builder)
         var_kw = next((p.name for p in signature.parameters.values()
@@ -139,9 +135,6 @@ def register(architecture):
             arguments = dict(bound.arguments)
             config = {k: v for k, v in arguments.items() if k != var_kw and k not in _NOT_CONFIG}
             config.update(arguments.get(var_kw) or {})
-            weights = arguments.get("weights")
-            if weights is not None:
-                bound.arguments["weights"] = None
             model = builder(*bound.args, **bound.kwargs)
             meta = check_metadata(model.outputs[0].shape[-1], labels, palette, ignore_label,
                                   preprocessing)
@@ -152,12 +145,6 @@ def register(architecture):
             norm = (model.preprocessing or {}).get("normalization")
             if isinstance(norm, dict):
                 set_input_normalization(model, norm["scale"], norm["offset"])
-            if weights is not None:
-                if not _weights_loader:
-                    # import deeplab_keras is lazy: the loader (above the models, it knows
-                    # presets and files) installs itself on import, by name, not a static cycle
-                    importlib.import_module("deeplab_keras.weights")
-                _weights_loader[0](model, weights)
             return model
 
         build.architecture = architecture
@@ -252,6 +239,12 @@ class DeepLab(keras.Model):
             raise ValueError("a DeepLab config needs 'architecture' (and 'config', the builder "
                              "arguments): it comes from DeepLab.get_config()")
         kwargs = dict(config.get("config") or {})
+        if "weights" in kwargs:
+            # issue 19: loading a .keras file reads that file only (its own weights follow);
+            # a weights source in its config would download, extract or read another file
+            warnings.warn(f"ignored 'weights': {kwargs.pop('weights')!r} in the saved config of "
+                          f"{config.get('name')!r}: a saved model loads its own weights and "
+                          "never fetches or reads another file", stacklevel=2)
         kwargs["name"] = config.get("name")
         model = build_model(config["architecture"], **kwargs,
                             **{k: config.get(k) for k in METADATA})

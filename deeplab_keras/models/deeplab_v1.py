@@ -9,7 +9,7 @@ from deeplab_keras.models.deeplab import register
 
 @register("deeplabv1")
 def DeepLabV1(num_classes=21, output_stride=8, fc6_rate=None, fc_filters=1024, dropout=0.5,
-              input_shape=(None, None, 3), input_tensor=None, weights=None,
+              input_shape=(None, None, 3), input_tensor=None,
               include_preprocessing=True, align_corners=False, activation=None, name=None):
     """DeepLab-LargeFOV.
 

@@ -14,7 +14,7 @@ from deeplab_keras.models.deeplab_v3 import backbone_options
 def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
               atrous_rates=(6, 12, 18, 24), multi_scale=False, scales=(1.0, 0.75, 0.5),
               return_all_scales=False, input_shape=(None, None, 3), input_tensor=None,
-              weights=None, include_preprocessing=True, align_corners=False, activation=None,
+              include_preprocessing=True, align_corners=False, activation=None,
               bn_momentum=0.99, name=None, **backbone_kwargs):
     """DeepLab v2.
 
@@ -47,12 +47,12 @@ def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
         logits = aspp_l(features["out"], num_classes, atrous_rates)
         outputs = common.upsample_to_input(logits, inputs, align_corners, activation)
         return common.finish(inputs, outputs, model_name,
-                             common.record_parts(outputs, x, features, []))
+                             common.record_parts(outputs, x, features, _classifiers(logits)))
 
     core_in = K.Input(shape=(None, None, 3), name="normalized_image")
     features = build_backbone(spec.name, core_in, output_stride, **opts)
-    core = K.Model(core_in, aspp_l(features["out"], num_classes, atrous_rates),
-                   name="deeplabv2_core")
+    core_logits = aspp_l(features["out"], num_classes, atrous_rates)
+    core = K.Model(core_in, core_logits, name="deeplabv2_core")
     Resize = resize_class()
     per_scale = []
     for i, s in enumerate(scales):
@@ -70,4 +70,13 @@ def DeepLabV2(num_classes=21, backbone="resnet101", output_stride=8,
         if activation is not None:
             raise ValueError("return_all_scales gives logits for the loss: leave activation=None")
     return common.finish(inputs, outputs, model_name,
-                         common.record_parts(outputs, core_in, features, []))
+                         common.record_parts(outputs, core_in, features, _classifiers(core_logits)))
+
+
+def _classifiers(logits):
+    """The ASPP-L branch convs (DeepLab v2's classifier: each maps features to class logits)
+    whose sum is ``logits``; one rate gives one conv."""
+    producer = logits._keras_history[0]
+    if isinstance(producer, frontend.layers().Add):
+        return list(producer.input)
+    return [logits]

@@ -14,7 +14,7 @@ def backbone_options(backbone, alpha=None, multi_grid=None, bn_momentum=None, **
 @register("deeplabv3")
 def DeepLabV3(num_classes=21, backbone="resnet101", output_stride=16, atrous_rates=None,
               multi_grid=None, alpha=None, input_shape=(None, None, 3), input_tensor=None,
-              weights=None, include_preprocessing=True, align_corners=False, aspp_filters=256,
+              include_preprocessing=True, align_corners=False, aspp_filters=256,
               dropout=0.1, activation=None, bn_momentum=0.99, name=None, **backbone_kwargs):
     """DeepLab v3.
 
@@ -27,7 +27,6 @@ def DeepLabV3(num_classes=21, backbone="resnet101", output_stride=16, atrous_rat
         multi_grid: unit rates of the last block (ResNet/Xception), e.g. (1, 2, 4).
         alpha: MobileNetV2 width multiplier.
         input_shape: (H, W, 3); None sizes accept any image size.
-        weights: None, a preset name or a weights file (see :mod:`deeplab_keras.weights`).
         include_preprocessing: the model takes 0-255 RGB and normalises it in-graph.
         align_corners: resize semantics; True matches Google's checkpoints and TFLite files.
         activation: None for logits (default) or "softmax".

@@ -12,7 +12,7 @@ from deeplab_keras.models.deeplab_v3 import backbone_options
 @register("deeplabv3plus")
 def DeepLabV3Plus(num_classes=21, backbone="xception65", output_stride=16, atrous_rates=None,
                   multi_grid=None, alpha=None, input_shape=(None, None, 3), input_tensor=None,
-                  weights=None, include_preprocessing=True, align_corners=False,
+                  include_preprocessing=True, align_corners=False,
                   separable=True, aspp_filters=256, decoder_filters=256,
                   low_level_filters=48, dropout=0.1, activation=None, bn_momentum=0.99,
                   name=None, **backbone_kwargs):

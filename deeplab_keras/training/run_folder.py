@@ -6,6 +6,7 @@ the only folder a run removes (Keras deletes it when training ends)."""
 import contextlib
 import json
 import os
+import sys
 import time
 
 from deeplab_keras.utils import io
@@ -38,9 +39,42 @@ def is_run_folder(output_dir):
         return False
 
 
+#: keys of the config.json every earlier version of ``train`` wrote (a run folder from before
+#: the marker existed is recognised by it)
+LEGACY_CONFIG_KEYS = {"output_dir", "class_weights_used", "frozen_bn", "frozen_bn_layers"}
+#: the BackupAndRestore folder of those runs
+LEGACY_BACKUP = "backup"
+
+
+def is_legacy_run_folder(output_dir):
+    """A run folder an earlier version wrote: its ``config.json`` is ours (our keys, this
+    ``output_dir``)."""
+    try:
+        with open(os.path.join(output_dir, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(config, dict) and LEGACY_CONFIG_KEYS <= set(config)
+            and os.path.realpath(str(config["output_dir"])) == os.path.realpath(output_dir))
+
+
+def _adopt_legacy(output_dir):
+    """Mark a run folder of an earlier version; its Keras backup (``backup/`` holding
+    ``training_metadata.json``) becomes :data:`BACKUP` so the run resumes."""
+    old = os.path.join(output_dir, LEGACY_BACKUP)
+    if (os.path.isfile(os.path.join(old, "training_metadata.json"))
+            and not os.path.exists(backup_dir(output_dir))):
+        os.replace(old, backup_dir(output_dir))
+        print(f"deeplab-keras: {old} (the backup of an earlier version) is now "
+              f"{backup_dir(output_dir)}", file=sys.stderr)
+
+
 def resuming(output_dir):
     """Will a run into ``output_dir`` resume an interrupted one (our backup is there)?"""
     backup = backup_dir(output_dir)
+    if is_legacy_run_folder(output_dir) and not is_run_folder(output_dir):
+        backup = os.path.join(output_dir, LEGACY_BACKUP)
+        return os.path.isfile(os.path.join(backup, "training_metadata.json"))
     return is_run_folder(output_dir) and os.path.isdir(backup) and bool(os.listdir(backup))
 
 
@@ -49,7 +83,7 @@ def check(output_dir):
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
         raise RunFolderError(f"output_dir {output_dir!r} is a file, not a folder; name a new "
                              "folder for the run (--output-dir)")
-    if not os.path.isdir(output_dir) or is_run_folder(output_dir):
+    if not os.path.isdir(output_dir) or is_run_folder(output_dir) or is_legacy_run_folder(output_dir):
         return
     others = sorted(set(os.listdir(output_dir)) - {LOCK})
     if others:
@@ -66,11 +100,12 @@ def claim(output_dir, is_chief=True):
     chief of a multi-worker run write nothing there and take no lock."""
     import filelock
 
-    check(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    if not is_chief:
+    if not is_chief:  # the chief checks, locks and marks (workers start in any order)
+        os.makedirs(output_dir, exist_ok=True)
         yield
         return
+    check(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
     lock = filelock.FileLock(os.path.join(output_dir, LOCK))
     try:
         lock.acquire(timeout=0)
@@ -81,6 +116,8 @@ def claim(output_dir, is_chief=True):
     try:
         check(output_dir)  # again, under the lock: it may have changed meanwhile
         if not is_run_folder(output_dir):
+            if is_legacy_run_folder(output_dir):
+                _adopt_legacy(output_dir)
             io.write_json(os.path.join(output_dir, MARKER),
                           {"written_by": "deeplab-keras train", "created": time.time()})
         yield

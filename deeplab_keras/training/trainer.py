@@ -75,25 +75,25 @@ def build_training_model(config, info):
     """The model of a training config (architecture + model arguments), initialised from
     ``init_tflite`` / ``init_weights``, BatchNorm frozen and synchronised as configured;
     returns ``(model, report)``."""
-    import deeplab_keras as dk
-    from deeplab_keras.preset import model_spec
+    from deeplab_keras.hub.preset import model_spec
+    from deeplab_keras.hub.weights import load_weights
+    from deeplab_keras.models import build_model
     architecture, kwargs = model_spec(config)
     kwargs.setdefault("num_classes", info.num_classes)
     if kwargs["num_classes"] != info.num_classes:
         raise ValueError(f"model num_classes={kwargs['num_classes']} but the data has "
                          f"{info.num_classes} classes")
-    model = dk.build_model(architecture, **kwargs)
+    model = build_model(architecture, **kwargs)
     before = {layer.name: [w.copy() for w in layer.get_weights()]
               for layer in bnlib.batch_norm_layers(model)}
+    # any class count (new_head: the classifier is fresh when the source's classes differ);
+    # every other tensor must fit, or the error names it (dk.load_weights)
     report = None
-    if config["init_tflite"]:
-        from deeplab_keras.importers.tflite import import_tflite
-        report = import_tflite(model, config["init_tflite"], skip_classifier=True, allow_missing=True)
+    if config["init_tflite"]:  # partial: e.g. a v3 file (no decoder) into a v3+ model
+        load_weights(model, config["init_tflite"], new_head=True, partial=True)
+        report = {"source": config["init_tflite"]}
     elif config["init_weights"]:
-        from deeplab_keras.weights import load_weights
-        model.load_weights(config["init_weights"], skip_mismatch=True) \
-            if str(config["init_weights"]).endswith(".weights.h5") else \
-            load_weights(model, config["init_weights"], new_head=True)  # any class count
+        load_weights(model, config["init_weights"], new_head=True)
     pretrained = {layer.name for layer in bnlib.batch_norm_layers(model)
                   if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
     freeze = config["freeze_bn"]
@@ -204,7 +204,7 @@ def save_model_file(model, config, info, path=None):
     label (the training model carries loss, optimizer and frozen-BN state a user does not
     want). Returns the path."""
     import deeplab_keras as dk
-    from deeplab_keras.preset import model_spec
+    from deeplab_keras.hub.preset import model_spec
     architecture, kwargs = model_spec(config)
     kwargs.setdefault("num_classes", info.num_classes)
     clean = dk.build_model(architecture, **kwargs, labels=list(info.labels),

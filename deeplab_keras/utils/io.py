@@ -15,7 +15,8 @@ def atomic_path(path, suffix=""):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     clean_stale_temps(path)  # left by killed runs
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.tmp{suffix}")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{TEMP_TAG}{os.getpid()}-"
+                               f"{secrets.token_hex(4)}.tmp{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -45,12 +46,32 @@ class OutputExistsError(FileExistsError):
     """An output path holds something we did not write (and ``overwrite`` was not given)."""
 
 
+#: folders never replaced, not even with ``overwrite`` (and those above them)
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
+                  "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+                  "/usr", "/var")
+#: folders whose contents belong to the operating system: nothing in them is replaced
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin",
+                "/sys", "/usr")
+
+
+def _inside(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _protected(path):
-    """Folders never replaced, not even with ``overwrite``: the file system root, the home
-    folder, the working directory and every folder above it."""
+    """Paths never replaced, not even with ``overwrite``: the file system root, the home folder,
+    the working directory and every folder above it, the system folders
+    (:data:`SYSTEM_FOLDERS`) and anything inside :data:`SYSTEM_TREES`."""
     real = os.path.realpath(path)
     cwd = os.path.realpath(os.getcwd())
     home = os.path.realpath(os.path.expanduser("~"))
+    if os.name == "posix":
+        for folder in SYSTEM_TREES:
+            if any(_inside(real, f) for f in {folder, os.path.realpath(folder)}):
+                return True
+        if real in SYSTEM_FOLDERS or real in {os.path.realpath(f) for f in SYSTEM_FOLDERS}:
+            return True
     return (real in (os.path.realpath(os.sep), home)
             or cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep))
 
@@ -64,10 +85,11 @@ def check_replaceable(path, *, overwrite=False, ours=None, what="output"):
     clean_stale_temps(path)
     if not os.path.lexists(path):
         return
-    if os.path.isdir(path) and not os.path.islink(path) and _protected(path):
-        raise OutputExistsError(f"{what} {path!r} is the working, home or root folder (or a folder "
-                                "above the working folder); it is never replaced. Name a new "
-                                "folder or file for the output.")
+    if _protected(path):  # a link too: /bin -> /usr/bin
+        raise OutputExistsError(f"{what} {path!r} is the working, home, root or a system folder "
+                                "(or a folder above the working folder, or inside a system "
+                                "folder); it is never replaced, not even with --overwrite. Name a "
+                                "new folder or file for the output.")
     if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
         return
     if ours is not None:
@@ -117,7 +139,7 @@ def replace_path(tmp, path):
         raise IsADirectoryError(f"{path} is a folder; a file cannot replace it (name a file path)")
     if os.path.isdir(tmp) and os.path.isdir(path) and not os.path.islink(path):
         folder, base = os.path.split(os.path.abspath(path))
-        aside = os.path.join(folder, f".{base}.old{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        aside = os.path.join(folder, f".{base}.{TEMP_TAG}old{os.getpid()}-{secrets.token_hex(4)}.tmp")
         os.replace(path, aside)
         try:
             os.replace(tmp, path)
@@ -142,31 +164,53 @@ def _pid_alive(pid):
     return True
 
 
+#: in every temporary name we write (``.NAME.deeplab-keras-PID-HEX.tmp``, ``...-oldPID-...``,
+#: exports' ``.NAME.deeplab-keras-PID.tmp.EXT``): how a later run knows a leftover is ours
+TEMP_TAG = "deeplab-keras-"
+
+
 def stale_temps(path):
-    """Temporary files that dead processes left beside ``path``: the hidden
-    ``.NAME.tmpPID[.ext]`` (exports), ``.NAME.PID-HEX.tmp[.ext]`` (atomic writes) and
-    ``.NAME.oldPID-HEX.tmp`` (replaced folders) names, whose PID is no longer running."""
+    """Temporary files that dead processes left beside ``path``: hidden names carrying
+    :data:`TEMP_TAG` and a PID (and the older ``.NAME.tmpPID[.ext]``, ``.NAME.PID-HEX.tmp[.ext]``
+    and ``.NAME.oldPID-HEX.tmp`` names), whose PID is no longer running."""
     import re
 
     path = os.fspath(path)
     folder, base = os.path.split(os.path.abspath(path))
     if not base or not os.path.isdir(folder):
         return []
-    pattern = re.compile(r"^\." + re.escape(base) + r"\.(?:tmp(\d+)|(?:old)?(\d+)-[0-9a-f]+\.tmp)")
+    pattern = re.compile(r"^\." + re.escape(base) + r"\.(?:" + re.escape(TEMP_TAG)
+                         + r"(?:old)?(\d+)(?:-[0-9a-f]+)?\.tmp|tmp(\d+)|(?:old)?(\d+)-[0-9a-f]+\.tmp)")
+    return _dead(folder, pattern)
+
+
+def stale_temps_in(folder):
+    """Every temporary file of ours (:data:`TEMP_TAG` names) in ``folder`` whose process is dead,
+    whatever output it was for (an export killed late, then never run again to that name)."""
+    import re
+
+    pattern = re.compile(r"^\..+\." + re.escape(TEMP_TAG) + r"(?:old)?(\d+)(?:-[0-9a-f]+)?\.tmp")
+    return _dead(folder, pattern) if os.path.isdir(folder) else []
+
+
+def _dead(folder, pattern):
     found = []
     for name in os.listdir(folder):
         m = pattern.match(name)
-        if m and not _pid_alive(int(m.group(1) or m.group(2))):
+        if m and not _pid_alive(int(next(g for g in m.groups() if g))):
             found.append(os.path.join(folder, name))
     return found
 
 
-def clean_stale_temps(path):
-    """Delete :func:`stale_temps` of ``path`` (best effort); returns the paths removed."""
+def clean_stale_temps(path, whole_folder=False):
+    """Delete :func:`stale_temps` of ``path`` (with ``whole_folder``: every stale temp of ours
+    in its folder, :func:`stale_temps_in`), best effort; returns the paths removed."""
     import shutil
 
     removed = []
-    for tmp in stale_temps(path):
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    temps = set(stale_temps(path)) | (set(stale_temps_in(folder)) if whole_folder else set())
+    for tmp in sorted(temps):
         try:
             if os.path.isdir(tmp) and not os.path.islink(tmp):
                 shutil.rmtree(tmp)

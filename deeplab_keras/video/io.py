@@ -37,11 +37,12 @@ class VideoReader:
     def __init__(self, path, count=True):
         ff = _ffmpeg()
         self.path = os.fspath(path)
-        stream = "://" in self.path or self.path.startswith("<video")
+        camera = self.path.startswith("/dev/video")
+        stream = "://" in self.path or camera
         if not stream and not os.path.isfile(self.path):
             raise FileNotFoundError(f"video not found: {self.path}")
         try:
-            self._gen = ff.read_frames(self.path)
+            self._gen = ff.read_frames(self.path, input_params=["-f", "v4l2"] if camera else None)
             meta = next(self._gen)
         except Exception as err:  # imageio-ffmpeg raises OSError / RuntimeError / StopIteration
             raise ValueError(f"cannot read video {self.path}: {_reason(err)} (corrupt, "

@@ -71,7 +71,7 @@ class ArtifactSource:
     kind = "artifact"
 
     def __init__(self, path, num_threads=None, labels=None, num_classes=None):
-        from deeplab_keras.evaluation.artifact import output_mode
+        from deeplab_keras.export.artifact_eval import output_mode
         from deeplab_keras.export.runtime import Artifact
 
         path = os.fspath(path)
@@ -79,9 +79,9 @@ class ArtifactSource:
             raise FileNotFoundError(f"artifact not found: {path}")
         try:
             self.artifact = Artifact(path, num_threads=num_threads)
-        except (ValueError, FileNotFoundError):
+        except FileNotFoundError:
             raise
-        except Exception as err:  # the runtimes raise RuntimeError / their own kinds
+        except Exception as err:  # the runtimes raise ValueError / RuntimeError / their own
             raise ValueError(f"cannot load {path} as a {os.path.splitext(path)[1]} model: "
                              f"{str(err).strip().splitlines()[0] if str(err).strip() else err}") \
                 from None
@@ -162,5 +162,5 @@ def open_source(source, *, num_threads=None, input_size=None, labels=None):
         return KerasSource(keras.saving.load_model(text, compile=False), input_size)
     if os.path.exists(text):
         raise ValueError(f"{text}: not a model file (expected .keras, .tflite or .onnx)")
-    from deeplab_keras import zoo
-    return KerasSource(zoo.from_preset(text), input_size)
+    from deeplab_keras.hub.weights import from_preset
+    return KerasSource(from_preset(text), input_size)

@@ -1,8 +1,9 @@
 """Evaluate an exported file itself (``.tflite`` with LiteRT, ``.onnx`` with onnxruntime, a
 SavedModel directory with TensorFlow) on a labelled dataset, with the same metrics and result
-dict as :func:`deeplab_keras.evaluation.evaluate` for a Keras model.
+dict as :func:`deeplab_keras.evaluation.evaluate` for a Keras model (here, above evaluation,
+because it runs the export package's runtimes: evaluation never imports export).
 
-    from deeplab_keras.evaluation.artifact import evaluate_artifact
+    from deeplab_keras.export.artifact_eval import evaluate_artifact
     result = evaluate_artifact("camvid_int8.tflite", data.list_pairs("camvid", root, "val"),
                                dataset="camvid")
 
@@ -20,6 +21,11 @@ from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_conf
 from deeplab_keras.layers.resize import resize
 
 
+def _first_line(err):
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 def output_mode(path, fmt):
     from deeplab_keras.export import convert
     try:
@@ -34,8 +40,16 @@ def predict_classes(art, image, mode):
     """(H, W) int class map of ``image`` (H, W, 3) from the artifact."""
     h, w = image.shape[:2]
     size = art.input_shape[1:3]
-    x = resize(image, size, "half_pixel")  # an artifact records no semantics: tf.image.resize's
-    y = np.asarray(art(x))
+    x = resize(image, size, "half_pixel")  # an artifact records no semantics: half-pixel, as tf.image.resize
+    try:
+        y = np.asarray(art(x))
+    except (RuntimeError, TypeError) as err:  # LiteRT / onnxruntime errors while running
+        raise ValueError(f"{art.path}: the runtime failed running it ({_first_line(err)}); "
+                         "is it a complete export of a segmentation model?") from None
+    if y.ndim not in (3, 4) or min(y.shape[1:3]) < 2:
+        raise ValueError(f"{art.path}: output shape {list(y.shape)} is not a segmentation map "
+                         "([1, H, W] classes or [1, H, W, C] scores): not a segmentation model "
+                         "(a classifier?)")
     if mode == "classes" or (mode is None and y.ndim == 3):
         y = resize(y.reshape(size[0], size[1], 1), (h, w), "half_pixel", "nearest")
         return y[..., 0].astype(np.int64)
@@ -48,7 +62,13 @@ def evaluate_artifact(path, data, *, dataset=None, num_classes=None, ignore_labe
     """Run the exported file at ``path`` on ``data`` (as for :func:`evaluate`); returns the same
     JSON-ready dict plus ``artifact`` (path, format, input, output mode, runtime)."""
     from deeplab_keras.export.runtime import Artifact
-    art = Artifact(path, num_threads=num_threads)
+    try:
+        art = Artifact(path, num_threads=num_threads)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # LiteRT RuntimeError, onnxruntime's Fail/InvalidProtobuf, ...
+        raise ValueError(f"{path}: the runtime cannot load it ({_first_line(err)}); is it a "
+                         "complete .tflite / .onnx / SavedModel export?") from None
     mode = output_mode(path, art.format)
     info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
     if limit is not None and int(limit) < 1:

@@ -1,10 +1,10 @@
 """The preset catalogue: ``zoo/presets/<name>.json``, shipped in the package as
 ``deeplab_keras/_zoo`` (the source checkout's ``zoo/`` folder is used when running from it).
 
-    import deeplab_keras as dk
-    dk.list_presets()
-    model = dk.from_preset("deeplabv3_mobilenetv2_dm05_voc")
-    model = dk.from_preset("mobilenetv2_imagenet", num_classes=11)   # backbone + new head
+Reading it (:func:`list_presets`, :func:`get_preset`, :func:`preset_card`) needs no TensorFlow;
+a preset's weight file is fetched (:func:`fetch_weights`) and its architecture built
+(:func:`build_preset_model`) here. Getting the weights into a model is
+:mod:`deeplab_keras.hub.weights` (``dk.from_preset``, ``dk.load_weights``).
 """
 import copy
 import functools
@@ -13,12 +13,12 @@ import json
 import os
 
 from deeplab_keras import download
-from deeplab_keras.preset import Preset, dataset_metadata, model_spec
+from deeplab_keras.hub.preset import Preset, dataset_metadata, model_spec
 
 # Model building and weight import load TensorFlow: imported where used, so reading the catalogue
 # (``deeplab-keras zoo list/show``) stays TensorFlow-free.
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package folder
 #: where the catalogue may live: installed package data, then the source checkout
 ZOO_DIRS = (os.path.join(_HERE, "_zoo"), os.path.join(os.path.dirname(_HERE), "zoo"))
 
@@ -146,66 +146,3 @@ def build_preset_model(preset, **overrides):
 def conversion_classes(preset):
     """Classes of the model converted weights are stored for (backbone presets: a dummy 21)."""
     return preset["config"].get("num_classes") or 21
-
-
-def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
-    """Path of preset ``name``'s weights converted to our model (a ``.weights.h5`` cached next to
-    the source file); converts on first use. Returns ``(path, preset)``."""
-    preset = get_preset(name)
-    source, entry = fetch_weights(name, fmt, allow_unpinned, progress)
-    if entry["format"] == "keras_weights_h5":
-        return source, preset
-    cache_root = download.cache_dir()
-    folder = os.path.dirname(source) if os.path.dirname(os.path.abspath(source)).startswith(
-        os.path.abspath(cache_root)) else cache_root
-    target = os.path.join(folder, f"{os.path.basename(source)}.{name}.weights.h5")
-
-    def convert(path):
-        model = build_preset_model(preset, num_classes=conversion_classes(preset))
-        from deeplab_keras.importers.formats import import_weights
-        import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
-        model.save_weights(path)
-
-    # issue 11: reused only if its manifest (source + converted sha256, version) checks out
-    from deeplab_keras.converted import convert_cached
-    return convert_cached(target, source, convert, entry.get("sha256")), preset
-
-
-def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, progress=True,
-                **overrides):
-    """Build preset ``name``'s model and load its weights. The model carries the preset's
-    labels, palette, ignore label and input contract (kept by ``model.save("m.keras")``).
-
-    Args:
-        num_classes: a different number of classes gets a new, freshly initialised classifier
-            (backbone presets always need it).
-        weights: True (the preset's own), False (the architecture only), or a path/URL of a
-            weights file for this architecture (``.weights.h5``, ``.keras``, ``.tflite``, ...):
-            loaded into it, or an error naming what does not fit - never ignored.
-        allow_unpinned: allow weight files without a pinned checksum (prints their sha256).
-        overrides: other builder arguments (``input_shape``, ``activation``, ...).
-    """
-    preset = get_preset(name)
-    classes = num_classes if num_classes is not None else preset["config"].get("num_classes")
-    if isinstance(weights, (str, os.PathLike)):
-        if not str(weights).startswith(("http://", "https://")) and not os.path.exists(weights):
-            raise FileNotFoundError(f"from_preset({name!r}, weights=...): no file {weights}")
-        # the builders' weights= loader (deeplab_keras.weights): every format, shape-checked
-        return build_preset_model(preset, num_classes=classes, weights=os.fspath(weights),
-                                  **overrides)
-    if weights not in (True, False, None):
-        raise TypeError(f"from_preset weights= takes True, False or a file path, got {weights!r}")
-    model = build_preset_model(preset, num_classes=classes, **overrides)
-    if weights:
-        path, _ = converted_weights(name, allow_unpinned=allow_unpinned, progress=progress)
-        new_head = classes != conversion_classes(preset)
-        backbone_only = preset.get("backbone_only", False)
-        if not (new_head or backbone_only or overrides):
-            model.load_weights(path)  # the converted file is this very architecture
-            return model
-        # another head (or architecture overrides): copy by layer name from the stored model
-        source = build_preset_model(preset, num_classes=conversion_classes(preset))
-        source.load_weights(path)
-        from deeplab_keras.importers.formats import transfer
-        transfer(source, model, new_head=new_head, backbone_only=backbone_only)
-    return model

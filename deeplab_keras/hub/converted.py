@@ -1,4 +1,7 @@
-"""Converted weight files (a ``.weights.h5`` made from a verified download) carry a manifest,
+"""The converted-weights cache: a preset's weights converted to our model once
+(:func:`converted_weights`), as a ``.weights.h5`` beside the verified download.
+
+Converted weight files carry a manifest,
 ``<file>.manifest.json``: the source's sha256, the converted file's sha256 and the package
 version. It is checked before every use; a missing or mismatching manifest (tampered or
 truncated file, other source, other converter version) converts again from the verified
@@ -11,6 +14,7 @@ import sys
 import tempfile
 
 from deeplab_keras import download
+from deeplab_keras.hub import zoo
 from deeplab_keras.utils.io import atomic_path, write_json
 from deeplab_keras.version import __version__
 
@@ -95,3 +99,25 @@ def _convert_outside_cache(target, convert, folder):
           f"{download.CACHE_ENV} to a writable folder to keep them)", file=sys.stderr)
     convert(path)
     return path
+
+
+def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
+    """Path of preset ``name``'s weights converted to our model (a ``.weights.h5`` cached next to
+    the source file); converts on first use. Returns ``(path, preset)``."""
+    preset = zoo.get_preset(name)
+    source, entry = zoo.fetch_weights(name, fmt, allow_unpinned, progress)
+    if entry["format"] == "keras_weights_h5":
+        return source, preset
+    cache_root = download.cache_dir()
+    folder = os.path.dirname(source) if os.path.dirname(os.path.abspath(source)).startswith(
+        os.path.abspath(cache_root)) else cache_root
+    target = os.path.join(folder, f"{os.path.basename(source)}.{name}.weights.h5")
+
+    def convert(path):
+        from deeplab_keras.importers.formats import import_weights
+        model = zoo.build_preset_model(preset, num_classes=zoo.conversion_classes(preset))
+        import_weights(model, source, entry["format"], backbone_only=preset.get("backbone_only", False))
+        model.save_weights(path)
+
+    # issue 11: reused only if its manifest (source + converted sha256, version) checks out
+    return convert_cached(target, source, convert, entry.get("sha256")), preset

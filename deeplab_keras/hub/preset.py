@@ -1,5 +1,5 @@
 """The preset schema: one typed entry per preset (like torchvision's weights entries), validated
-when the catalogue is read, shared by the catalogue (:mod:`deeplab_keras.zoo`), training recipes
+when the catalogue is read, shared by the catalogue (:mod:`deeplab_keras.hub.zoo`), training recipes
 (their ``architecture`` + ``model`` are a preset's ``architecture`` + ``config``) and the bench
 publisher (``bench/train_camvid.py``).
 
@@ -152,11 +152,21 @@ def _check_head(values, where):
     if not isinstance(classes, int) or classes < 1:
         raise PresetError(f"{where}: config.num_classes must be a positive integer")
     for key in ("labels", "palette"):
-        if values.get(key) is None or len(values[key]) != classes:
+        if values.get(key) is None:
             raise PresetError(f"{where}: {key} must list {classes} entries (or come from a known "
                               "dataset)")
-    if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in values["palette"]):
-        raise PresetError(f"{where}: palette colours must be [r, g, b] with values 0-255")
+    _check_metadata(values, where, classes)
+
+
+def _check_metadata(values, where, classes):
+    """The model's own metadata check (:func:`deeplab_keras.models.deeplab.check_metadata`), so
+    that a preset and the model built from it follow one rule."""
+    from deeplab_keras.models.deeplab import check_metadata
+    try:
+        check_metadata(classes, values.get("labels"), values.get("palette"),
+                       values.get("ignore_label"), values.get("preprocessing"))
+    except ValueError as err:
+        raise PresetError(f"{where}: {err}") from None
 
 
 def _check_preprocessing(values, where):
@@ -166,9 +176,8 @@ def _check_preprocessing(values, where):
     unknown = sorted(set(prep) - {"input_size", "normalization", "resize"})
     if unknown:
         raise PresetError(f"{where}: unknown preprocessing fields {unknown}")
-    size = prep.get("input_size")
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise PresetError(f"{where}: preprocessing.input_size must be [height, width]")
+    if values.get("backbone_only"):  # heads are checked with their metadata in _check_head
+        _check_metadata({"preprocessing": prep}, where, 1)
     if prep.get("resize", "align_corners") not in RESIZES:
         raise PresetError(f"{where}: preprocessing.resize must be one of {RESIZES}")
     norm = prep.get("normalization")

@@ -1,0 +1,144 @@
+"""``deeplab-keras live --source CAMERA_INDEX|URL|FILE (--preset|--weights|--artifact)``: live
+segmentation with real-time pacing. The newest frame is segmented; frames that arrive meanwhile
+are dropped and counted (a file source is played at its own frame rate, as a camera delivers).
+Shown in a window when a display exists, else written to ``--output FILE.mp4``. Effects:
+``--background blur|color|IMAGE --keep CLASS...`` (e.g. ``--keep person`` with a VOC preset);
+otherwise the colour overlay. Frame rate and dropped frames while running and at the end."""
+from deeplab_keras.commands import loader
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("live", help="live segmentation of a camera, stream or file with "
+                              "real-time pacing")
+    p.add_argument("--source", required=True,
+                   help="camera index (0 = /dev/video0), stream URL or video file")
+    loader.add_model_arguments(p)
+    p.add_argument("--artifact", help="an exported .tflite / .onnx file to run instead")
+    p.add_argument("--threads", type=int, help="runtime threads for --artifact")
+    p.add_argument("--output", help="write the processed frames to this .mp4 (required "
+                   "without a display)")
+    p.add_argument("--no-window", action="store_true", help="never open a window")
+    p.add_argument("--background", help="replace the background: blur, color (green), "
+                   "color:#RRGGBB, or an image file")
+    p.add_argument("--keep", nargs="+", metavar="CLASS",
+                   help="classes kept in front of --background (names or indices)")
+    p.add_argument("--smoothing", nargs="?", type=float, const=-1.0, default=None,
+                   metavar="STRENGTH", help="temporal smoothing (recommended, or a strength)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="play a file source at this multiple of its frame rate")
+    p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
+    p.add_argument("--stall-timeout", type=float, default=10.0,
+                   help="seconds without a frame before a stream counts as stopped")
+    return p
+
+
+def _background(text):
+    if text is None:
+        return None
+    if text == "blur":
+        return "blur"
+    if text == "color":
+        return (0, 177, 64)  # broadcast green
+    if text.startswith("color:"):
+        value = text[len("color:"):].lstrip("#")
+        if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+            raise ValueError(f"--background color:#RRGGBB takes 6 hex digits, got {text!r}")
+        return tuple(int(value[i:i + 2], 16) for i in (0, 2, 4))
+    from deeplab_keras.inference import load_image
+    return load_image(text)
+
+
+def _keep_ids(keep, labels, num_classes):
+    ids = []
+    for item in keep:
+        if str(item).isdigit() and int(item) < num_classes:
+            ids.append(int(item))
+        elif labels and item in labels:
+            ids.append(list(labels).index(item))
+        else:
+            known = ", ".join(labels) if labels else f"indices 0..{num_classes - 1}"
+            raise ValueError(f"--keep {item!r} is not a class of this model ({known})")
+    return ids
+
+
+def _display():
+    import os
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
+def run(args):
+    import sys
+    import time
+
+    import numpy as np
+
+    from deeplab_keras.commands.predict import smoothing_option
+    from deeplab_keras.commands.predict_engine import Runner
+    from deeplab_keras.inference import overlay, replace_background
+    from deeplab_keras.video.io import VideoWriter
+    from deeplab_keras.video.live import LiveFrames, open_live
+
+    background = _background(args.background)
+    if (background is None) != (args.keep is None):
+        raise ValueError("--background and --keep go together: --background blur --keep person")
+    window = None if args.no_window else _display()
+    if window is None and not args.output:
+        raise ValueError("no display here: give --output FILE.mp4 to write the live result")
+    if args.artifact:
+        runner = Runner(artifact=args.artifact, threads=args.threads,
+                        smoothing=smoothing_option(args.smoothing))
+    else:
+        model = loader.load_model(args)
+        runner = Runner(model, smoothing=smoothing_option(args.smoothing))
+    keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
+    segmenter = runner.video_segmenter()
+    reader, live = open_live(args.source)
+    frames = LiveFrames(reader, live=live, speed=args.speed, stall_timeout=args.stall_timeout)
+    writer, processed, start, last_report = None, 0, time.perf_counter(), 0.0
+    try:
+        for frame in frames:
+            classes = segmenter.segment(frame)
+            out = (replace_background(frame, classes, keep, background) if keep is not None
+                   else overlay(frame, classes, runner.palette, labels=runner.labels))
+            if args.output:
+                if writer is None:
+                    writer = VideoWriter(args.output, out.shape[:2], reader.fps)
+                if out.shape[:2] != writer.size:  # the source changed size mid-stream
+                    from PIL import Image
+                    out = np.asarray(Image.fromarray(out).resize(writer.size[::-1]))
+                writer.write(out)
+            if window is not None:
+                window.imshow("deeplab-keras live", out[..., ::-1])
+                if window.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+            processed += 1
+            now = time.perf_counter()
+            if now - last_report >= 1.0:
+                last_report = now
+                print(f"\rlive: {processed} frames, {processed / (now - start):.1f} frames/s, "
+                      f"{frames.dropped} dropped", end="", file=sys.stderr, flush=True)
+            if args.max_frames and processed >= args.max_frames:
+                break
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        frames.close()
+        if window is not None:
+            window.destroyAllWindows()
+    seconds = time.perf_counter() - start
+    print(file=sys.stderr)
+    print(f"live: {processed} frames processed in {seconds:.1f}s ({processed / seconds:.1f} "
+          f"frames/s), {frames.dropped} of {frames.received} received frames dropped "
+          f"(source {reader.fps:g} fps; {segmenter.describe()})"
+          + (f" -> {args.output}" if args.output else ""))
+    return 0

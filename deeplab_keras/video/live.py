@@ -1,0 +1,86 @@
+"""Live sources with real-time pacing: a camera, a stream URL, or a file played at its own frame
+rate. A reader thread keeps only the newest frame: a frame that arrives while the previous one
+is still waiting (the consumer is busy) replaces it and is counted as dropped, so a slow model
+falls behind by frames, never by a growing queue."""
+import os
+import threading
+import time
+
+from deeplab_keras.video.io import VideoReader
+
+
+def open_live(source):
+    """A :class:`VideoReader` for ``source``: a camera index (``0`` -> ``/dev/video0``), a
+    stream URL (``rtsp://``, ``http://`` ...) or a video file. ValueError naming a camera that
+    does not exist."""
+    text = str(source)
+    if text.isdigit():
+        device = f"/dev/video{int(text)}"
+        if not os.path.exists(device):
+            raise ValueError(f"camera {text} not found ({device} does not exist); give an "
+                             "existing camera index, a stream URL or a video file")
+        return VideoReader(device, count=False), True
+    if "://" in text:
+        return VideoReader(text, count=False), True
+    return VideoReader(text, count=False), False
+
+
+class LiveFrames:
+    """Iterate over the newest frames of ``reader`` as they arrive.
+
+    A file (``live=False``) is played at its own frame rate (``speed`` times), as a camera
+    would deliver it. ``dropped`` counts the frames replaced before they were taken; a source
+    that delivers nothing for ``stall_timeout`` seconds raises ValueError (the stream stopped)."""
+
+    def __init__(self, reader, live=True, speed=1.0, stall_timeout=10.0):
+        self.reader, self.live = reader, live
+        self.interval = 1.0 / (reader.fps * float(speed))
+        self.stall_timeout = float(stall_timeout)
+        self.received = self.dropped = 0
+        self._frame, self._error, self._done = None, None, False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="live-source", daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        start = time.perf_counter()
+        try:
+            for n, frame in enumerate(self.reader):
+                if self._stop.is_set():
+                    return
+                if not self.live:  # pace a file as a camera would deliver it
+                    delay = start + n * self.interval - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                with self._cond:
+                    if self._frame is not None:
+                        self.dropped += 1
+                    self._frame = frame
+                    self.received += 1
+                    self._cond.notify()
+        except Exception as err:  # handed to the consumer
+            self._error = err
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify()
+
+    def __iter__(self):
+        while True:
+            with self._cond:
+                waited = self._cond.wait_for(
+                    lambda: self._frame is not None or self._done, timeout=self.stall_timeout)
+                if not waited:
+                    raise ValueError(f"{self.reader.path}: the stream stopped (no frame for "
+                                     f"{self.stall_timeout:g} s)")
+                frame, self._frame = self._frame, None
+            if frame is None:  # done
+                if self._error is not None:
+                    raise self._error
+                return
+            yield frame
+
+    def close(self):
+        self._stop.set()
+        self.reader.close()
