@@ -19,8 +19,36 @@ def register():
     from deeplab_keras.models import deeplab  # noqa: F401
 
 
+def _importing_ours():
+    """True while a deeplab_keras submodule is still executing its import: importing
+    :mod:`deeplab_keras.models` then would meet that half-initialised module (a circular import)."""
+    return any(getattr(getattr(m, "__spec__", None), "_initializing", False)
+               for n, m in list(sys.modules.items()) if n.startswith("deeplab_keras."))
+
+
+class _DeepLabOnFirstUse:
+    """Registered as ``deeplab_keras>DeepLab`` when Keras finishes importing in the middle of a
+    deeplab_keras import (registering the real class then would be a circular import): loading a
+    file imports :mod:`deeplab_keras.models.deeplab` and builds the real class, whose own
+    registration replaces this stand-in as soon as that module is imported."""
+
+    def get_config(self):  # Keras registers only classes that have one
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from deeplab_keras.models.deeplab import DeepLab
+
+        return DeepLab.from_config(config)
+
+
 def _register_quietly():
     try:
+        if _importing_ours():
+            import keras
+
+            keras.saving.register_keras_serializable("deeplab_keras", "DeepLab")(_DeepLabOnFirstUse)
+            return
         register()
     except Exception as err:  # never break the user's own ``import keras``
         warnings.warn(f"deeplab_keras could not register its Keras classes ({err}); import "
