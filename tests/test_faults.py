@@ -3,18 +3,17 @@
 Every test here is one bad-input or fault case (counted in the README's Reliability section).
 HTTP cases use a bounded server on 127.0.0.1; the concurrency case runs 4 real processes."""
 import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
 
 from deeplab_keras import archives, download
 from deeplab_keras.utils import io as dkio
+from tests.factories import tarball
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -499,18 +498,9 @@ def test_label_values_out_of_range_found_before_training(tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------
 # (7) tar bombs: only checkpoint members, bounded size and count, folder named by sha256
 
-def _tarball(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
-
-
 def test_checkpoint_tar_extracts_only_checkpoint_into_cache(tmp_path, cache):
     from deeplab_keras.importers.tf1_checkpoint import find_checkpoint
-    archive = _tarball(tmp_path / "m.tar.gz", [
+    archive = tarball(tmp_path / "m.tar.gz", [
         ("d/model.ckpt-5.index", b"i" * 10), ("d/model.ckpt-5.data-00000-of-00001", b"w" * 100),
         ("d/frozen_inference_graph.pb", bytes(5_000_000))])  # not needed: never extracted
     (tmp_path / "m.extracted").mkdir()  # a folder beside the archive is not trusted any more
@@ -525,7 +515,7 @@ def test_checkpoint_tar_extracts_only_checkpoint_into_cache(tmp_path, cache):
 @pytest.mark.parametrize("limits,match", [({"max_bytes": 1000}, "more than 1000 bytes"),
                                           ({"max_members": 3}, "more than 3 entries")])
 def test_tar_bomb_refused_and_nothing_left(tmp_path, cache, limits, match):
-    archive = _tarball(tmp_path / "bomb.tar.gz", [("model.ckpt.index", b"i")] + [
+    archive = tarball(tmp_path / "bomb.tar.gz", [("model.ckpt.index", b"i")] + [
         (f"model.ckpt.data-{i:05d}", bytes(400)) for i in range(4)])
     with pytest.raises(ValueError, match=match + ".*tar bomb"):
         archives.extract_checkpoint(archive, **limits)
@@ -533,8 +523,8 @@ def test_tar_bomb_refused_and_nothing_left(tmp_path, cache, limits, match):
 
 
 def test_extracted_folder_reused_only_for_its_archive(tmp_path, cache, capsys):
-    a = _tarball(tmp_path / "a.tar", [("model.ckpt.index", b"from a")])
-    b = _tarball(tmp_path / "b.tar", [("model.ckpt.index", b"from b")])
+    a = tarball(tmp_path / "a.tar", [("model.ckpt.index", b"from a")])
+    b = tarball(tmp_path / "b.tar", [("model.ckpt.index", b"from b")])
     dest = str(tmp_path / "x")
     archives.extract_tar(a, dest, archive_sha256=download.file_hash(a))
     archives.extract_tar(b, dest, archive_sha256=download.file_hash(b))  # not a's folder

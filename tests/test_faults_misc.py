@@ -1,12 +1,10 @@
 """Issue 19, the weak cases: evaluate --artifact errors and bounded class counts, --overwrite and
 system folders, leftovers of an export killed late, the export line `zoo show` prints, and a
 tarball whose import fails. Each case is one-line and loses nothing."""
-import io
 import os
 import shlex
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from PIL import Image
 from deeplab_keras import cli, download
 from deeplab_keras.utils import io as dkio
 from tests.test_zoo import tiny_zoo  # noqa: F401 - the fixture (a local mirror zoo)
+from tests.factories import tarball
 
 SIZE = 33
 
@@ -219,22 +218,13 @@ def test_zoo_show_export_command_runs_as_printed(tiny_zoo, capsys, monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # a tarball whose import fails leaves nothing extracted
 
-def _tarball(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
-
-
 def _cache_files(cache):
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
 
 
 def test_tarball_without_index_leaves_nothing_extracted(tmp_path, cache):
     from deeplab_keras.importers.tf1_checkpoint import find_checkpoint
-    archive = _tarball(tmp_path / "m.tar.gz", [("d/model.ckpt-5.data-00000-of-00001", bytes(3_000_000))])
+    archive = tarball(tmp_path / "m.tar.gz", [("d/model.ckpt-5.data-00000-of-00001", bytes(3_000_000))])
     with pytest.raises(FileNotFoundError, match="no TF checkpoint.*nothing was kept"):
         find_checkpoint(archive)
     assert _cache_files(cache) == []
@@ -242,7 +232,7 @@ def test_tarball_without_index_leaves_nothing_extracted(tmp_path, cache):
 
 def test_tarball_with_corrupt_checkpoint_leaves_nothing_extracted(tmp_path, cache):
     from deeplab_keras.importers.tf1_checkpoint import read_checkpoint
-    archive = _tarball(tmp_path / "m.tar.gz", [("d/model.ckpt-5.index", b"not an index" * 10),
+    archive = tarball(tmp_path / "m.tar.gz", [("d/model.ckpt-5.index", b"not an index" * 10),
                                                ("d/model.ckpt-5.data-00000-of-00001", bytes(1000))])
     with pytest.raises(ValueError) as err:
         read_checkpoint(archive)

@@ -11,18 +11,13 @@ from PIL import Image
 import deeplab_keras as dk
 from deeplab_keras import cli, inference
 
-LABELS = ["background", "road", "car"]
-PALETTE = [[0, 0, 0], [128, 64, 128], [0, 0, 142]]
+from tests.factories import LABELS, PALETTE, tiny_keras_model
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    model = dk.build_model("deeplabv3", num_classes=3, backbone="mobilenet_v2", alpha=0.35,
-                           atrous_rates=(), output_stride=16, labels=LABELS, palette=PALETTE,
-                           ignore_label=255)
-    tmp = tmp_path_factory.mktemp("tiny")
-    path = str(tmp / "tiny.keras")
-    model.save(path)
+    made = tiny_keras_model(tmp_path_factory.mktemp("tiny"))
+    model, path, tmp = made["model"], made["path"], made["tmp"]
     rng = np.random.default_rng(0)
     images = []
     for i, (h, w) in enumerate([(65, 65), (50, 70)]):

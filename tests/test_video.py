@@ -17,8 +17,7 @@ from deeplab_keras import cli
 ff = pytest.importorskip("imageio_ffmpeg", reason="the 'video' extra (imageio-ffmpeg) is not "
                          "installed")
 
-LABELS = ["background", "road", "car"]
-PALETTE = [[0, 0, 0], [128, 64, 128], [0, 0, 142]]
+from tests.factories import LABELS, PALETTE, tiny_keras_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,13 +35,7 @@ def make_video(path, frames=8, size="65x49", fps=10, audio=True, extra=()):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    model = dk.build_model("deeplabv3", num_classes=3, backbone="mobilenet_v2", alpha=0.35,
-                           atrous_rates=(), output_stride=16, labels=LABELS, palette=PALETTE,
-                           ignore_label=255)
-    tmp = tmp_path_factory.mktemp("video")
-    path = str(tmp / "tiny.keras")
-    model.save(path)
-    return {"model": model, "path": path, "tmp": tmp}
+    return tiny_keras_model(tmp_path_factory.mktemp("video"))
 
 
 @pytest.fixture(scope="module")
