@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import deeplab_keras as dk
 from deeplab_keras import cli
 from deeplab_keras.evaluation import confusion_matrix, evaluate, metrics_from_confusion
 
