@@ -26,8 +26,7 @@ from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_conf
 
 CAMVID = os.path.join(benchlib.HERE, "..", "..", "shared", "data", "camvid")
 FPS = 15.0
-SMOOTHING = [("off", False), ("recommended", True), ("strength 0.4", 0.4),
-             ("strength 0.8", 0.8)]
+SMOOTHING = [("off", False), ("recommended", True), ("strength 0.6", 0.6)]
 
 
 def load_clip(root, limit=None):
@@ -142,15 +141,18 @@ def smoothing_only(args, frames, labels):
     """``--smoothing-only``: the smoothing table on both files, with more settings (a separate
     result file: bench/results/video_smoothing.md)."""
     from deeplab_keras.video import TemporalSmoother
-    settings = SMOOTHING + [("hysteresis only", TemporalSmoother(0.0, None, 0.3)),
-                            ("strong", TemporalSmoother(0.4, 0.12, 0.3))]
+    settings = [("off", False)] + [
+        (f"s {s:g} m {m:g} g {g:g}", TemporalSmoother(s, m, g))
+        for s in (0.3, 0.4, 0.5) for m in (0.12, 0.2, 0.3) for g in (0.2, 0.25, 0.3)] + [
+        ("hysteresis only", TemporalSmoother(0.0, None, 0.3)),
+        ("average only", TemporalSmoother(0.6, 0.12, 0.0))]
     lines = ["# Video: temporal smoothing settings on CamVid's val clip", "",
              f"`python bench/video.py --smoothing-only --int8 {args.int8} --mediapipe "
              f"{args.mediapipe}` ({len(frames)} frames of CamVid val in name order; the int8 "
              "class-map file smooths one-hot votes, the MediaPipe file (logits, same model and "
              "quantization) smooths softmax probabilities). Settings compared on this clip "
              "itself: there is no held-out clip.", ""]
-    lines += smoothing_table(args.int8, "int8 classes file", settings, frames, labels,
+    lines += smoothing_table(args.int8, "int8 classes file", SMOOTHING, frames, labels,
                              args.threads)
     lines += [""] + smoothing_table(args.mediapipe, "int8 logits file (the mediapipe export)",
                                     settings, frames, labels, args.threads)
@@ -254,8 +256,12 @@ def main():
               f"{frames[0].shape[0]})", f"- its summary line: `{summary.split(' -> ')[0]}`", ""]
     made.close()
 
-    # 3. smoothing: flicker and mIoU with and without, on the int8 file
-    lines += smoothing_table(args.int8, "int8 classes file", SMOOTHING, frames, labels, t)
+    # 3. smoothing: flicker and mIoU with and without, on the int8 logits file (smoothing
+    # works on probabilities) and, for contrast, on the class-map file (one-hot votes)
+    lines += smoothing_table(args.mediapipe, "int8 logits file (the mediapipe export)",
+                             SMOOTHING, frames, labels, t)
+    lines += [""] + smoothing_table(args.int8, "int8 classes file", SMOOTHING[:2], frames,
+                                    labels, t)
 
     # 4. the Keras video path vs a tf.function of the same model
     kms, _ = keras_vs_tf_function(frames[:args.keras_frames], args.rounds)
