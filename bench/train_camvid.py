@@ -136,7 +136,7 @@ def publish(result, info, zoo_dir="zoo", evidence=None):
     if os.path.isfile(path):  # keep what other scripts measured (params, macs, latency)
         with open(path) as f:
             old = json.load(f).get("metrics") or {}
-        for key in ("params", "macs", "cost_source"):
+        for key in ("params", "macs", "cost_source", "int8_latency_ms", "int8_latency_source"):
             if key in old:
                 preset["metrics"][key] = old[key]
     from deeplab_keras.hub.preset import Preset

@@ -9,7 +9,8 @@ Each preset is exported with ``deeplab-keras export --quantize int8`` at its own
 reused with ``--artifact PRESET=FILE``) and timed with ``deeplab_keras.export.benchmark`` (a
 fresh child process; warm-up, then median of ``--runs`` invokes). Only presets whose weights are
 available offline (shipped in zoo/weights or already in the cache) are measured; the others are
-listed as skipped.
+listed as skipped. ``--weights-dir DIR``: a folder holding presets' weight files (e.g.
+../shared/reference); a file there is used when its sha256 matches the catalogue's pin.
 """
 import json
 import os
@@ -64,6 +65,24 @@ def weights_offline(name):
     return any(entry.get("file") in names for _, _, names in os.walk(cache))
 
 
+def local_weights(name, folder):
+    """A file in ``folder`` whose sha256 matches the preset's pinned default weights (its
+    catalogue name first, else any file of the pinned size), else None."""
+    from deeplab_keras import download
+    from deeplab_keras.hub import zoo
+    entry = zoo.weight_entry(dk.get_preset(name))
+    if not folder or not entry.get("sha256") or not os.path.isdir(folder):
+        return None
+    names = sorted(os.listdir(folder), key=lambda n: n != entry.get("file"))
+    for candidate in (os.path.join(folder, n) for n in names):
+        if not os.path.isfile(candidate) or (entry.get("size") and
+                                             os.path.getsize(candidate) != entry["size"]):
+            continue
+        if download.file_hash(candidate, "sha256") == entry["sha256"].lower():
+            return candidate
+    return None
+
+
 def main():
     p = benchlib.parser(__doc__, "zoo_latency.md", runs=30)
     p.add_argument("presets", nargs="*")
@@ -71,6 +90,8 @@ def main():
     p.add_argument("--artifact", action="append", default=[], metavar="PRESET=FILE",
                    help="time this existing int8 export of PRESET instead of exporting")
     p.add_argument("--write", action="store_true", help="record the figures in zoo/presets")
+    p.add_argument("--weights-dir", help="folder of weight files under their catalogue names "
+                   "(used when the sha256 matches the pin)")
     args = p.parse_args()
     given = dict(a.split("=", 1) for a in args.artifact)
     names = args.presets or mobile_presets()
@@ -87,18 +108,20 @@ def main():
         size = preset["preprocessing"]["input_size"]
         path = given.get(name)
         if path is None:
-            if not weights_offline(name):
+            local = local_weights(name, args.weights_dir)
+            if local is None and not weights_offline(name):
                 skipped.append(name)
                 continue
             path = os.path.join(args.workdir, f"{name}_int8.tflite")
-            model = dk.from_preset(name, progress=False)
+            model = dk.from_preset(name, weights=local or True, progress=False)
             from deeplab_keras.export.api import export_model
             export_model(model, path, "tflite", "int8", tuple(size), labels=model.labels,
                          calibration_data=args.calibration, overwrite=True)
             command = (f"deeplab-keras export --preset {name} --quantize int8 --input-size "
-                       f"{size[0]}x{size[1]}")
+                       f"{size[0]}x{size[1]}" + (f" --weights {local}" if local else ""))
         else:
-            command = f"the int8 export {os.path.basename(path)}"
+            command = (f"its int8 export at {size[0]}x{size[1]} ({os.path.basename(path)}, "
+                       "deeplab-keras export --quantize int8)")
         r = benchmark(path, threads=args.threads, runs=args.runs, isolate=True)
         lines.append(f"| {name} | {size[0]}x{size[1]} | {r['median_ms']:.1f} | "
                      f"{r['p90_ms']:.1f} | {r['size_mb']:.2f} |")

@@ -129,6 +129,31 @@ def test_smoother_lowers_flicker_and_follows_motion():
         TemporalSmoother(strength=1.5)
 
 
+def test_artifact_fast_paths_give_the_same_answers(tiny):
+    """uint8 frames go to a uint8-input file as they are, and scores at the frame's size are
+    argmaxed without dequantizing: both must change nothing."""
+    from deeplab_keras.export.api import export_model
+    from deeplab_keras.export.runtime import Artifact
+    path = str(tiny["tmp"] / "tiny_int8_logits.tflite")
+    export_model(tiny["model"], path, "tflite", "int8", input_size=(33, 41),
+                 output_mode="logits", labels=LABELS, num_parity=1, threshold=0.0)
+    art = Artifact(path, num_threads=1)
+    frame = frames_of(1, (33, 41))[0]
+    assert art.input_dtype == np.uint8 and art.run_raw(frame)[1] is not None
+    assert (art(frame) == art(frame.astype(np.float32))).all()  # uint8 path == float path
+    seg = dk.VideoSegmenter(path, num_threads=1)
+    assert seg.source.scores_size == (33, 41)
+    assert (seg.segment(frame) == seg.source(frame).argmax(-1)).all()
+    # quantized scores: the raw argmax equals the dequantized one; a negative scale (order
+    # reversed) is dequantized first
+    rng = np.random.default_rng(1)
+    raw = rng.integers(0, 256, (1, 33, 41, 3)).astype(np.uint8)
+    for scale, zero in ((0.1, 86), (-0.1, 86)):
+        seg.source.artifact.run_raw = lambda x, q=(scale, zero): (raw, q)
+        want = ((raw[0].astype(np.float32) - zero) * scale).argmax(-1)
+        assert (seg.source.classes(frame) == want).all()
+
+
 # -- video files -------------------------------------------------------------------------------
 
 def test_pipeline_keeps_size_frames_rate_and_audio(tiny):
@@ -383,5 +408,5 @@ def test_zoo_show_says_how_int8_latency_was_measured(capsys):
     line = next(ln for ln in out.splitlines() if ln.startswith("int8 latency:"))
     assert f"{metrics['int8_latency_ms']:.1f} ms (python bench/zoo_latency.py" in line
     assert "threads" in line and "CPUs" in line
-    assert cli.main(["zoo", "show", "deeplabv3_mobilenetv2_voc"]) == 0
+    assert cli.main(["zoo", "show", "deeplabv3plus_xception65_voc"]) == 0
     assert "int8 latency:   - (not measured)" in capsys.readouterr().out
