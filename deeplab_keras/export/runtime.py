@@ -73,6 +73,13 @@ class Artifact:
 
     # -- running ---------------------------------------------------------------------------
     def prepare(self, image):
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and \
+                self.input_dtype == np.uint8:  # our uint8 inputs take the pixels as they are
+            x = image[None] if image.ndim == 3 else image
+            if tuple(x.shape) != self.input_shape:
+                raise ValueError(f"{self.path}: expects input {self.input_shape}, got "
+                                 f"{tuple(x.shape)}")
+            return np.ascontiguousarray(x)
         x = np.asarray(image, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
@@ -99,6 +106,16 @@ class Artifact:
         return lambda: self._fn(**{self._in_name: t})
 
     def __call__(self, image):
+        y, quantization = self.run_raw(image)
+        if quantization is not None:
+            scale, zero = quantization
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+    def run_raw(self, image):
+        """``(output, quantization)``: the output as the runtime returns it, and ``(scale,
+        zero_point)`` when it is a quantized integer tensor (None otherwise). An argmax over
+        quantized scores needs no dequantization: with a positive scale the order is kept."""
         x = self.prepare(image)
         if self.format == "tflite":
             self._it.set_tensor(self._in["index"], x)
@@ -106,8 +123,11 @@ class Artifact:
             y = self._it.get_tensor(self._out["index"])
             scale, zero = self._out["quantization"]
             if scale and y.dtype.kind in "iu" and self._out["dtype"] in (np.int8, np.uint8, np.int16):
-                y = (y.astype(np.float32) - zero) * scale
-            return y
+                return y, (scale, zero)
+            return y, None
+        return self._call_other(x), None
+
+    def _call_other(self, x):
         if self.format == "onnx":
             return self._sess.run(None, {self._in_name: x})[0]
         out = self._fn(**{self._in_name: x})

@@ -58,13 +58,21 @@ def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, 
                          "dk.segment returns maps at the image's size")
     if palette is None:
         palette = default_palette(max(int(classes.max(initial=0)) + 1, len(labels or [])))
-    colours = colorize(classes, palette).astype(np.float32)
+    palette = np.asarray(palette, np.uint8)
+    n = max(len(palette), int(classes.max(initial=0)) + 1)
+    if n > len(palette):
+        palette = np.concatenate([palette, default_palette(n)[len(palette):]])
     if background is None:
         background = background_classes(labels, palette)
-    weight = np.full(classes.shape + (1,), float(alpha), np.float32)
-    if len(background):
-        weight[np.isin(classes, list(background))] = 0.0
-    out = (image.astype(np.float32) * (1 - weight) + colours * weight).round().astype(np.uint8)
+    weight = np.full((n, 1, 1), float(alpha), np.float32)
+    weight[[int(b) for b in background if 0 <= int(b) < n]] = 0.0
+    # per class, channel and grey level: the blended value (the same float32 arithmetic as
+    # blending the whole image, looked up instead of computed per pixel)
+    levels = np.arange(256, dtype=np.float32)[None, None, :]
+    table = (levels * (1 - weight) + palette.astype(np.float32)[:, :, None] * weight)
+    table = table.round().astype(np.uint8).ravel()
+    index = classes.astype(np.int32 if n > 85 else np.uint16) * 768  # 85 * 768 + 767 < 2 ** 16
+    out = np.take(table, index[..., None] + (np.arange(3, dtype=index.dtype) * 256) + image)
     if legend:
         out = draw_legend(out, classes, palette, labels)
     return out
@@ -76,7 +84,9 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     ``+N more``; nothing is drawn on an image too small for one row."""
     from PIL import Image, ImageDraw, ImageFont
 
-    ids, counts = np.unique(classes, return_counts=True)
+    counts = np.bincount(np.asarray(classes, np.intp).ravel())
+    ids = np.flatnonzero(counts)
+    counts = counts[ids]
     order = [int(i) for _, i in sorted(zip(-counts, ids))]
     height, width = image.shape[:2]
     size = int(np.clip(min(height, width) / 24, 9, 22))
@@ -97,18 +107,22 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     texts = [f"{name(i)} {counts[list(ids).index(i)] / total:.0%}" for i in shown]
     if more:
         texts.append(f"+{more} more")
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas, "RGBA")
-    text_w = max(draw.textlength(t, font=font) for t in texts)
+    text_w = max(font.getlength(t) for t in texts)
     box_w = min(width, int(pad * 3 + size + text_w))
-    draw.rectangle([0, 0, box_w, pad * 2 + line * len(texts)], fill=(0, 0, 0, 150))
+    box_h = min(height, pad * 2 + line * len(texts))
+    # draw on the corner only (a copy of the image around it): the rest is not converted
+    canvas = Image.fromarray(np.ascontiguousarray(image[:box_h + 1, :box_w + 1]))
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    draw.rectangle([0, 0, box_w, box_h], fill=(0, 0, 0, 150))
     for row, text in enumerate(texts):
         y = pad + row * line
         if row < len(shown):
             colour = tuple(int(v) for v in palette[shown[row]]) if shown[row] < len(palette) else (0, 0, 0)
             draw.rectangle([pad, y + 1, pad + size, y + size], fill=colour, outline=(255, 255, 255))
         draw.text((pad * 2 + size, y), text, fill=(255, 255, 255), font=font)
-    return np.asarray(canvas)
+    out = np.array(image, copy=True)
+    out[:box_h + 1, :box_w + 1] = np.asarray(canvas)
+    return out
 
 
 def save_class_map(classes, path, palette=None):

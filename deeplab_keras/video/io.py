@@ -98,9 +98,11 @@ class VideoWriter:
     """H.264 MP4 writer of RGB uint8 frames, written to a temporary file and moved to ``path``
     by :meth:`close` (``abort`` or an error leaves nothing under ``path``). Odd frame sizes are
     kept (4:4:4 chroma; even sizes use the widely playable 4:2:0). ``audio_from``: a file whose
-    audio track (if any) is copied in (re-encoded to AAC)."""
+    audio track (if any) is copied in (re-encoded to AAC). ``preset``: x264's speed preset; the
+    default ``ultrafast`` costs about a third of ``veryfast``'s CPU for a file about 1.5x larger
+    (what lets encoding hide behind inference on a 2-core machine; ``bench/video.py``)."""
 
-    def __init__(self, path, size, fps, audio_from=None, quality=7):
+    def __init__(self, path, size, fps, audio_from=None, quality=7, preset="ultrafast"):
         ff = _ffmpeg()
         self.path, self.size, self.fps = os.fspath(path), tuple(size), float(fps)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)) or ".", exist_ok=True)
@@ -108,7 +110,7 @@ class VideoWriter:
         self.tmp = self._atomic.__enter__()
         height, width = self.size
         even = height % 2 == 0 and width % 2 == 0
-        params = ["-preset", "veryfast"]
+        params = ["-preset", str(preset)]
         if audio_from:
             params += ["-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac"]
         self._gen = ff.write_frames(self.tmp, (width, height), fps=self.fps, codec="libx264",

@@ -85,7 +85,10 @@ class VideoSegmenter:
             self.reset()  # another size mid-stream: the past no longer lines up
             self.resets += 1
         self.frame_size = size
-        out = self.source(frame)
+        if self.smoother is None and getattr(self.source, "scores_size", None) == size:
+            out = self.source.classes(frame)  # scores at the frame's size: argmax, no copies
+        else:
+            out = self.source(frame)
         if self.smoother is not None:
             out = self.smoother.update(out, frame, self.num_classes)
             out = self.smoother.with_hysteresis(out)

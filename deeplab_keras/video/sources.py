@@ -96,6 +96,8 @@ class ArtifactSource:
             mode = "classes" if np.asarray(y).ndim == 3 else "logits"
         self.output = "classes" if mode == "classes" else "scores"
         count = None if self.output == "classes" else int(np.asarray(y).shape[-1])
+        #: the scores' (h, w) (None for a class-map output)
+        self.scores_size = None if self.output == "classes" else tuple(np.shape(y)[-3:-1])
         count = count or report.get("num_classes") or (len(file_labels) if file_labels else None)
         if file_labels and count and len(file_labels) != count:
             raise ValueError(f"{path}: its metadata names {len(file_labels)} labels for "
@@ -127,6 +129,18 @@ class ArtifactSource:
         if self.output == "classes":
             return y.reshape(size)
         return y.reshape(y.shape[-3:]).astype(np.float32, copy=False)
+
+    def classes(self, frame):
+        """The class map at the output's resolution without dequantizing: the argmax of the raw
+        output (quantized scores with a positive scale keep their order), or the class map."""
+        y, quantization = self.artifact.run_raw(resize(frame, self.input_size, self.semantics))
+        y = np.asarray(y)
+        if self.output == "classes":
+            return y.reshape(self.input_size)
+        if quantization is not None and not quantization[0] > 0:
+            scale, zero = quantization
+            y = (y.astype(np.float32) - zero) * scale
+        return y.reshape(y.shape[-3:]).argmax(-1)
 
 
 def _embedded_metadata(path, fmt):
