@@ -222,6 +222,8 @@ def main():
                "bare LiteRT invoke (mediapipe file)": bare_invoke(args.mediapipe, t),
                "VideoSegmenter(mediapipe file)": dk.VideoSegmenter(args.mediapipe,
                                                                    num_threads=t).segment,
+               "VideoSegmenter(mediapipe file, smoothing=True)": dk.VideoSegmenter(
+                   args.mediapipe, smoothing=True, num_threads=t).segment,
                "MediaPipe ImageSegmenter VIDEO (mediapipe file)": mediapipe_video(args.mediapipe)}
     ms, _ = interleaved(methods, frames, args.rounds)
     mp_ms = ms["MediaPipe ImageSegmenter VIDEO (mediapipe file)"]
