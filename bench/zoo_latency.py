@@ -90,8 +90,8 @@ def main():
     p.add_argument("--artifact", action="append", default=[], metavar="PRESET=FILE",
                    help="time this existing int8 export of PRESET instead of exporting")
     p.add_argument("--write", action="store_true", help="record the figures in zoo/presets")
-    p.add_argument("--weights-dir", help="folder of weight files under their catalogue names "
-                   "(used when the sha256 matches the pin)")
+    p.add_argument("--weights-dir", help="folder of weight files (a file is used when its "
+                   "sha256 matches the preset's pin)")
     args = p.parse_args()
     given = dict(a.split("=", 1) for a in args.artifact)
     names = args.presets or mobile_presets()

@@ -73,18 +73,16 @@ class Artifact:
 
     # -- running ---------------------------------------------------------------------------
     def prepare(self, image):
-        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and \
-                self.input_dtype == np.uint8:  # our uint8 inputs take the pixels as they are
-            x = image[None] if image.ndim == 3 else image
-            if tuple(x.shape) != self.input_shape:
-                raise ValueError(f"{self.path}: expects input {self.input_shape}, got "
-                                 f"{tuple(x.shape)}")
-            return np.ascontiguousarray(x)
-        x = np.asarray(image, dtype=np.float32)
+        # uint8 pixels for a uint8 input go in as they are (no float round trip)
+        raw = isinstance(image, np.ndarray) and image.dtype == np.uint8 and \
+            self.input_dtype == np.uint8
+        x = image if raw else np.asarray(image, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"{self.path}: expects input {self.input_shape}, got {tuple(x.shape)}")
+        if raw:
+            return np.ascontiguousarray(x)
         scale, zero = self.input_quantization
         if self.input_dtype.kind in "iu":
             if scale and self.input_dtype != np.uint8:
@@ -106,11 +104,15 @@ class Artifact:
         return lambda: self._fn(**{self._in_name: t})
 
     def __call__(self, image):
-        y, quantization = self.run_raw(image)
-        if quantization is not None:
-            scale, zero = quantization
-            y = (y.astype(np.float32) - zero) * scale
-        return y
+        return self.dequantize(*self.run_raw(image))
+
+    @staticmethod
+    def dequantize(y, quantization):
+        """``y`` as float32 scores when ``quantization`` is ``(scale, zero_point)``, else as it is."""
+        if quantization is None:
+            return y
+        scale, zero = quantization
+        return (y.astype(np.float32) - zero) * scale
 
     def run_raw(self, image):
         """``(output, quantization)``: the output as the runtime returns it, and ``(scale,

@@ -16,11 +16,18 @@ def default_palette(n):
     return palette
 
 
-def colorize(classes, palette):
+def full_palette(palette, classes):
+    """``palette`` as uint8, extended with :func:`default_palette` colours up to the largest
+    class in ``classes``."""
     palette = np.asarray(palette, np.uint8)
-    if classes.max(initial=0) >= len(palette):
-        palette = np.concatenate([palette, default_palette(int(classes.max()) + 1)[len(palette):]])
-    return palette[classes]
+    n = int(np.max(classes, initial=0)) + 1
+    if n > len(palette):
+        palette = np.concatenate([palette, default_palette(n)[len(palette):]])
+    return palette
+
+
+def colorize(classes, palette):
+    return full_palette(palette, classes)[classes]
 
 
 #: class names drawn as "no colour" in overlays (the photo shows through)
@@ -58,10 +65,8 @@ def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, 
                          "dk.segment returns maps at the image's size")
     if palette is None:
         palette = default_palette(max(int(classes.max(initial=0)) + 1, len(labels or [])))
-    palette = np.asarray(palette, np.uint8)
-    n = max(len(palette), int(classes.max(initial=0)) + 1)
-    if n > len(palette):
-        palette = np.concatenate([palette, default_palette(n)[len(palette):]])
+    palette = full_palette(palette, classes)
+    n = len(palette)
     if background is None:
         background = background_classes(labels, palette)
     weight = np.full((n, 1, 1), float(alpha), np.float32)

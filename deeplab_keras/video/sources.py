@@ -138,8 +138,7 @@ class ArtifactSource:
         if self.output == "classes":
             return y.reshape(self.input_size)
         if quantization is not None and not quantization[0] > 0:
-            scale, zero = quantization
-            y = (y.astype(np.float32) - zero) * scale
+            y = self.artifact.dequantize(y, quantization)
         return y.reshape(y.shape[-3:]).argmax(-1)
 
 
