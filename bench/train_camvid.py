@@ -7,6 +7,7 @@ full 480x360 (mIoU + per-class IoU) and write JSON.
 Killed? Run the same command again: training resumes from runs/<name>/.deeplab-keras-backup.
 """
 import argparse
+import glob
 import json
 import os
 import sys
@@ -43,10 +44,13 @@ def evaluate(model, pairs, info, batch_size=4):
 
 
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
+#: test-time augmentation measured with --tta (BiSeNet-style multi-scale + flip)
+TTA_SCALES = (0.75, 1.0, 1.25, 1.5)
 
 
 #: settings that may differ between the shipped train+val run and its train-only evidence run
-RUN_ONLY = ("train_split", "val_split", "output_dir", "minutes", "verbose", "tensorboard", "name")
+RUN_ONLY = ("train_split", "val_split", "output_dir", "minutes", "verbose", "tensorboard", "name",
+            "validation_freq")
 
 
 def _commands(result):
@@ -161,6 +165,12 @@ def main(argv=None):
     p.add_argument("--recalibrate-bn", type=int, default=50, metavar="BATCHES",
                    help="re-estimate the trainable BatchNorm statistics of the last checkpoint "
                         "on this many augmented training batches (precise BN) -> final model")
+    p.add_argument("--snapshots", type=int, default=0, metavar="K",
+                   help="keep the weights of the last K epochs in OUTPUT_DIR/snapshots and "
+                        "evaluate their averages (stochastic weight averaging)")
+    p.add_argument("--tta", action="store_true",
+                   help="also evaluate the final weights (and averages) with scales "
+                        "0.75 1 1.25 1.5 + flip")
     args = p.parse_args(argv)
 
     from deeplab_keras import data
@@ -177,7 +187,10 @@ def main(argv=None):
               "config": config}
     if not args.eval_only:
         start = time.time()
-        _, history = train(config)
+        from deeplab_keras.training import EpochSnapshots
+        extra = [EpochSnapshots(os.path.join(args.output_dir, "snapshots"), config["epochs"],
+                                args.snapshots)] if args.snapshots else []
+        _, history = train(config, callbacks=extra)
         result["train_wall_seconds"] = time.time() - start
         result["history"] = history.history
     with open(os.path.join(args.output_dir, "history.json")) as f:
@@ -209,7 +222,7 @@ def main(argv=None):
         final = os.path.join(args.output_dir, "final.weights.h5")
         atomic_save_weights(model, final)
         result["final"] = dict(result["last"], weights=final)
-    if args.recalibrate_bn:
+    if args.recalibrate_bn and "final" not in result:
         from deeplab_keras.training import recalibrate_batch_norm
         from deeplab_keras.training.trainer import _pairs
         model.load_weights(os.path.join(args.output_dir, "last.weights.h5"))
@@ -235,6 +248,36 @@ def main(argv=None):
                                recalibration_seconds=time.time() - start)
         print("final (last + precise BN)", json.dumps(
             {k: v for k, v in result["final"].items() if k != "confusion_matrix"}), flush=True)
+    # weight averages: the optimizer's moving average (setting ema_momentum) and the mean of the
+    # last K epochs kept by --snapshots (stochastic weight averaging)
+    from deeplab_keras.training import average_weights
+    averages = {}
+    if os.path.isfile(os.path.join(args.output_dir, "ema.weights.h5")):
+        averages["ema"] = [os.path.join(args.output_dir, "ema.weights.h5")]
+    snaps = sorted(glob.glob(os.path.join(args.output_dir, "snapshots", "epoch_*.weights.h5")))
+    for k in (2, 4, 8, 12, 16, 24):
+        if len(snaps) >= k:
+            averages[f"swa_{k}"] = snaps[-k:]
+    for name, paths in averages.items():
+        if name not in result:
+            average_weights(model, paths)
+            result[name] = dict(evaluate(model, pairs, info), weights=paths)
+            print(name, round(result[name]["miou"], 2), flush=True)
+    if args.tta:  # test-time scales + flip: the same Predictor that evaluate/predict --scales --flip use
+        from deeplab_keras.evaluation import evaluate as evaluate_tta
+        for name in ["final"] + list(averages):
+            key = f"{name}_scales_flip"
+            if name not in result or key in result:
+                continue
+            if name in averages:
+                average_weights(model, averages[name])
+            else:
+                model.load_weights(result[name]["weights"])
+            r = evaluate_tta(model, pairs, dataset=info, scales=TTA_SCALES, flip=True)
+            result[key] = {"miou": r["miou"] * 100, "scales": list(TTA_SCALES), "flip": True,
+                           "per_class_iou": {n: round(v * 100, 2) for n, v in r["per_class"].items()},
+                           "pixel_accuracy": r["pixel_accuracy"] * 100, "eval_seconds": r["seconds"]}
+            print(key, round(result[key]["miou"], 2), flush=True)
     write_json(out, result, default=str)
     print("wrote", out)
     if args.publish:

@@ -200,3 +200,35 @@ def test_train_on_joined_splits(tmp_path):
         == saved["class_weights_used"]
     with pytest.raises(FileNotFoundError, match="test"):
         training.train(dict(config, train_split="train+test", output_dir=str(tmp_path / "run2")))
+
+
+def test_ema_and_epoch_snapshots_average_the_weights(tmp_path):
+    """ema_momentum: the run ends with the optimizer's moving average (saved as
+    ema.weights.h5, the last epoch's own weights stay in last.weights.h5); EpochSnapshots keeps
+    the last epochs, and average_weights loads their mean."""
+    config = tiny_config(tmp_path, epochs=3, ema_momentum=0.5)
+    snaps = tmp_path / "run" / "snapshots"
+    model, _ = training.train(config, callbacks=[training.EpochSnapshots(str(snaps), 3, 2)])
+    out = tmp_path / "run"
+    assert sorted(p.name for p in snaps.iterdir()) == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
+    ema = [w.copy() for w in model.get_weights()]
+    clone = keras.models.clone_model(model)
+    clone.load_weights(out / "ema.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(ema, clone.get_weights()))
+    clone.load_weights(out / "last.weights.h5")
+    last = clone.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(ema, last))  # the average is not the last step
+    clone.load_weights(snaps / "epoch_003.weights.h5")  # the last snapshot is the last epoch
+    assert all(np.array_equal(a, b) for a, b in zip(last, clone.get_weights()))
+    clone.load_weights(snaps / "epoch_002.weights.h5")
+    second = clone.get_weights()
+    training.average_weights(clone, [snaps / "epoch_002.weights.h5", snaps / "epoch_003.weights.h5"])
+    for mean, a, b in zip(clone.get_weights(), second, last):
+        np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        training.average_weights(clone, [])
+    with pytest.raises(ValueError, match=r"last must be an integer in \[1, 3\]"):
+        training.EpochSnapshots(str(snaps), 3, 4)
+    for bad in (1, 0, "0.9"):
+        with pytest.raises(ValueError, match="setting ema_momentum must be"):
+            training.make_config(config, ema_momentum=bad)

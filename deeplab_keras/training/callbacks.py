@@ -75,6 +75,23 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         io.write_json(os.path.join(self.directory, "history.json"), self.history)
 
 
+class EpochSnapshots(keras.callbacks.Callback):
+    """Keep the weights of each of the last ``last`` epochs of a ``epochs``-epoch run as
+    ``{directory}/epoch_NNN.weights.h5`` (atomically), e.g. to average them afterwards
+    (stochastic weight averaging, :func:`deeplab_keras.training.average_weights`)."""
+
+    def __init__(self, directory, epochs, last, is_chief=True):
+        super().__init__()
+        if not (isinstance(last, int) and 1 <= last <= epochs):
+            raise ValueError(f"last must be an integer in [1, {epochs}] (the run's epochs), got {last!r}")
+        self.directory, self.epochs, self.last, self.is_chief = directory, epochs, last, is_chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.is_chief and epoch + 1 > self.epochs - self.last:
+            os.makedirs(self.directory, exist_ok=True)
+            atomic_save_weights(self.model, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.weights.h5"))
+
+
 class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``keras.callbacks.BackupAndRestore`` where only the chief writes (and deletes) the backup
     and every worker restores from it, as tf.keras did for multi-worker training: all workers

@@ -12,7 +12,7 @@ from deeplab_keras.utils import io
 from deeplab_keras.utils.backend import require_tensorflow
 from deeplab_keras.training import bn as bnlib
 from deeplab_keras.training import run_folder
-from deeplab_keras.training.callbacks import (AtomicCheckpoint, ChiefBackupAndRestore, NaNGuard,
+from deeplab_keras.training.callbacks import (AtomicCheckpoint, atomic_save_weights, ChiefBackupAndRestore, NaNGuard,
                                              Throughput, TimeBudget)
 from deeplab_keras.training.config import fit_warmup, make_config
 from deeplab_keras.training.losses import SegmentationLoss, median_frequency_weights
@@ -111,11 +111,13 @@ def make_optimizer(config, total_steps):
     schedule = PolyWarmup(config["learning_rate"], total_steps, power=config["poly_power"],
                           warmup_steps=config["warmup_steps"])
     name = config["optimizer"].lower()
+    # ema_momentum: Keras keeps the moving average of the weights; fit() ends by copying it in
+    ema = dict(use_ema=True, ema_momentum=float(config["ema_momentum"])) if config.get("ema_momentum") else {}
     if name == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=config["momentum"],
-                                   weight_decay=config["weight_decay"] or None)
+                                   weight_decay=config["weight_decay"] or None, **ema)
     elif name == "adamw":
-        opt = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"])
+        opt = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **ema)
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config['optimizer']!r}")
     if config["weight_decay"]:
@@ -192,6 +194,10 @@ def _train(config, strategy, is_chief, callbacks):
                         validation_data=val_ds, validation_freq=config["validation_freq"],
                         callbacks=callbacks, verbose=config["verbose"])
     history.seconds = time.time() - start
+    if config.get("ema_momentum") and is_chief:
+        # fit() copied the moving average into the model; last.weights.h5 keeps the last
+        # epoch's own weights, so both can be evaluated
+        atomic_save_weights(model, os.path.join(out, "ema.weights.h5"))
     history.steps_per_epoch = steps
     history.model_file = save_model_file(model, config, info) if is_chief else None
     return model, history
