@@ -63,6 +63,11 @@ def _commands(result):
     return commands
 
 
+#: settings that only record something beside the training trajectory: a run with them is the
+#: same recipe as far as its "final" (the last epoch's own weights) goes
+RECORD_ONLY = ("ema_momentum",)
+
+
 def trains_on_val(config):
     return "val" in str(config.get("train_split") or "").split("+")
 
@@ -73,10 +78,24 @@ def check_evidence(result, evidence):
     if trains_on_val(evidence["config"]):
         raise ValueError("the evidence run trained on val: its val score is not held out")
     a, b = result["config"], evidence["config"]
-    differ = sorted(k for k in set(a) | set(b) if k not in RUN_ONLY and a.get(k) != b.get(k))
+    differ = sorted(k for k in set(a) | set(b)
+                    if k not in RUN_ONLY + RECORD_ONLY and a.get(k) != b.get(k))
     if differ:
         raise ValueError("the evidence run's recipe differs from this run's in " +
                          ", ".join(f"{k} ({b.get(k)!r} vs {a.get(k)!r})" for k in differ))
+
+
+def scales_flip_block(run):
+    """The preset's scales + flip figure from a train-only run evaluated with --tta (else {})."""
+    tta = run.get("final_scales_flip")
+    if not tta:
+        return {}
+    return {"miou_scales_flip": round(tta["miou"], 2),
+            "scales_flip": {"scales": tta["scales"], "flip": tta["flip"],
+                            "per_class_iou": tta["per_class_iou"],
+                            "source": "measured: " + " && ".join(_commands(run)) +
+                                      " (101 CamVid val images at 480x360, scales " +
+                                      " ".join(str(s) for s in tta["scales"]) + " + flip)"}}
 
 
 def metrics_block(result, evidence=None):
@@ -86,6 +105,7 @@ def metrics_block(result, evidence=None):
     where = " (101 CamVid val images at 480x360, single scale, no flip)"
     if not trains_on_val(result["config"]):
         return {"miou": round(final["miou"], 2), "split": "val", "per_class_iou": final["per_class_iou"],
+                **scales_flip_block(result),
                 "source": "measured: " + " && ".join(_commands(result)) + where}
     if evidence is None:
         raise ValueError(f"these weights trained on {result['config']['train_split']}; publish them with "
@@ -94,7 +114,7 @@ def metrics_block(result, evidence=None):
     check_evidence(result, evidence)
     held = evidence.get("final") or evidence["last"]
     return {"miou": round(held["miou"], 2), "split": "val",
-            "per_class_iou": held["per_class_iou"],
+            "per_class_iou": held["per_class_iou"], **scales_flip_block(evidence),
             "evidence": "val score of the same recipe trained on train only (val held out); the "
                         f"shipped weights are trained on {result['config']['train_split']}",
             "source": "measured: " + " && ".join(_commands(evidence)) + where,

@@ -61,3 +61,20 @@ def test_publish_of_a_train_plus_val_run_reports_the_held_out_recipe_figure():
     with pytest.raises(ValueError, match="not held out"):
         tc.metrics_block(shipped, _result("train+val", 80.0))
     assert tc.metrics_block(evidence)["miou"] == 67.2  # a train-only run is its own evidence
+
+
+def test_publish_carries_the_evidence_runs_scales_and_flip_figure():
+    """An evidence run evaluated with --tta gives the preset its scales + flip figure; a run that
+    also tracked a moving average (ema_momentum) is the same recipe for its final weights."""
+    tc = _train_camvid()
+    shipped = _result("train+val", 81.0, val_split=None, output_dir="runs/tv", minutes=200)
+    evidence = _result("train", 71.1, ema_momentum=0.999, validation_freq=3)
+    evidence["final_scales_flip"] = {"miou": 74.256, "scales": [0.75, 1.0, 1.25, 1.5], "flip": True,
+                                     "per_class_iou": {"Sky": 75.0}}
+    m = tc.metrics_block(shipped, evidence)
+    assert m["miou"] == 71.1 and m["miou_scales_flip"] == 74.26
+    assert m["scales_flip"]["flip"] and m["scales_flip"]["scales"] == [0.75, 1.0, 1.25, 1.5]
+    assert "train_split=train " in m["scales_flip"]["source"] + " " and "+ flip" in m["scales_flip"]["source"]
+    assert "miou_scales_flip" not in tc.metrics_block(shipped, _result("train", 71.1))
+    with pytest.raises(ValueError, match="weight_decay"):  # a setting that changes training still counts
+        tc.metrics_block(shipped, _result("train", 71.1, weight_decay=0.1))

@@ -184,3 +184,15 @@ def test_cli_demo(tmp_path, capsys):
     for name in ("demo_road.png", "demo_road_classes.png", "demo_road_overlay.png"):
         assert Image.open(os.path.join(out, name)).size == (480, 360)
     assert np.asarray(Image.open(os.path.join(out, "demo_road_classes.png"))).max() < 11
+
+
+def test_model_card_shows_the_scales_and_flip_figure():
+    from deeplab_keras.commands.zoo import model_card
+    with open(os.path.join(zoo.zoo_dir(), "presets", "deeplabv3plus_mobilenetv2_camvid.json")) as f:
+        p = json.load(f)
+    p["metrics"] = dict(p["metrics"], miou_scales_flip=74.25,
+                        scales_flip={"scales": [0.75, 1.0, 1.25, 1.5], "flip": True, "source": "python x.py"})
+    card = model_card(p)
+    assert "74.2 mIoU with scales 0.75 1.0 1.25 1.5 + flip" in card and "measured by: python x.py" in card
+    p["metrics"].pop("miou_scales_flip")
+    assert "+ flip" not in model_card(p)

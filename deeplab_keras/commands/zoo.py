@@ -113,6 +113,13 @@ def model_card(p, colour=False):
         lines.append(f"accuracy:       {_accuracy(metrics)}")
         if metrics.get("miou_8bit") is not None:
             lines.append(f"                {metrics['miou_8bit']:.1f} mIoU 8-bit")
+        if metrics.get("miou_scales_flip") is not None:
+            tta = metrics.get("scales_flip") or {}
+            lines.append(f"                {metrics['miou_scales_flip']:.1f} mIoU with scales "
+                         f"{' '.join(str(s) for s in tta.get('scales', [])) or '-'}"
+                         f"{' + flip' if tta.get('flip') else ''} (predict/evaluate --scales --flip)")
+            if tta.get("source"):
+                lines.append(f"                  measured by: {tta['source']}")
         if metrics.get("evidence"):
             lines.append(f"                * {metrics['evidence']}")
         if metrics.get("source"):
