@@ -63,6 +63,21 @@ def row(folder, result):
             "images_per_sec": result["train_images_per_sec"], "command": result["command"]}
 
 
+def averaging_rows(result):
+    """``[(name, single-scale mIoU, scales + flip mIoU or None), ...]`` for the final weights and
+    the averages train_camvid.py evaluated (empty when it evaluated neither averages nor --tta)."""
+    averages = [k for k in result if (k == "ema" or k.startswith("swa_")) and not k.endswith("_scales_flip")]
+    names = ["final"] + sorted(averages, key=lambda k: (k != "ema", int(k[4:]) if k != "ema" else 0))
+    if len(names) == 1 and "final_scales_flip" not in result:
+        return []
+    out = []
+    for name in names:
+        single = (result.get(name) or result["last"])["miou"]
+        tta = result.get(f"{name}_scales_flip")
+        out.append((name, single, tta["miou"] if tta else None))
+    return out
+
+
 def main(argv=None):
     p = benchlib.parser(__doc__, "camvid_ablation.md", timing=False)
     p.add_argument("runs", nargs="+", help="output folders of bench/train_camvid.py")
@@ -107,6 +122,21 @@ def main(argv=None):
             st = e.get("settings") or {}
             lines.append(f"| {run} | {name} | {st.get('scales') or [1.0]} | {bool(st.get('flip'))} | "
                          f"{100 * e['miou']:.2f} | {100 * e['pixel_accuracy']:.2f} |")
+    averaged = [(r, result) for r, result in zip(rows, results) if averaging_rows(result)]
+    if averaged:
+        lines += ["", "Weight averaging and test-time scales + flip, on the same run (`bench/train_camvid.py "
+                  "--snapshots K --tta`, setting `ema_momentum`): `final` is the last epoch's own weights, "
+                  "`ema` the optimizer's moving average, `swa_K` the mean of the last K epochs' weights; "
+                  "scales 0.75 1 1.25 1.5 + flip through the Predictor that `evaluate`/`predict` use:", "",
+                  "| run | weights | val mIoU single scale | delta | val mIoU scales + flip | delta |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r, result in averaged:
+            entries = averaging_rows(result)
+            base, base_tta = entries[0][1:]
+            for name, single, tta in entries:
+                lines.append(f"| {r['run']} | {name} | {single:.2f} | {single - base:+.2f} | "
+                             + (f"{tta:.2f} | {tta - base_tta:+.2f} |" if tta is not None and base_tta is not None
+                                else f"{'-' if tta is None else f'{tta:.2f}'} | |"))
     lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
     lines += ["", f"Table written by `python bench/camvid_ablation.py {' '.join(args.runs)}`."]
     return benchlib.publish(args.output, lines)

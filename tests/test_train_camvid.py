@@ -78,3 +78,29 @@ def test_publish_carries_the_evidence_runs_scales_and_flip_figure():
     assert "miou_scales_flip" not in tc.metrics_block(shipped, _result("train", 71.1))
     with pytest.raises(ValueError, match="weight_decay"):  # a setting that changes training still counts
         tc.metrics_block(shipped, _result("train", 71.1, weight_decay=0.1))
+
+
+def test_ablation_table_shows_averages_and_scales_flip(tmp_path):
+    """bench/camvid_ablation.py: a run evaluated with --snapshots/--tta gets rows for its final
+    weights, the moving average and each stochastic weight average, with deltas; a train+val
+    run is refused (its val score is not held out)."""
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import camvid_ablation
+    run = _result("train", 71.0, ema_momentum=0.999)
+    run.update(epochs_done=24, train_seconds_total=4500, train_images_per_sec=2.3,
+               final_scales_flip={"miou": 74.0}, ema={"miou": 71.5}, ema_scales_flip={"miou": 74.2},
+               swa_4={"miou": 70.5}, swa_12={"miou": 70.0}, swa_4_scales_flip={"miou": 73.0})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "result.json").write_text(json.dumps(run))
+    out = tmp_path / "table.md"
+    assert camvid_ablation.main([str(tmp_path / "a"), "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "| a | final | 71.00 | +0.00 | 74.00 | +0.00 |" in text
+    assert "| a | ema | 71.50 | +0.50 | 74.20 | +0.20 |" in text
+    assert text.index("| a | swa_4 | 70.50 | -0.50 | 73.00 | -1.00 |") < text.index("| a | swa_12 | 70.00 | -1.00 | - | |")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "result.json").write_text(json.dumps(_result("train+val", 80.0)))
+    with pytest.raises(SystemExit, match="not held out"):
+        camvid_ablation.main([str(tmp_path / "b"), "--output", str(out)])
