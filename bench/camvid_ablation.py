@@ -2,7 +2,7 @@
 ``result.json``), each lever's effect on CamVid **val** mIoU (all 101 images, 480x360, single
 scale, no flip) against the shipped preset's recipe.
 
-    python bench/camvid_ablation.py bench/results/camvid_runs/camvid_fullres_ade bench/results/camvid_runs/camvid_fullres_ade_cw1 bench/results/camvid_runs/camvid_fullres_ade_24ep
+    python bench/camvid_ablation.py bench/results/camvid_runs/camvid_fullres_ade bench/results/camvid_runs/camvid_fullres_ade_cw1 bench/results/camvid_runs/camvid_fullres_ade_24ep bench/results/camvid_runs/camvid_trainonly_24ep_ema
 
 Every run here trains on CamVid train only (367 images) and is scored on val, so these rows
 choose a recipe; none of them is a test-split figure.
@@ -60,7 +60,8 @@ def row(folder, result):
             "val_miou": final["miou"], "val_miou_last": result["last"]["miou"],
             "per_class": final["per_class_iou"], "epochs_done": result["epochs_done"],
             "train_minutes": result["train_seconds_total"] / 60,
-            "images_per_sec": result["train_images_per_sec"], "command": result["command"]}
+            "images_per_sec": result["train_images_per_sec"], "command": result["command"]
+            + (f"` then `{result['eval_command']}" if result.get("eval_command") else "")}
 
 
 def averaging_rows(result):
