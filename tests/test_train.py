@@ -230,5 +230,5 @@ def test_ema_and_epoch_snapshots_average_the_weights(tmp_path):
     with pytest.raises(ValueError, match=r"last must be an integer in \[1, 3\]"):
         training.EpochSnapshots(str(snaps), 3, 4)
     for bad in (1, 0, "0.9"):
-        with pytest.raises(ValueError, match="setting ema_momentum must be"):
+        with pytest.raises(ValueError, match=r"setting ema_momentum must be a finite number in \(0, 1\)"):
             training.make_config(config, ema_momentum=bad)

@@ -175,9 +175,8 @@ def validate_config(config):
     num("momentum", c["momentum"], low=0, high=1)
     num("warmup_steps", c["warmup_steps"], kind=int, low=0)
     num("poly_power", c["poly_power"], low=0)
-    num("ema_momentum", c["ema_momentum"], low=0, high=1, low_open=True, allow_none=True)
-    if c["ema_momentum"] == 1:  # the average would never leave the initial weights
-        raise SettingError("setting ema_momentum must be below 1 (e.g. 0.999) or null, got 1")
+    # 1 would keep the initial weights for ever
+    num("ema_momentum", c["ema_momentum"], low=0, high=1, low_open=True, high_open=True, allow_none=True)
     num("epochs", c["epochs"], kind=int, low=1)
     num("steps_per_epoch", c["steps_per_epoch"], kind=int, low=1, allow_none=True)
     num("validation_freq", c["validation_freq"], kind=int, low=1)

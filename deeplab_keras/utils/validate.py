@@ -13,9 +13,10 @@ def describe(value):
 
 
 def check_number(name, value, *, kind=float, low=None, high=None, low_open=False,
-                 allow_none=False):
+                 high_open=False, allow_none=False):
     """Return ``value`` if it is an int (``kind=int``) or a real number within
-    ``[low, high]`` (``low_open``: ``low`` itself excluded); else raise :class:`SettingError`."""
+    ``[low, high]`` (``low_open``/``high_open``: that bound itself excluded); else raise
+    :class:`SettingError`."""
     if value is None and allow_none:
         return value
     if kind is int:
@@ -24,9 +25,9 @@ def check_number(name, value, *, kind=float, low=None, high=None, low_open=False
     else:
         ok_type = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         type_text = "a finite number"
-    rng = range_text(low, high, low_open)
+    rng = range_text(low, high, low_open, high_open)
     if not ok_type or (low is not None and (value < low or (low_open and value == low))) \
-            or (high is not None and value > high):
+            or (high is not None and (value > high or (high_open and value == high))):
         hint = ""
         if isinstance(value, str):
             hint = f" (write {value} without quotes)" if _parses(value, kind) else ""
@@ -43,13 +44,13 @@ def _parses(text, kind):
         return False
 
 
-def range_text(low, high, low_open=False):
+def range_text(low, high, low_open=False, high_open=False):
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low}, {high}]"
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
         return f" {'>' if low_open else '>='} {low}"
     if high is not None:
-        return f" <= {high}"
+        return f" {'<' if high_open else '<='} {high}"
     return ""
 
 
