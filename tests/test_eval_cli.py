@@ -112,6 +112,42 @@ def test_cli_preset_architecture_with_own_weights(tmp_path, capsys):
     assert result["model"]["preset"] == preset and result["num_images"] == 1
 
 
+def test_cli_runs_the_model_at_its_own_input_size_as_predict_does(tmp_path, capsys):
+    """evaluate measures what predict gives: scale 1 is the model's preset input size (its input
+    contract); --input-size picks another, 'image' each image's own size."""
+    from deeplab_keras.evaluation import Predictor
+    from deeplab_keras.data import list_pairs
+
+    _folder(tmp_path / "data", n=2)
+    keras.utils.set_random_seed(0)
+    model = dk.DeepLabV3(num_classes=3, backbone="mobilenet_v2", alpha=0.35, atrous_rates=[],
+                         output_stride=16, preprocessing={"input_size": [57, 73]})
+    model.save(tmp_path / "contract.keras")
+    pairs = list_pairs("folder", tmp_path / "data", None)
+    results = {}
+    for name, extra in {"own": [], "image": ["--input-size", "image"],
+                        "given": ["--input-size", "33x41"]}.items():
+        out = tmp_path / f"{name}.json"
+        rc = cli.main(["evaluate", "--weights", str(tmp_path / "contract.keras"), "--dataset",
+                       "folder", "--data-root", str(tmp_path / "data"), "--num-classes", "3",
+                       "--no-progress", "--output", str(out)] + extra)
+        assert rc == 0, capsys.readouterr().err
+        results[name] = json.loads(out.read_text())
+    assert results["own"]["settings"]["input_size"] == [57, 73]
+    assert results["image"]["settings"]["input_size"] is None
+    assert results["given"]["settings"]["input_size"] == [33, 41]
+    for name, size in {"own": (57, 73), "image": None, "given": (33, 41)}.items():
+        predictor = Predictor(model, input_size=size)
+        cm = sum(confusion_matrix(np.array(Image.open(m)), predictor(np.array(Image.open(i),
+                 np.float32)).argmax(-1), 3, 255) for i, m in pairs)
+        assert results[name]["confusion_matrix"] == cm.tolist(), name
+    assert results["own"]["confusion_matrix"] != results["image"]["confusion_matrix"]
+    rc = cli.main(["evaluate", "--weights", str(tmp_path / "contract.keras"), "--dataset",
+                   "folder", "--data-root", str(tmp_path / "data"), "--num-classes", "3",
+                   "--input-size", "0"])
+    assert rc == 1 and "--input-size" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not os.path.isdir(CAMVID), reason="../shared/data/camvid (CamVid) is not present")
 def test_cli_on_real_camvid_val_images(tmp_path, capsys):
     import deeplab_keras as dk
@@ -132,7 +168,8 @@ def test_cli_on_real_camvid_val_images(tmp_path, capsys):
         assert name in text
     result = json.loads(out.read_text())
     assert result["num_images"] == 2 and result["dataset"] == "camvid" and result["ignore_label"] == 11
-    assert result["settings"] == {"scales": [1.0], "flip": True, "sliding_window": [256, 256],
+    assert result["settings"] == {"scales": [1.0], "flip": True, "input_size": None,
+                                  "sliding_window": [256, 256],
                                   "overlap": pytest.approx(1 / 3), "weighting": "gaussian", "crf": None}
     cm = np.array(result["confusion_matrix"])
     masks = [np.array(Image.open(m)) for _, m in list_pairs("camvid", CAMVID, "val")[:2]]

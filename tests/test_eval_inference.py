@@ -104,6 +104,62 @@ def test_multiscale_averages_probabilities_at_the_input_size():
     assert both.shape == (33, 47, C) and np.allclose(both.sum(-1), 1, atol=1e-5)
 
 
+def test_scales_are_of_the_working_size_when_one_is_given(monkeypatch):
+    """input_size: scale 1 is the model's working size (predict's input contract), not the
+    image's; the probabilities still come back at the image's size."""
+    from deeplab_keras.evaluation import predictor as module
+
+    model, x = _model(), _image(30, 40)
+    seen = []
+    monkeypatch.setattr(module, "_model_function", lambda m: lambda a: (
+        seen.append(tuple(a.shape[1:3])), m(a))[1])
+    spy = model
+    probs = Predictor(spy, scales=(1.0, 0.5), input_size=(45, 60), semantics="half_pixel",
+                      from_logits=True)(x)
+    assert probs.shape == (30, 40, C) and set(seen) == {(45, 60), (22, 30)}
+    xs = tf.image.resize(x[None], (45, 60), "bilinear")  # half_pixel == TF2 bilinear
+    # one pass resizes the logits, as predict does (DeepLab's predict_labels): the same classes
+    one = tf.nn.softmax(tf.image.resize(model(xs), (30, 40), "bilinear"), -1).numpy()[0]
+    single = Predictor(model, input_size=(45, 60), semantics="half_pixel", from_logits=True)(x)
+    np.testing.assert_allclose(single, one, atol=1e-5)
+    from deeplab_keras.inference import predict_classes
+    assert (single.argmax(-1) == predict_classes(model, x, (45, 60), "half_pixel")).all()
+    # align_corners sizes follow DeepLab's scale_dimension of the working size
+    seen.clear()
+    Predictor(spy, scales=(1.5,), input_size=(45, 61), semantics="align_corners", from_logits=True)(x)
+    assert seen == [(67, 91)]
+    # without input_size nothing changes: scale 1 is the image itself
+    seen.clear()
+    Predictor(spy, scales=(1.0,), from_logits=True)(x)
+    assert seen == [(30, 40)]
+    for bad in ((0, 10), (10,), "big"):
+        with pytest.raises(ValueError, match="input_size"):
+            Predictor(model, input_size=bad)
+
+
+def test_deeplab_scales_keep_the_working_size_on_the_output_stride_grid(monkeypatch):
+    """A DeepLab model's scaled sizes keep scale 1's remainder modulo its output stride (CamVid:
+    360x480 at 1.25 runs at 456x608, not 449x599, which costs mIoU); DeepLab's 513 at 0.75 is
+    still 385 (scale_dimension)."""
+    import deeplab_keras as dk
+    from deeplab_keras.evaluation import predictor as module
+    from deeplab_keras.layers.resize import aligned_scaled_size
+
+    assert [aligned_scaled_size(513, s, 16) for s in (0.5, 0.75, 1.25, 1.75)] == [257, 385, 641, 897]
+    assert (aligned_scaled_size(360, 1.25, 16), aligned_scaled_size(480, 1.25, 16)) == (456, 608)
+    assert aligned_scaled_size(360, 0.01, 16) == 24 and aligned_scaled_size(7, 2.0, 1) == 14
+    with pytest.raises(ValueError, match="stride"):
+        aligned_scaled_size(360, 1.5, 0)
+    model = dk.DeepLabV3Plus(num_classes=3, backbone="mobilenet_v2", alpha=0.35, atrous_rates=[],
+                             output_stride=16, align_corners=True)
+    assert model.output_stride == 16
+    seen = []
+    monkeypatch.setattr(module, "_model_function", lambda m: lambda a: (
+        seen.append(tuple(a.shape[1:3])), m(a))[1])
+    Predictor(model, scales=(1.0, 1.25, 0.5), input_size=(360, 480))(_image(30, 40))
+    assert seen == [(360, 480), (456, 608), (184, 240)]
+
+
 def test_crf_option_and_bad_settings():
     model, x = _model(), _image(24, 30)
     probs = predict_probabilities(model, x, crf={"iterations": 2})

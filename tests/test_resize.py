@@ -116,8 +116,9 @@ def test_predict_and_evaluate_give_the_same_class_maps(align_corners):
     predictor = Predictor(model, scales=(scale,))
     for image in images:
         h, w = image.shape[:2]
-        size = ((R.scaled_size(h, scale), R.scaled_size(w, scale)) if align_corners
-                else (round(h * scale), round(w * scale)))
+        # a DeepLab model's scaled size keeps the image's remainder modulo its output stride
+        size = tuple(R.aligned_scaled_size(n, scale, model.output_stride) for n in (h, w))
+        assert predictor.scaled((h, w), scale) == size
         evaluated = predictor(image.astype(np.float32)).argmax(-1)
         np.testing.assert_array_equal(predict_classes(model, image, size), evaluated)
 

@@ -259,6 +259,25 @@ def test_predict_scales_and_flip_use_the_evaluation_predictor(tiny):
     assert (np.asarray(Image.open(out / "ms_classes.png")) == want).all()
 
 
+def test_predict_scales_are_of_the_size_the_model_runs_at(tiny):
+    """--scales multiply the size predict runs the model at (--input-size, else the model's
+    preset input size), as a single-scale predict does, not the image's own size."""
+    from PIL import Image
+
+    from deeplab_keras.evaluation import Predictor
+    tmp = tiny["tmp"]
+    image = frames_of(1, (40, 52), seed=4)[0]
+    Image.fromarray(image).save(tmp / "work.png")
+    out = tmp / "work_out"
+    assert cli.main(["predict", "--weights", tiny["path"], "--input-size", "57", "73",
+                     "--scales", "1", "1.5", "--no-progress", "--output-dir", str(out),
+                     str(tmp / "work.png")]) == 0
+    got = np.asarray(Image.open(out / "work_classes.png"))
+    want = Predictor(tiny["model"], scales=(1.0, 1.5), input_size=(57, 73))(image).argmax(-1)
+    native = Predictor(tiny["model"], scales=(1.0, 1.5))(image).argmax(-1)
+    assert (got == want).all() and not (got == native).all()
+
+
 def test_predict_never_rereads_or_overwrites_its_inputs(tiny, capsys):
     from PIL import Image
     folder = tiny["tmp"] / "photos"

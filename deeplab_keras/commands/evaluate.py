@@ -36,6 +36,16 @@ def _window(text):
     return tuple(int(p) for p in parts) if len(parts) == 2 else int(parts[0])
 
 
+def working_size(model, values):
+    """The size scale 1 means: ``--input-size`` (``image``: each image's own), else the model's
+    input contract, as ``predict`` runs it (:func:`deeplab_keras.inference.input_contract`)."""
+    from deeplab_keras.inference import input_contract
+
+    if values and [str(v).lower() for v in values] == ["image"]:
+        return None
+    return input_contract(model, loader.parse_input_size(values))[0]
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="mIoU / per-class IoU on a dataset split",
                               description=__doc__.split("\n\n")[0])
@@ -53,6 +63,10 @@ def add_parser(subparsers):
                       help="ignore label of a 'folder' dataset (default: the model file's, else 255)")
     data.add_argument("--limit", type=int, help="evaluate only the first N images")
     inf = p.add_argument_group("inference")
+    inf.add_argument("--input-size", nargs="+", metavar="SIZE",
+                     help="run the model at this size (scale 1): N, H W or HxW; 'image' runs "
+                     "each image at its own size (default: the model's own, as predict: its "
+                     "preset's input size, else the image's)")
     inf.add_argument("--scales", nargs="+", default=["1.0"],
                      help="image scales to average, e.g. 0.5 0.75 1 1.25 1.5 1.75")
     inf.add_argument("--flip", action="store_true", help="also average the mirrored image")
@@ -127,7 +141,8 @@ def run(args):
     result = evaluate(model, pairs, dataset=info, scales=_floats(args.scales), flip=args.flip,
                       sliding_window=args.sliding_window, overlap=args.overlap,
                       weighting=args.weighting, crf=True if args.crf else None,
-                      progress=args.progress, on_batch=collect)
+                      progress=args.progress, on_batch=collect,
+                      input_size=working_size(model, args.input_size))
     result.update(split=args.split, data_root=os.path.abspath(args.data_root),
                   model={"preset": args.preset, "weights": args.weights, "name": model.name})
     print(f"{model.name} on {args.dataset} {args.split}")
@@ -210,6 +225,8 @@ def _run_artifact(args, info, pairs):
     if args.preset or args.weights or args.config or args.architecture:
         raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"
                          "--config/--architecture")
+    if args.input_size:
+        raise ValueError("--artifact runs the file at its own fixed input size: drop --input-size")
     if _floats(args.scales) != [1.0] or args.flip or args.sliding_window or args.crf:
         raise ValueError("--artifact runs the file at its fixed input size: --scales/--flip/"
                          "--sliding-window/--crf apply to Keras models only")

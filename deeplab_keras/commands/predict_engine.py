@@ -45,8 +45,9 @@ class Runner:
             self.ignore_label = getattr(model, "ignore_label", None)
             if scales != (1.0,) or flip:
                 from deeplab_keras.evaluation import Predictor
+                # scale 1 is the size the model works at, as without --scales
                 self.predictor = Predictor(model, scales=scales, flip=flip,
-                                           semantics=semantics)
+                                           semantics=semantics, input_size=input_size)
         if self.palette is None:
             self.palette = default_palette(self.num_classes)
         self._image_segmenter = None

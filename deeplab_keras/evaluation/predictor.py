@@ -5,8 +5,11 @@ multi-scale + flip averaging, sliding-window tiling for large images, and DenseC
     mask = probs.argmax(-1)
 
 Multi-scale / flip (DeepLab's ``eval_scales`` + ``add_flipped_images``): the image is resized to
-each scale, optionally mirrored, run through the model (directly or window by window), the softmax
-probabilities are resized back to the input size (mirrored back), and all are averaged.
+each scale (of its own size, or of ``input_size``: the size a model works at, e.g. its preset's
+``preprocessing.input_size`` as ``predict`` uses it; a DeepLab model's scaled sizes keep scale
+1's remainder modulo its output stride), optionally mirrored, run through the model (directly or
+window by window), the softmax probabilities are resized back to the input size (mirrored
+back), and all are averaged.
 
 Sliding window: the (scaled) image is covered with ``crop``-sized windows overlapping by
 ``overlap``; images smaller than a window are padded at the bottom/right with ``pad_value``
@@ -20,7 +23,7 @@ import weakref
 import keras
 import numpy as np
 
-from deeplab_keras.layers.resize import SEMANTICS, resize, scaled_size
+from deeplab_keras.layers.resize import SEMANTICS, aligned_scaled_size, resize, scaled_size
 
 WEIGHTINGS = ("gaussian", "uniform")
 _FUNCTIONS = weakref.WeakKeyDictionary()  # model -> its traced inference function
@@ -51,7 +54,10 @@ def _softmax(y):
 def _pair(value, what):
     if isinstance(value, (int, np.integer)):
         value = (int(value), int(value))
-    value = tuple(int(v) for v in value)
+    try:
+        value = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}") from None
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}")
     return value
@@ -87,6 +93,9 @@ class Predictor:
         model: a Keras model mapping ``(N, H, W, 3)`` 0-255 RGB to ``(N, H, W, C)`` logits (or
             probabilities: see ``from_logits``).
         scales: image scales to average over, e.g. ``(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)``.
+        input_size: ``(height, width)`` that scale 1 means (the model's working size: ``predict``
+            passes its input contract, :func:`deeplab_keras.inference.input_contract`); None:
+            the image's own size.
         flip: also average over horizontally mirrored inputs.
         sliding_window: window ``(height, width)`` (or one int) for tiled inference; None runs the
             whole (scaled) image at once, unless the model's input size is fixed.
@@ -104,11 +113,14 @@ class Predictor:
 
     def __init__(self, model, scales=(1.0,), flip=False, sliding_window=None, overlap=1 / 3,
                  weighting="gaussian", pad_value=127.5, crf=None, from_logits=None,
-                 semantics=None, batch_size=4):
+                 semantics=None, batch_size=4, input_size=None):
         self.model = model
         self.scales = tuple(float(s) for s in (scales or (1.0,)))
         if any(not s > 0 for s in self.scales):
             raise ValueError(f"scales must be positive, got {scales!r}")
+        self.input_size = None if input_size is None else _pair(input_size, "input_size")
+        # a DeepLab model's scaled sizes keep scale 1's remainder modulo its output stride
+        self.stride = getattr(model, "output_stride", None)
         self.flip = bool(flip)
         if not 0 <= float(overlap) < 1:
             raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
@@ -138,8 +150,8 @@ class Predictor:
         self.crf = _crf_params(crf)
         self._call = _model_function(model)
 
-    def _probs(self, x):
-        """Softmax probabilities of one model call on ``x`` (N, h, w, 3) -> numpy (N, h, w, C)."""
+    def _outputs(self, x):
+        """The model's outputs (logits or probabilities) for ``x`` (N, h, w, 3) -> numpy (N, h, w, C)."""
         y = self._call(np.asarray(x, np.float32))
         if isinstance(y, (list, tuple, dict)):
             raise ValueError("the model has several outputs; evaluation needs one (N, H, W, C) output")
@@ -147,6 +159,11 @@ class Predictor:
         if y.ndim != 4 or tuple(y.shape[1:3]) != tuple(x.shape[1:3]):
             raise ValueError(f"model output {tuple(y.shape)} is not (N, H, W, C) at the input size "
                              f"{tuple(x.shape[1:3])}")
+        return y
+
+    def _probs(self, x):
+        """Softmax probabilities of one model call on ``x`` (N, h, w, 3) -> numpy (N, h, w, C)."""
+        y = self._outputs(x)
         return _softmax(y) if self.from_logits else y
 
     def _tiled(self, x):
@@ -172,6 +189,18 @@ class Predictor:
                 weight[y0:y0 + ch, x0:x0 + cw] += self.weights[:, :, None]
         return (total / weight)[:, :h, :w]
 
+    def scaled(self, size, scale):
+        """``(h, w)`` that ``scale`` runs ``size`` at: for a model with an output stride the
+        nearest size with ``size``'s remainder modulo the stride
+        (:func:`~deeplab_keras.layers.resize.aligned_scaled_size`: the network meets the image on
+        the grid it was trained on), else DeepLab's ``scale_dimension`` (align_corners) or a
+        rounded product."""
+        if self.stride and self.stride > 1:
+            return tuple(aligned_scaled_size(n, scale, self.stride) for n in size)
+        if self.semantics == "align_corners":
+            return tuple(scaled_size(n, scale) for n in size)
+        return tuple(max(1, int(round(n * scale))) for n in size)
+
     def _single(self, x):
         return self._probs(x) if self.window is None else self._tiled(x)
 
@@ -185,22 +214,29 @@ class Predictor:
             raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) RGB, got shape {image.shape}")
         x = batch.astype(np.float32)
         n, h, w, _ = x.shape
+        base = self.input_size or (h, w)
+        if len(self.scales) == 1 and not self.flip and self.window is None:
+            # one pass: resize the logits, as predict (and DeepLab's predict_labels) does, so
+            # evaluate scores exactly the class maps predict writes
+            size = base if self.scales[0] == 1.0 else self.scaled(base, self.scales[0])
+            y = self._outputs(x if tuple(size) == (h, w) else resize(x, size, self.semantics))
+            y = resize(y, (h, w), self.semantics)
+            probs = _softmax(y) if self.from_logits else y
+            return self._refine(probs, batch, single)
         total = None
         for scale in self.scales:
-            if scale == 1.0:
-                xs = x
-            else:
-                size = ((scaled_size(h, scale), scaled_size(w, scale))
-                        if self.semantics == "align_corners"
-                        else (max(1, int(round(h * scale))), max(1, int(round(w * scale)))))
-                xs = resize(x, size, self.semantics)
+            size = base if scale == 1.0 else self.scaled(base, scale)
+            xs = x if tuple(size) == (h, w) else resize(x, size, self.semantics)
             for flipped in ((False, True) if self.flip else (False,)):
                 p = self._single(xs[:, :, ::-1] if flipped else xs)
                 if flipped:
                     p = p[:, :, ::-1]
                 p = resize(p, (h, w), self.semantics)
                 total = p if total is None else total + p
-        probs = total / (len(self.scales) * (2 if self.flip else 1))
+        return self._refine(total / (len(self.scales) * (2 if self.flip else 1)), batch, single)
+
+    def _refine(self, probs, batch, single):
+        """DenseCRF refinement (when asked) of ``probs`` (N, H, W, C) for the 0-255 ``batch``."""
         if self.crf is not None:
             from deeplab_keras.evaluation.crf import dense_crf
             rgb = np.clip(np.round(batch), 0, 255).astype(np.uint8)
@@ -234,7 +270,7 @@ def predict_probabilities(model, image, scales=(1.0,), flip=False, sliding_windo
         crf: True for DenseCRF with DeepLab's settings, or a dict of
             :func:`deeplab_keras.evaluation.crf.dense_crf` arguments.
         options: other :class:`Predictor` arguments (``overlap``, ``weighting``, ``pad_value``,
-            ``from_logits``, ``semantics``, ``batch_size``).
+            ``from_logits``, ``semantics``, ``batch_size``, ``input_size``).
 
     For many images build one :class:`Predictor` and call it per image (traces the model once).
     """

@@ -218,6 +218,12 @@ class DeepLab(keras.Model):
         return tuple(size) if size else None
 
     @property
+    def output_stride(self):
+        """Input pixels per output-stride feature (the builder's ``output_stride``), else None."""
+        stride = (self.config or {}).get("output_stride")
+        return int(stride) if stride else None
+
+    @property
     def resize_semantics(self):
         """See :func:`resize_semantics`."""
         return resize_semantics(self)
