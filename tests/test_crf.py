@@ -67,8 +67,8 @@ def test_crf_sharpens_googles_voc_model_on_the_bird_image():
     model = from_tflite(os.path.join(REFERENCE, "deeplabv3_mnv2_pascal_quant.tflite"))
     image = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation.bmp")).convert("RGB"))
     mask = np.array(Image.open(os.path.join(REFERENCE, "bird_segmentation_mask.bmp"))).astype(np.int64)
-    plain = evaluate(model, [(image, mask)], dataset="voc")
-    refined = evaluate(model, [(image, mask)], dataset="voc", crf=True)
+    plain = evaluate(model, [(image, mask)], dataset="voc", input_size="image")
+    refined = evaluate(model, [(image, mask)], dataset="voc", crf=True, input_size="image")
     assert plain["per_class"]["bird"] > 0.85
     assert refined["per_class"]["bird"] > plain["per_class"]["bird"] + 0.01
     assert refined["pixel_accuracy"] > plain["pixel_accuracy"]

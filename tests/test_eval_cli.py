@@ -142,6 +142,11 @@ def test_cli_runs_the_model_at_its_own_input_size_as_predict_does(tmp_path, caps
                  np.float32)).argmax(-1), 3, 255) for i, m in pairs)
         assert results[name]["confusion_matrix"] == cm.tolist(), name
     assert results["own"]["confusion_matrix"] != results["image"]["confusion_matrix"]
+    # the Python evaluate() defaults to the same working size; "image" / None: each image's own
+    assert evaluate(model, pairs, num_classes=3)["confusion_matrix"] == results["own"]["confusion_matrix"]
+    assert evaluate(model, pairs, num_classes=3, input_size="image")["settings"]["input_size"] is None
+    with pytest.raises(ValueError, match="input_size must be 'model', 'image'"):
+        evaluate(model, pairs, num_classes=3, input_size="native")
     rc = cli.main(["evaluate", "--weights", str(tmp_path / "contract.keras"), "--dataset",
                    "folder", "--data-root", str(tmp_path / "data"), "--num-classes", "3",
                    "--input-size", "0"])

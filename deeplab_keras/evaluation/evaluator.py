@@ -82,7 +82,7 @@ def progress_bar(progress, data, limit):
 
 def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, class_names=None,
              scales=(1.0,), flip=False, sliding_window=None, crf=None, limit=None, progress=False,
-             on_batch=None, **predictor_options):
+             on_batch=None, input_size="model", **predictor_options):
     """Evaluate ``model`` on ``data`` and return a JSON-ready dict of metrics.
 
     Args:
@@ -93,6 +93,10 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
         dataset: dataset name (``"camvid"``, ``"voc"``, ...) or ``DatasetInfo``: classes, ignore
             label, names and the mask mapping for file pairs. Else ``num_classes`` (default:
             the model's output channels) and ``ignore_label`` (default 255).
+        input_size: the size scale 1 runs the model at: ``"model"`` (default) its working size
+            as ``predict`` runs it (:func:`deeplab_keras.inference.input_contract`: its preset's
+            input size, else each image's own), ``"image"`` or None each image's own, or
+            ``(height, width)``.
         scales, flip, sliding_window, crf, predictor_options: see :class:`Predictor`.
         limit: evaluate at most this many images.
         progress: True: a progress bar (n/N when the number of images is known, time per
@@ -114,8 +118,17 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
                          f"{info.name!r} has {info.num_classes}")
     if limit is not None and int(limit) < 1:
         raise ValueError(f"limit must be a positive number of images, got {limit!r}")
+    if isinstance(input_size, str):
+        if input_size not in ("model", "image"):
+            raise ValueError(f"input_size must be 'model', 'image', None or (height, width), got "
+                             f"{input_size!r}")
+        if input_size == "model":
+            from deeplab_keras.inference import input_contract
+            input_size = input_contract(model)[0]
+        else:
+            input_size = None
     predictor = Predictor(model, scales=scales, flip=flip, sliding_window=sliding_window, crf=crf,
-                          **predictor_options)
+                          input_size=input_size, **predictor_options)
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     count, start = 0, time.perf_counter()
     bar = progress_bar(progress, data, limit)
