@@ -109,6 +109,34 @@ def test_onnx_and_saved_model(tiny, tmp_path):
     assert _no_temp_left(tmp_path)
 
 
+def test_onnx_resizes_to_tensorflows_sizes_not_float_scales(tmp_path, monkeypatch):
+    """tf2onnx writes a static resize as float scales; 3 -> 10 rows is 3.3333333 in float32 and
+    onnxruntime's floor(3 * 3.3333333) is 9, so the v3+ decoder's concat (the CamVid preset at
+    536x720: 34 -> 134) failed to load. Export gives such Resize nodes their exact sizes."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import onnx
+
+    from deeplab_keras.export import convert
+    keras.utils.set_random_seed(2)
+    v3p = dk.DeepLabV3Plus(align_corners=True, **TINY)
+    report = export_model(v3p, tmp_path / "v3p.onnx", "onnx", "none", (40, 48), output_mode="logits")
+    assert report["passed"] and report["parity"]["max_abs_error"] < 1e-4
+    graph = onnx.load(tmp_path / "v3p.onnx").graph
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    resizes = [n for n in graph.node if n.op_type == "Resize"]
+    by_sizes = [n for n in resizes if len(n.input) == 4 and n.input[3] and not n.input[2]]
+    assert by_sizes  # the decoder's 3 -> 10 at least; any left by scales have whole scales
+    for n in resizes:
+        if n not in by_sizes:
+            scales = inits[n.input[2]]
+            assert (scales == np.round(scales)).all(), (n.name, scales)
+    monkeypatch.setattr(convert, "resize_by_sizes", lambda proto: 0)  # tf2onnx's graph as written
+    with pytest.raises(Exception, match="Concat|ShapeInference|shape"):
+        export_model(v3p, tmp_path / "raw.onnx", "onnx", "none", (40, 48), output_mode="logits")
+    assert not (tmp_path / "raw.onnx").exists()
+
+
 def test_v3plus_and_v1_export(tmp_path):
     import keras
     keras.utils.set_random_seed(1)

@@ -107,12 +107,57 @@ def to_onnx(serve, path, opset=17, metadata=None):
     import tf2onnx
     spec = serve.input_signature
     model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=int(opset))
+    resize_by_sizes(model_proto)
     if metadata is not None:
         onnx.helper.set_model_props(model_proto, {METADATA_NAME: json.dumps(metadata)})
     onnx.checker.check_model(model_proto)
     with open(path, "wb") as f:
         f.write(model_proto.SerializeToString())
     return path
+
+
+def resize_by_sizes(model_proto):
+    """Give every ``Resize`` node that tf2onnx wrote with float ``scales`` its exact output
+    ``sizes`` instead (in place). A static TensorFlow resize to 134 rows from 34 becomes scale
+    134/34 = 3.9411764 in float32, and onnxruntime's floor(34 * 3.9411764) is 133: the graph then
+    fails to load (the v3+ decoder's concat at 536x720) or runs at a wrong size. The sizes are
+    round(input dim * scale), the sizes TensorFlow resized to. Returns the number of nodes changed."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    inits = {i.name: i for i in model_proto.graph.initializer}
+    inferred = shape_inference.infer_shapes(model_proto)
+    shapes = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
+            shapes[info.name] = [d.dim_value for d in dims]
+    changed, replaced = 0, set()
+    for node in model_proto.graph.node:
+        if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in inits:
+            continue
+        if len(node.input) > 3 and node.input[3]:
+            continue  # already by sizes
+        scales = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+        shape = shapes.get(node.input[0])
+        if shape is None or len(shape) != len(scales):
+            continue  # unknown input size: nothing to compute the sizes from
+        sizes = np.array([int(round(d * s)) for d, s in zip(shape, scales)], np.int64)
+        name = f"{node.name}__sizes"
+        model_proto.graph.initializer.append(numpy_helper.from_array(sizes, name))
+        replaced.add(node.input[2])
+        inputs = list(node.input[:2]) + ["", name]
+        del node.input[:]
+        node.input.extend(inputs)
+        changed += 1
+    used = {i for node in model_proto.graph.node for i in node.input}
+    keep = [i for i in model_proto.graph.initializer if i.name in used or i.name not in replaced]
+    if len(keep) != len(model_proto.graph.initializer):
+        del model_proto.graph.initializer[:]
+        model_proto.graph.initializer.extend(keep)
+    onnx.checker.check_model(model_proto)
+    return changed
 
 
 def read_onnx_metadata(path):
