@@ -50,6 +50,9 @@ def main(argv=None):
                         "own predictions for train images (self-distillation; default)")
     p.add_argument("--num-calibration", type=int, default=32)
     p.add_argument("--val-limit", type=int, default=None, help="evaluate on the first N val images")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="the size the model runs at and the files are exported at (default: the "
+                        "preset's input size; 360 480 for --architecture)")
     args = p.parse_args(argv)
     from deeplab_keras.hub import zoo
     if not os.path.isdir(CAMVID):
@@ -61,6 +64,7 @@ def main(argv=None):
 
     from deeplab_keras.data import list_pairs, make_dataset
     from deeplab_keras.export import benchmark, export_model, qat
+    from deeplab_keras.export.artifact_eval import predict_classes as artifact_classes
     from deeplab_keras.export.runtime import Artifact
     from deeplab_keras.builders import build_model
     from deeplab_keras.hub.weights import from_preset, load_weights
@@ -89,12 +93,13 @@ def main(argv=None):
             model = from_preset(args.preset)
     train = list_pairs("camvid", CAMVID, "train")
     val = list_pairs("camvid", CAMVID, "val")[:args.val_limit]
-    size = (360, 480)
+    size = tuple(args.input_size or (preset.get("preprocessing") or {}).get("input_size") or (360, 480))
     os.makedirs(args.workdir, exist_ok=True)
     calib = [img for img, _ in train[::max(1, len(train) // args.num_calibration)][:args.num_calibration]]
     check = [img for img, _ in val[:4]]
     rows, t0 = [], time.time()
-    f_miou, f_acc = miou(lambda x: np.argmax(np.asarray(model(x[None]))[0], -1), val)
+    from deeplab_keras.inference import predict_classes  # the Keras model as predict runs it
+    f_miou, f_acc = miou(lambda x: predict_classes(model, x, size), val)
     rows.append(("Keras float32", f_miou, f_acc, None, None))
     exports = [("TFLite float16", "float16", None), ("TFLite int8 PTQ", "int8", None)]
     qat_info = None
@@ -116,14 +121,16 @@ def main(argv=None):
                               qat_model=qm, labels=preset.get("labels"),
                               report_dir=os.path.join(args.workdir, "reports"))
         art = Artifact(path, num_threads=args.threads)
-        m, acc = miou(lambda x: art(x)[0], val)
+        m, acc = miou(lambda x: artifact_classes(art, x, "classes"), val)  # as evaluate --artifact
         lat = benchmark(path, threads=args.threads, runs=10, isolate=True)
         rows.append((name, m, acc, lat, report["parity"]["agreement"]))
-    lines = [f"# CamVid val ({len(val)} images, 480x360): float vs float16 vs int8 PTQ vs QAT", "",
+    lines = [f"# CamVid val ({len(val)} images, 480x360; model and files at {size[0]}x{size[1]}): "
+             "float vs float16 vs int8 PTQ vs QAT", "",
              f"`python bench/export_camvid.py {source} --qat-steps {args.qat_steps} --qat-lr {args.qat_lr} "
              f"--qat-targets {args.qat_targets} "
              f"--qat-batch {args.qat_batch} --num-calibration {args.num_calibration} --threads {args.threads}"
              + (f" --val-limit {args.val_limit}" if args.val_limit else "")
+             + (f" --input-size {size[0]} {size[1]}" if args.input_size else "")
              + (f" --output {os.path.relpath(args.output)}" if args.output != DEFAULT_OUTPUT else "") + "`", ""]
     trained_on = (preset.get("metrics") or {}).get("trained_on")
     if trained_on and not args.weights and "val" in trained_on.split("+"):

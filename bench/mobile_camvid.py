@@ -3,7 +3,7 @@ run by its own runtime on the whole CamVid val split (101 images, 480x360).
 
     python bench/mobile_camvid.py --threads 2
 
-Files (all at 360x480; int8 ones calibrated on 16 CamVid *train* images, so val is held out):
+Files (all at the preset's input size; int8 ones calibrated on 16 CamVid *train* images, so val is held out):
 TFLite float32 / float16 / int8 for MediaPipe (``target="mediapipe"``: logits + standard metadata),
 the default int8 TFLite class map, ONNX float32 and int8 (onnxruntime static QDQ).
 
@@ -25,7 +25,6 @@ from deeplab_keras.utils.io import write_text  # noqa: E402
 SHARED = os.environ.get("DEEPLAB_KERAS_SHARED", os.path.join(os.path.dirname(HERE), "..", "shared"))
 CAMVID = os.path.join(SHARED, "data", "camvid")
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
-SIZE = (360, 480)
 
 
 def main(argv=None):
@@ -52,6 +51,7 @@ def main(argv=None):
     info = data.get_dataset_info("camvid")
     labels = dk.get_preset(PRESET)["labels"]
     model = dk.from_preset(PRESET)
+    size = tuple(model.input_size)  # the preset's working size: what predict runs, what ships
     pairs = data.list_pairs("camvid", CAMVID, "val")[:args.limit]
     train = sorted(data.list_pairs("camvid", CAMVID, "train"))
     calib = [img for img, _ in train[::max(1, len(train) // args.num_calibration)][:args.num_calibration]]
@@ -59,7 +59,7 @@ def main(argv=None):
 
     t0 = time.time()
     from deeplab_keras.evaluation import Predictor
-    predictor = Predictor(model)
+    predictor = Predictor(model, input_size=size)
     images, gts, keras_pred = [], [], []
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     for img, lab in data.make_dataset(pairs, dataset_info=info, batch_size=1).as_numpy_iterator():
@@ -78,7 +78,7 @@ def main(argv=None):
         name = f"camvid_{q}_{target or 'classes' if fmt == 'tflite' else 'logits'}.{fmt}"
         path = os.path.join(args.workdir, name)
         t = time.time()
-        r = export_model(model, path, fmt, q, SIZE, labels=labels, target=target,
+        r = export_model(model, path, fmt, q, size, labels=labels, target=target,
                          output_mode=None if fmt == "tflite" else "logits",
                          calibration_data=calib, num_calibration=len(calib), parity_data=parity,
                          num_parity=4, report_dir=args.workdir)
@@ -113,11 +113,12 @@ def main(argv=None):
             rows.append([f"MediaPipe ImageSegmenter (labels {'match' if ok else 'DIFFER'})", name,
                          agreement, miou, path])
             print(rows[-1][:4])
-    lat = profiling.interleaved_latency(arts, images[0], runs=args.runs)
+    from deeplab_keras.layers.resize import resize  # the files' fixed input: one val image at it
+    lat = profiling.interleaved_latency(arts, resize(images[0], size, "half_pixel"), runs=args.runs)
     lines = ["# Deploy to a phone: CamVid preset files in their runtimes", "",
              f"`python bench/mobile_camvid.py --threads {args.threads} --runs {args.runs}"
              + (f" --limit {args.limit}" if args.limit else "") + "`", "",
-             f"Model `{PRESET}` at 360x480; CamVid val, {len(pairs)} images (480x360, 11 classes); "
+             f"Model `{PRESET}` at {size[0]}x{size[1]}; CamVid val, {len(pairs)} images (480x360, 11 classes); "
              f"Keras float32 mIoU **{keras_miou:.2f}**. int8 files calibrated on {len(calib)} CamVid "
              "train images. Agreement = fraction of val pixels whose class equals the Keras argmax; "
              "mIoU delta = file - Keras, against the val labels. Latency: median ms, "

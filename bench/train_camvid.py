@@ -44,6 +44,8 @@ def evaluate(model, pairs, info, batch_size=4):
 
 
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
+#: CamVid's images (480x360): the size the model runs at unless --input-size says otherwise
+IMAGE_SIZE = (360, 480)
 #: test-time augmentation measured with --tta (BiSeNet-style multi-scale + flip)
 TTA_SCALES = (0.75, 1.0, 1.25, 1.5)
 
@@ -85,51 +87,68 @@ def check_evidence(result, evidence):
                          ", ".join(f"{k} ({b.get(k)!r} vs {a.get(k)!r})" for k in differ))
 
 
-def scales_flip_block(run):
+def held_out(run, input_size=None):
+    """``(single-scale figure, scales + flip figure or None, where)`` of a run's final weights:
+    at the working size ``input_size`` (from --input-size) when given, else at the images' own."""
+    if input_size and tuple(input_size) != IMAGE_SIZE:
+        key = "x".join(str(v) for v in input_size)
+        at = (run.get("at_input_size") or {}).get(key) or {}
+        if "single" not in at:
+            raise ValueError(f"this run was not evaluated with the model at {key}: rerun it with "
+                             f"--eval-only --tta --input-size {input_size[0]} {input_size[1]}")
+        return at["single"], at.get("scales_flip"), f", the model run at {key}"
+    return run.get("final") or run["last"], run.get("final_scales_flip"), ""
+
+
+def scales_flip_block(run, input_size=None):
     """The preset's scales + flip figure from a train-only run evaluated with --tta (else {})."""
-    tta = run.get("final_scales_flip")
+    _, tta, where = held_out(run, input_size)
     if not tta:
         return {}
     return {"miou_scales_flip": round(tta["miou"], 2),
             "scales_flip": {"scales": tta["scales"], "flip": tta["flip"],
                             "per_class_iou": tta["per_class_iou"],
                             "source": "measured: " + " && ".join(_commands(run)) +
-                                      " (101 CamVid val images at 480x360, scales " +
+                                      f" (101 CamVid val images at 480x360{where}, scales " +
                                       " ".join(str(s) for s in tta["scales"]) + " + flip)"}}
 
 
-def metrics_block(result, evidence=None):
+def metrics_block(result, evidence=None, input_size=None):
     """The preset's metrics. A run trained on val cannot score itself there: its block carries
-    the val figure of the train-only evidence run and marks its own val figure as trained-on."""
-    final = result["final"]
-    where = " (101 CamVid val images at 480x360, single scale, no flip)"
+    the val figure of the train-only evidence run and marks its own val figure as trained-on.
+    ``input_size``: the working size the figures are measured at (the preset's input size)."""
     if not trains_on_val(result["config"]):
+        final, _, where = held_out(result, input_size)
+        where = f" (101 CamVid val images at 480x360{where}, single scale, no flip)"
         return {"miou": round(final["miou"], 2), "split": "val", "per_class_iou": final["per_class_iou"],
-                **scales_flip_block(result),
+                **scales_flip_block(result, input_size),
                 "source": "measured: " + " && ".join(_commands(result)) + where}
     if evidence is None:
         raise ValueError(f"these weights trained on {result['config']['train_split']}; publish them with "
                          "--evidence RUN_DIR, the train-only run of the same recipe whose val score is "
                          "the held-out evidence")
     check_evidence(result, evidence)
-    held = evidence.get("final") or evidence["last"]
+    held, _, at = held_out(evidence, input_size)
+    where = f" (101 CamVid val images at 480x360{at}, single scale, no flip)"
+    own = result["final"]
     return {"miou": round(held["miou"], 2), "split": "val",
-            "per_class_iou": held["per_class_iou"], **scales_flip_block(evidence),
+            "per_class_iou": held["per_class_iou"], **scales_flip_block(evidence, input_size),
             "evidence": "val score of the same recipe trained on train only (val held out); the "
                         f"shipped weights are trained on {result['config']['train_split']}",
             "source": "measured: " + " && ".join(_commands(evidence)) + where,
             "trained_on": result["config"]["train_split"],
-            "trained_on_val_miou": round(final["miou"], 2),
+            "trained_on_val_miou": round(own["miou"], 2),
             "trained_on_source": "trained and measured (val is part of its training data, NOT held "
-                                 "out): " + " && ".join(_commands(result)) + where}
+                                 "out): " + " && ".join(_commands(result)) +
+                                 " (101 CamVid val images at 480x360, single scale, no flip)"}
 
 
-def publish(result, info, zoo_dir="zoo", evidence=None):
+def publish(result, info, zoo_dir="zoo", evidence=None, input_size=None):
     """Ship the final weights as preset ``deeplabv3plus_mobilenetv2_camvid`` (zoo/weights +
     zoo/presets), with sha256, size and the measured val mIoU (see :func:`metrics_block`)."""
     import hashlib
     import shutil
-    metrics = metrics_block(result, evidence)  # refuses before anything is written
+    metrics = metrics_block(result, evidence, input_size)  # refuses before anything is written
     init = os.path.basename(str(result["config"].get("init_tflite") or result["config"].get("init_weights")))
     name = f"{PRESET}.weights.h5"
     target = os.path.join(zoo_dir, "weights", name)
@@ -149,7 +168,8 @@ def publish(result, info, zoo_dir="zoo", evidence=None):
         "config": model_cfg,
         "dataset": "camvid",  # labels, palette: data.DATASETS["camvid"] (their only copy)
         "ignore_label": info.ignore_label,
-        "preprocessing": {"input_size": [360, 480], "normalization": "zero_mean_unit_range",
+        "preprocessing": {"input_size": list(input_size or IMAGE_SIZE),
+                          "normalization": "zero_mean_unit_range",
                           "resize": "align_corners"},
         "weights": [{"format": "keras_weights_h5", "url": None, "path": f"weights/{name}",
                      "file": name, "sha256": sha, "size": os.path.getsize(target),
@@ -191,6 +211,10 @@ def main(argv=None):
     p.add_argument("--tta", action="store_true",
                    help="also evaluate the final weights (and averages) with scales "
                         "0.75 1 1.25 1.5 + flip")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="the size the model works at (the preset's preprocessing.input_size, "
+                        "what predict runs; default the images' own 360 480): also evaluate the "
+                        "final weights there (and with --tta its scales + flip) and publish it")
     args = p.parse_args(argv)
 
     from deeplab_keras import data
@@ -298,6 +322,20 @@ def main(argv=None):
                            "per_class_iou": {n: round(v * 100, 2) for n, v in r["per_class"].items()},
                            "pixel_accuracy": r["pixel_accuracy"] * 100, "eval_seconds": r["seconds"]}
             print(key, round(result[key]["miou"], 2), flush=True)
+    if args.input_size:  # the final weights at the working size, through evaluate = predict
+        from deeplab_keras.evaluation import evaluate as evaluate_at
+        size = list(args.input_size)
+        at = result.setdefault("at_input_size", {}).setdefault("x".join(map(str, size)), {})
+        runs = [("single", (1.0,), False)] + ([("scales_flip", TTA_SCALES, True)] if args.tta else [])
+        for key, scales, flip in runs:
+            if key in at:
+                continue
+            model.load_weights(result["final"]["weights"])
+            r = evaluate_at(model, pairs, dataset=info, scales=scales, flip=flip, input_size=size)
+            at[key] = {"miou": r["miou"] * 100, "input_size": size, "scales": list(scales),
+                       "flip": flip, "eval_seconds": r["seconds"],
+                       "per_class_iou": {n: round(v * 100, 2) for n, v in r["per_class"].items()}}
+            print(f"final at {size[0]}x{size[1]} {key}", round(at[key]["miou"], 2), flush=True)
     write_json(out, result, default=str)
     print("wrote", out)
     if args.publish:
@@ -305,7 +343,7 @@ def main(argv=None):
         if args.evidence:
             with open(os.path.join(args.evidence, "result.json")) as f:
                 evidence = json.load(f)
-        publish(result, info, evidence=evidence)
+        publish(result, info, evidence=evidence, input_size=args.input_size)
     return 0
 
 

@@ -9,11 +9,14 @@ without weights at ``preprocessing.input_size``."""
 import argparse
 import json
 import os
-
-import deeplab_keras as dk
-from deeplab_keras.utils import flops
+import sys
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)  # the checkout's package, as the other bench scripts
+
+import deeplab_keras as dk  # noqa: E402
+from deeplab_keras.utils import flops  # noqa: E402
+from deeplab_keras.utils.io import write_json  # noqa: E402
 
 
 def main():
@@ -35,9 +38,7 @@ def main():
                 entry = json.load(f)
             entry.setdefault("metrics", {}).update(params=count.params, macs=count.mult_adds,
                                                    cost_source=source)
-            with open(path, "w") as f:
-                json.dump(entry, f, indent=1)
-                f.write("\n")
+            write_json(path, entry)  # atomically
             print(f"wrote {path}")
 
 

@@ -80,6 +80,27 @@ def test_publish_carries_the_evidence_runs_scales_and_flip_figure():
         tc.metrics_block(shipped, _result("train", 71.1, weight_decay=0.1))
 
 
+def test_publish_at_a_working_size_reports_the_figures_measured_there():
+    """--input-size: the preset works at another size than the images' (what predict runs); its
+    figures must be the evidence run's at that size, or publishing is refused."""
+    tc = _train_camvid()
+    shipped = _result("train+val", 81.0, val_split=None, output_dir="runs/tv", minutes=200)
+    evidence = _result("train", 70.7)
+    evidence["final_scales_flip"] = {"miou": 74.1, "scales": [0.75, 1.0, 1.25, 1.5], "flip": True,
+                                     "per_class_iou": {"Sky": 75.0}}
+    with pytest.raises(ValueError, match="--eval-only --tta --input-size 536 720"):
+        tc.metrics_block(shipped, evidence, (536, 720))
+    evidence["at_input_size"] = {"536x720": {
+        "single": {"miou": 73.6, "per_class_iou": {"Sky": 94.5}},
+        "scales_flip": {"miou": 75.55, "scales": [0.75, 1.0, 1.25, 1.5], "flip": True,
+                        "per_class_iou": {"Sky": 95.0}}}}
+    m = tc.metrics_block(shipped, evidence, (536, 720))
+    assert m["miou"] == 73.6 and m["miou_scales_flip"] == 75.55 and m["trained_on_val_miou"] == 81.0
+    assert "model run at 536x720" in m["source"] and "model run at 536x720" in m["scales_flip"]["source"]
+    same = tc.metrics_block(shipped, evidence, (360, 480))  # the images' own size: as before
+    assert same["miou"] == 70.7 and same["miou_scales_flip"] == 74.1 and "model run" not in same["source"]
+
+
 def test_ablation_table_shows_averages_and_scales_flip(tmp_path):
     """bench/camvid_ablation.py: a run evaluated with --snapshots/--tta gets rows for its final
     weights, the moving average and each stochastic weight average, with deltas; a train+val
