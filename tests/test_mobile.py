@@ -159,7 +159,7 @@ def test_minimum_parser_version_rules():
 
 
 # -- CamVid val: the shipped preset in MediaPipe ---------------------------------------------------
-CAMVID_SIZE = (360, 480)  # the preset's own input size (CamVid val is 480x360)
+CAMVID_SIZE = (360, 480)  # CamVid val's own 480x360 (the fast export; the preset works at 536x720)
 
 
 @pytest.fixture(scope="module")
