@@ -36,14 +36,12 @@ def _window(text):
     return tuple(int(p) for p in parts) if len(parts) == 2 else int(parts[0])
 
 
-def working_size(model, values):
-    """The size scale 1 means: ``--input-size`` (``image``: each image's own), else the model's
-    input contract, as ``predict`` runs it (:func:`deeplab_keras.inference.input_contract`)."""
-    from deeplab_keras.inference import input_contract
-
+def working_size(values):
+    """``evaluate()``'s ``input_size`` for ``--input-size``: ``"image"`` (each image's own), a
+    size, or ``"model"`` (absent: the model's input contract, as ``predict`` runs it)."""
     if values and [str(v).lower() for v in values] == ["image"]:
-        return None
-    return input_contract(model, loader.parse_input_size(values))[0]
+        return "image"
+    return loader.parse_input_size(values) or "model"
 
 
 def add_parser(subparsers):
@@ -142,7 +140,7 @@ def run(args):
                       sliding_window=args.sliding_window, overlap=args.overlap,
                       weighting=args.weighting, crf=True if args.crf else None,
                       progress=args.progress, on_batch=collect,
-                      input_size=working_size(model, args.input_size))
+                      input_size=working_size(args.input_size))
     result.update(split=args.split, data_root=os.path.abspath(args.data_root),
                   model={"preset": args.preset, "weights": args.weights, "name": model.name})
     print(f"{model.name} on {args.dataset} {args.split}")
