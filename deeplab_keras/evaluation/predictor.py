@@ -201,6 +201,11 @@ class Predictor:
             return tuple(scaled_size(n, scale) for n in size)
         return tuple(max(1, int(round(n * scale))) for n in size)
 
+    def _at_scale(self, x, base, scale):
+        """``x`` (N, h, w, 3) resized to what ``scale`` of the ``base`` size runs at."""
+        size = tuple(base) if scale == 1.0 else self.scaled(base, scale)
+        return x if size == tuple(x.shape[1:3]) else resize(x, size, self.semantics)
+
     def _single(self, x):
         return self._probs(x) if self.window is None else self._tiled(x)
 
@@ -218,15 +223,12 @@ class Predictor:
         if len(self.scales) == 1 and not self.flip and self.window is None:
             # one pass: resize the logits, as predict (and DeepLab's predict_labels) does, so
             # evaluate scores exactly the class maps predict writes
-            size = base if self.scales[0] == 1.0 else self.scaled(base, self.scales[0])
-            y = self._outputs(x if tuple(size) == (h, w) else resize(x, size, self.semantics))
-            y = resize(y, (h, w), self.semantics)
+            y = resize(self._outputs(self._at_scale(x, base, self.scales[0])), (h, w), self.semantics)
             probs = _softmax(y) if self.from_logits else y
             return self._refine(probs, batch, single)
         total = None
         for scale in self.scales:
-            size = base if scale == 1.0 else self.scaled(base, scale)
-            xs = x if tuple(size) == (h, w) else resize(x, size, self.semantics)
+            xs = self._at_scale(x, base, scale)
             for flipped in ((False, True) if self.flip else (False,)):
                 p = self._single(xs[:, :, ::-1] if flipped else xs)
                 if flipped:
