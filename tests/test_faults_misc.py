@@ -65,6 +65,13 @@ def test_evaluate_artifact_classifier_is_not_a_segmentation_model(classifier, tm
     assert "not a segmentation model" in line and str(classifier) in line
 
 
+def test_evaluate_artifact_refuses_an_input_size(classifier, tmp_path, capsys):
+    """An exported file runs at its own fixed input size: --input-size is refused, not ignored."""
+    assert cli.main(_evaluate(tmp_path, classifier, "--input-size", "64")) == 1
+    line = _one_error_line(capsys)
+    assert "fixed input size" in line and "drop --input-size" in line
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage_after_header", "unknown_custom_op"])
 def test_evaluate_artifact_runtime_errors_are_one_line(classifier, tmp_path, capsys, damage):
     data = classifier.read_bytes()
