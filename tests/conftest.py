@@ -1,8 +1,14 @@
+"""Shared fixtures. What is expensive to make (a built model, a conversion) is made once per test
+session (once per pytest-xdist worker) by a session-scoped fixture here; a test that changes
+such a thing works on a copy. Plain helpers live in tests/factories.py."""
+import json
 import os
 import pathlib
+import shutil
 
 import pytest
 
+from tests import factories
 from tests.loopback import Server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,3 +42,44 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(download.CACHE_ENV, str(path))
     monkeypatch.delenv(download.MIRROR_ENV, raising=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def export_tiny():
+    """The export tests' decisive 5-class tiny DeepLab v3 (factories.decisive_tiny), built once.
+    Tests export it and read it; none changes its weights."""
+    return factories.decisive_tiny()
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    """A catalogue = the real presets + a tiny preset whose weights a local mirror serves."""
+    import deeplab_keras as dk
+    from deeplab_keras import download
+    from deeplab_keras.hub import zoo
+
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_dir() + "/presets", root / "presets")
+    source = dk.DeepLabV3(input_shape=(33, 33, 3), **factories.ZOO_TINY)
+    weights = str(tmp_path / "tiny.weights.h5")
+    source.save_weights(weights)
+    data = open(weights, "rb").read()
+    server = Server()
+    sha = server.add("tiny.weights.h5", data)
+    preset = {"name": "tiny", "description": "test", "architecture": "deeplabv3",
+              "backbone_only": False, "config": factories.ZOO_TINY, "dataset": "test",
+              "labels": ["a", "b", "c"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
+              "ignore_label": 255, "preprocessing": {"input_size": [33, 33],
+                                                     "normalization": "zero_mean_unit_range",
+                                                     "resize": "align_corners"},
+              "weights": [{"format": "keras_weights_h5", "url": "https://example.invalid/tiny",
+                           "path": None, "file": "tiny.weights.h5", "sha256": sha,
+                           "size": len(data), "default": True}],
+              "metrics": {"miou": None, "split": None, "source": "test"}}
+    (root / "presets" / "tiny.json").write_text(json.dumps(preset))
+    monkeypatch.setattr(zoo, "ZOO_DIRS", (str(root),))
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(download.MIRROR_ENV, server.url)
+    yield {"source": source, "server": server, "cache": tmp_path / "cache", "weights": weights,
+           "tmp": tmp_path}
+    server.close()

@@ -11,17 +11,15 @@ from deeplab_keras.export import export_model
 from deeplab_keras.export.calibration import synthetic_images
 
 from conftest import CAMVID, need
-from test_export import LABELS, SIZE, TINY, decisive
+from tests.factories import EXPORT_LABELS as LABELS, EXPORT_SIZE as SIZE
 
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 pytest.importorskip("tf2onnx", reason="the [onnx] extra is not installed")
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    import keras
-    keras.utils.set_random_seed(0)
-    return decisive(dk.build_model("deeplabv3", **TINY))
+def tiny(export_tiny):
+    return export_tiny
 
 
 def test_onnx_int8_is_qdq_per_channel_and_gated(tiny, tmp_path):

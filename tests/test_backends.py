@@ -14,9 +14,10 @@ import pytest
 
 import deeplab_keras as dk
 from tests.conftest import CAMVID, REPO, need
+from tests.factories import tiny_config
 
 BACKENDS = ["jax", "torch"]
-TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "num_classes": 3}
+TINY = tiny_config(without=("atrous_rates",), num_classes=3)  # the builder's default rates
 
 
 def _installed(backend):

@@ -10,9 +10,9 @@ from PIL import Image
 import deeplab_keras as dk
 from deeplab_keras import cli
 from deeplab_keras.commands import loader
+from tests.factories import tiny_config
 
-TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "atrous_rates": [],
-        "align_corners": True}
+TINY = tiny_config(align_corners=True)
 
 
 class Marker(ValueError):

@@ -11,32 +11,14 @@ from PIL import Image
 import deeplab_keras as dk
 from deeplab_keras import cli
 from deeplab_keras.evaluation import confusion_matrix, evaluate, metrics_from_confusion
+from tests.factories import labelled_folder, tiny_conv_model
 
 CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
 
 
-def _tiny_model(num_classes, seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.Rescaling(1 / 127.5, -1.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(x), name="tiny")
-
-
-def _folder(tmp_path, n=2, h=40, w=48):
-    rng = np.random.default_rng(0)
-    (tmp_path / "images").mkdir(parents=True)
-    (tmp_path / "masks").mkdir()
-    images, masks = [], []
-    for i in range(n):
-        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        mask = rng.integers(0, 3, (h, w), dtype=np.uint8)
-        mask[:5] = 255
-        Image.fromarray(image).save(tmp_path / "images" / f"{i}.png")
-        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
-        images.append(image)
-        masks.append(mask)
-    return np.stack(images), np.stack(masks)
+# the shared helpers (tests/factories.py) under this module's names
+_tiny_model = tiny_conv_model
+_folder = labelled_folder
 
 
 def _reference(model, images, masks, num_classes, ignore_label):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from deeplab_keras import cli
 from deeplab_keras.evaluation import plots
-from tests.test_eval_cli import _folder, _tiny_model
+from tests.factories import labelled_folder as _folder, tiny_conv_model as _tiny_model
 
 
 def _run(tmp_path, *extra):

@@ -12,38 +12,15 @@ from deeplab_keras.export import (Artifact, ParityError, api, export_model, read
 from deeplab_keras.export.calibration import synthetic_images
 
 from conftest import REFERENCE, need
+from tests.factories import EXPORT_LABELS, EXPORT_SIZE, EXPORT_TINY, decisive
 
-SIZE = 65
-LABELS = ["sky", "road", "car", "tree", "person"]
-TINY = dict(num_classes=5, backbone="mobilenet_v2", alpha=0.35, atrous_rates=(), output_stride=16)
-
-
-def decisive(model, seed=0):
-    """A random-init DeepLab in inference mode has activations shrinking layer after layer
-    (BatchNorm with unit moving variance) and near-tied logits. Set every BatchNorm's moving
-    statistics from synthetic images (data-dependent init) and scale a random classifier so the
-    logits spread over ±8: the argmax is then meaningful and a wrong export shows."""
-    import keras
-    x = np.stack(synthetic_images((SIZE, SIZE), 2, seed=5))
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            h = np.asarray(keras.Model(model.inputs, layer.input)(x))
-            gamma, beta, _, _ = layer.get_weights()
-            layer.set_weights([gamma, beta, h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2)) + 1e-3])
-    layer = model.get_layer("fc8" if "deeplabv1" in model.name else "logits_semantic")
-    kernel, bias = layer.get_weights()
-    kernel = np.random.default_rng(seed).normal(size=kernel.shape).astype("float32")
-    layer.set_weights([kernel, bias])
-    peak = float(np.abs(np.asarray(model(x))).max())
-    layer.set_weights([kernel * (8.0 / max(peak, 1e-12)), bias])
-    return model
+# the module's names for the shared export set-up (tests/factories.py): 65x65, 5 labels
+SIZE, LABELS, TINY = EXPORT_SIZE, EXPORT_LABELS, EXPORT_TINY
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    dk_keras = pytest.importorskip("keras")
-    dk_keras.utils.set_random_seed(0)
-    return decisive(dk.build_model("deeplabv3", **TINY))
+def tiny(export_tiny):
+    return export_tiny
 
 
 def _no_temp_left(folder):

@@ -13,7 +13,7 @@ import pytest
 
 from deeplab_keras import archives, download
 from deeplab_keras.utils import io as dkio
-from tests.factories import tarball
+from tests.factories import tarball, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -246,7 +246,7 @@ def test_read_only_cache_clear_message_and_verified_reuse(server, cache, monkeyp
 # ----------------------------------------------------------------------------------------------
 # (5) converted weights carry a manifest checked before use
 
-TINY = dict(num_classes=3, backbone="mobilenet_v2", alpha=0.35, atrous_rates=(), output_stride=16)
+TINY = tiny_config(num_classes=3, atrous_rates=())
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from PIL import Image
 
 from deeplab_keras import cli, download
 from deeplab_keras.utils import io as dkio
-from tests.test_zoo import tiny_zoo  # noqa: F401 - the fixture (a local mirror zoo)
 from tests.factories import tarball
 
 SIZE = 33

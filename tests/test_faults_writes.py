@@ -14,9 +14,10 @@ from PIL import Image
 
 from deeplab_keras import cli
 from deeplab_keras.utils import io as dkio
+from tests.factories import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = '{"num_classes": 3, "backbone": "mobilenet_v2", "alpha": 0.35, "atrous_rates": [], "output_stride": 16}'
+TINY = json.dumps(tiny_config(num_classes=3))  # the CLI's --config
 
 
 def _snapshot(folder):

@@ -12,17 +12,15 @@ from deeplab_keras.export import export_model, read_tflite_metadata
 from deeplab_keras.export.calibration import synthetic_images
 
 from conftest import CAMVID, need
-from test_export import LABELS, SIZE, TINY, decisive
+from tests.factories import EXPORT_LABELS as LABELS, EXPORT_SIZE as SIZE, EXPORT_TINY as TINY
 
 mp = pytest.importorskip("mediapipe", reason="the [mobile] extra (mediapipe) is not installed")
 from deeplab_keras.export import mediapipe_gate, metadata  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    import keras
-    keras.utils.set_random_seed(0)
-    return decisive(dk.build_model("deeplabv3", **TINY))
+def tiny(export_tiny):
+    return export_tiny
 
 
 @pytest.mark.parametrize("quantize", ["none", "int8"])

@@ -11,9 +11,9 @@ import deeplab_keras as dk
 from deeplab_keras.hub import zoo
 from deeplab_keras.export import graph
 from deeplab_keras.models import DeepLab, parts
+from tests.factories import tiny_config
 
-TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "atrous_rates": [],
-        "num_classes": 3, "align_corners": True}
+TINY = tiny_config(num_classes=3, align_corners=True)
 #: presets whose architecture is cheap to save/reload in a test; for the others (ResNet-101,
 #: Xception-65, VGG-16: 25-140M parameters) the test checks that get_config() (what the .keras
 #: file stores) survives JSON with the metadata, and the save/reload of the cheap ones covers

@@ -11,8 +11,9 @@ from PIL import Image
 from deeplab_keras import cli, training
 from deeplab_keras.training import (NaNGuard, PolyWarmup, SegmentationLoss,
                                     median_frequency_weights)
+from tests.factories import tiny_config
 
-TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "atrous_rates": []}
+TINY = tiny_config()
 
 
 def make_folder(root, n=6, size=(40, 40), num_classes=3):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from deeplab_keras import download
 from deeplab_keras.hub import zoo
 from deeplab_keras.cli import main
 from tests.conftest import REFERENCE, need
+from tests.factories import ZOO_TINY
 from tests.loopback import Server
 
 REQUIRED = ["deeplabv3_mobilenetv2_voc", "deeplabv3_mobilenetv2_dm05_voc",
@@ -22,8 +22,7 @@ REQUIRED = ["deeplabv3_mobilenetv2_voc", "deeplabv3_mobilenetv2_dm05_voc",
             "deeplabv3_mobilenetv2_cityscapes", "mobilenetv2_imagenet", "resnet50_imagenet",
             "resnet101_imagenet", "vgg16_imagenet", "xception65_imagenet"]
 FORMATS = {"tflite", "tf1_checkpoint_tar", "keras_weights_h5", "keras_applications_h5"}
-TINY = {"backbone": "mobilenet_v2", "alpha": 0.35, "output_stride": 16, "atrous_rates": [],
-        "num_classes": 3, "align_corners": True}
+TINY = ZOO_TINY  # the tiny preset's config (the tiny_zoo fixture, tests/conftest.py)
 
 
 def test_catalogue_is_complete_and_consistent():
@@ -56,34 +55,7 @@ def test_unknown_preset_lists_presets():
         dk.DeepLabV3(num_classes=3, backbone="mobilenet_v2", alpha=0.35, weights="nope")
 
 
-@pytest.fixture
-def tiny_zoo(tmp_path, monkeypatch):
-    """A catalogue = the real presets + a tiny preset whose weights a local mirror serves."""
-    root = tmp_path / "zoo"
-    shutil.copytree(zoo.zoo_dir() + "/presets", root / "presets")
-    source = dk.DeepLabV3(input_shape=(33, 33, 3), **TINY)
-    weights = str(tmp_path / "tiny.weights.h5")
-    source.save_weights(weights)
-    data = open(weights, "rb").read()
-    server = Server()
-    sha = server.add("tiny.weights.h5", data)
-    preset = {"name": "tiny", "description": "test", "architecture": "deeplabv3",
-              "backbone_only": False, "config": TINY, "dataset": "test",
-              "labels": ["a", "b", "c"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
-              "ignore_label": 255, "preprocessing": {"input_size": [33, 33],
-                                                     "normalization": "zero_mean_unit_range",
-                                                     "resize": "align_corners"},
-              "weights": [{"format": "keras_weights_h5", "url": "https://example.invalid/tiny",
-                           "path": None, "file": "tiny.weights.h5", "sha256": sha,
-                           "size": len(data), "default": True}],
-              "metrics": {"miou": None, "split": None, "source": "test"}}
-    (root / "presets" / "tiny.json").write_text(json.dumps(preset))
-    monkeypatch.setattr(zoo, "ZOO_DIRS", (str(root),))
-    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(download.MIRROR_ENV, server.url)
-    yield {"source": source, "server": server, "cache": tmp_path / "cache", "weights": weights,
-           "tmp": tmp_path}
-    server.close()
+# tiny_zoo: tests/conftest.py (test_faults_misc uses it too)
 
 
 def test_from_preset_through_mirror(tiny_zoo):
