@@ -110,6 +110,35 @@ def tarball(path, members):
     return str(path)
 
 
+def training_folder(root, n=6, size=(40, 40), num_classes=3):
+    """A folder dataset for training tests: ``n`` label maps (top 4 rows ignored) and grey images
+    drawn from them (so a model can learn them); returns ``root`` as a string."""
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        label = rng.integers(0, num_classes, size).astype(np.uint8)
+        label[:4] = 255
+        for sub, arr in (("images", np.stack([label * 60] * 3, -1).astype(np.uint8)), ("masks", label)):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+            Image.fromarray(arr).save(os.path.join(root, sub, f"{i}.png"))
+    return str(root)
+
+
+def train_config(tmp_path, **kw):
+    """A training config: the tiny model on :func:`training_folder`, 33x33 crops, batch 2, one
+    epoch of 2 steps, output in ``tmp_path/run``; ``kw`` overrides."""
+    config = {"name": "tiny", "architecture": "deeplabv3", "model": tiny_config(),
+              "dataset": "folder", "data_root": training_folder(tmp_path / "data"), "num_classes": 3,
+              "val_split": None, "crop_size": [33, 33], "batch_size": 2, "epochs": 1,
+              "steps_per_epoch": 2, "learning_rate": 0.01, "warmup_steps": 1, "verbose": 0,
+              "tensorboard": False, "output_dir": str(tmp_path / "run")}
+    config.update(kw)
+    return config
+
+
 def tiny_keras_model(folder):
     """A 3-class DeepLab v3 (MobileNetV2 0.35, OS 16) with labels and palette, saved as
     ``folder/tiny.keras``; returns ``{"model", "path", "tmp"}``."""

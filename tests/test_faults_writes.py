@@ -14,7 +14,7 @@ from PIL import Image
 
 from deeplab_keras import cli
 from deeplab_keras.utils import io as dkio
-from tests.factories import tiny_config
+from tests.factories import tiny_config, train_config, training_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = json.dumps(tiny_config(num_classes=3))  # the CLI's --config
@@ -147,8 +147,7 @@ def test_evaluate_replaces_its_own_outputs_and_overwrite_a_users(tmp_path, capsy
 # training: the run folder
 
 def _train_config(tmp_path, **kw):
-    from tests.test_train import tiny_config
-    return tiny_config(tmp_path, epochs=1, steps_per_epoch=1, **kw)
+    return train_config(tmp_path, epochs=1, steps_per_epoch=1, **kw)
 
 
 @pytest.mark.parametrize("victim", ["notes.txt", "backup/chief", "config.json", "w.tmp-1"])
@@ -167,7 +166,6 @@ def test_training_refuses_a_folder_that_is_not_a_run(tmp_path, victim):
 
 
 def test_training_cli_refuses_a_user_folder_and_says_nothing_of_resuming(tmp_path, capsys):
-    from tests.test_train import make_folder
     out = tmp_path / "mine"
     (out / "backup").mkdir(parents=True)
     (out / "backup" / "chief").write_text("my backup")
@@ -177,7 +175,7 @@ def test_training_cli_refuses_a_user_folder_and_says_nothing_of_resuming(tmp_pat
                                   "alpha": 0.35, "atrous_rates": []}, "val_split": None,
                                   "crop_size": [33, 33], "batch_size": 2, "steps_per_epoch": 1}))
     code = cli.main(["train", "--recipe", str(recipe), "--dataset", "folder", "--num-classes", "3",
-                     "--data-root", make_folder(tmp_path / "data"), "--epochs", "1",
+                     "--data-root", training_folder(tmp_path / "data"), "--epochs", "1",
                      "--output-dir", str(out)])
     captured = capsys.readouterr()
     assert code == 1 and "resuming" not in captured.out

@@ -11,30 +11,10 @@ from PIL import Image
 from deeplab_keras import cli, training
 from deeplab_keras.training import (NaNGuard, PolyWarmup, SegmentationLoss,
                                     median_frequency_weights)
-from tests.factories import tiny_config
+from tests.factories import tiny_config as tiny_model_config
+from tests.factories import train_config as tiny_config, training_folder as make_folder  # noqa: F401
 
-TINY = tiny_config()
-
-
-def make_folder(root, n=6, size=(40, 40), num_classes=3):
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        label = rng.integers(0, num_classes, size).astype(np.uint8)
-        label[:4] = 255
-        for sub, arr in (("images", np.stack([label * 60] * 3, -1).astype(np.uint8)), ("masks", label)):
-            os.makedirs(os.path.join(root, sub), exist_ok=True)
-            Image.fromarray(arr).save(os.path.join(root, sub, f"{i}.png"))
-    return str(root)
-
-
-def tiny_config(tmp_path, **kw):
-    config = {"name": "tiny", "architecture": "deeplabv3", "model": dict(TINY),
-              "dataset": "folder", "data_root": make_folder(tmp_path / "data"), "num_classes": 3,
-              "val_split": None, "crop_size": [33, 33], "batch_size": 2, "epochs": 1,
-              "steps_per_epoch": 2, "learning_rate": 0.01, "warmup_steps": 1, "verbose": 0,
-              "tensorboard": False, "output_dir": str(tmp_path / "run")}
-    config.update(kw)
-    return config
+TINY = tiny_model_config()
 
 
 def reference_loss(logits, labels, num_classes, ignore, weights=None, top_k=100.0):
