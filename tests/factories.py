@@ -46,7 +46,7 @@ def decisive(model, seed=0, size=EXPORT_SIZE):
     x = np.stack(synthetic_images((size, size), 2, seed=5))
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            h = np.asarray(keras.Model(model.inputs, layer.input)(x))
+            h = np.asarray(keras.Model(model.inputs[0], layer.input)(x))  # one input: no structure warning
             gamma, beta, _, _ = layer.get_weights()
             layer.set_weights([gamma, beta, h.mean(axis=(0, 1, 2)), h.var(axis=(0, 1, 2)) + 1e-3])
     layer = model.get_layer("fc8" if "deeplabv1" in model.name else "logits_semantic")

@@ -190,9 +190,11 @@ def _train(config, strategy, is_chief, callbacks):
                       dict(config, class_weights_used=cw, frozen_bn=len(build_report["frozen_bn"]),
                            frozen_bn_layers=build_report["frozen_bn"]))
     start = time.time()
+    # shuffle=False: train_ds shuffles itself (make_dataset); Keras ignores fit's shuffle for a
+    # tf.data.Dataset and warns when it is left at its default True
     history = model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=steps,
                         validation_data=val_ds, validation_freq=config["validation_freq"],
-                        callbacks=callbacks, verbose=config["verbose"])
+                        callbacks=callbacks, verbose=config["verbose"], shuffle=False)
     history.seconds = time.time() - start
     if config.get("ema_momentum") and is_chief:
         # fit() copied the moving average into the model; last.weights.h5 keeps the last
