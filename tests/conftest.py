@@ -1,6 +1,6 @@
-"""Shared fixtures. What is expensive to make (a built model, a conversion) is made once per test
-session (once per pytest-xdist worker) by a session-scoped fixture here; a test that changes
-such a thing works on a copy. Plain helpers live in tests/factories.py."""
+"""Shared fixtures. Something expensive that several test modules use (a built model) is made once
+per test session - once per pytest-xdist worker - by a session-scoped fixture here; a test that
+would change it works on a copy. Plain helpers live in tests/factories.py."""
 import json
 import os
 import pathlib
