@@ -39,8 +39,7 @@ EXTRAS = {
 # (both import and run together; pip check then reports only tfmot's absl-py pin).
 EXTRAS["all"] = sorted({d for name, deps in EXTRAS.items()
                         if name not in ("mobile", "docs", "jax", "torch") for d in deps})
-# pytest-xdist: pytest.ini runs the suite in two worker processes (-n 2)
-EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7", "pytest-xdist>=3.2"]
+EXTRAS["dev"] = EXTRAS["all"] + ["pytest>=7"]
 
 setup(
     name="deeplab-keras",
