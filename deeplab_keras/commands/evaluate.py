@@ -217,19 +217,23 @@ def write_pictures(args, result, palette, examples, ignore_label, labels):
 
 def _run_artifact(args, info, pairs):
     """``--artifact``: the exported file on the labelled split (issue 10)."""
-    from deeplab_keras.evaluation import format_table, write_json
-    from deeplab_keras.export.artifact_eval import evaluate_artifact
+    from deeplab_keras.evaluation import evaluate, format_table, write_json
+    from deeplab_keras.inference.source import is_model_file, open_segmenter
 
     if args.preset or args.weights or args.config or args.architecture:
         raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"
                          "--config/--architecture")
-    if args.input_size:
-        raise ValueError("--artifact runs the file at its own fixed input size: drop --input-size")
-    if _floats(args.scales) != [1.0] or args.flip or args.sliding_window or args.crf:
-        raise ValueError("--artifact runs the file at its fixed input size: --scales/--flip/"
-                         "--sliding-window/--crf apply to Keras models only")
-    result = evaluate_artifact(args.artifact, pairs, dataset=info, num_threads=args.threads,
-                               progress=args.progress)
+    if not is_model_file(args.artifact) and os.path.exists(args.artifact):
+        raise ValueError(f"--artifact {args.artifact}: not an exported model (expected a "
+                         ".tflite / .onnx file or a SavedModel folder)")
+    if args.sliding_window or args.crf:
+        raise ValueError(f"{args.artifact} runs at its fixed input size: drop --sliding-window/"
+                         "--crf (they need a Keras model: --preset, --weights)")
+    # the segmenter layer checks the file and refuses what does not apply to it, as predict
+    segmenter = open_segmenter(args.artifact, num_threads=args.threads,
+                               input_size=args.input_size and loader.parse_input_size(args.input_size),
+                               scales=_floats(args.scales), flip=args.flip)
+    result = evaluate(segmenter, pairs, dataset=info, progress=args.progress)
     result.update(split=args.split, data_root=os.path.abspath(args.data_root))
     check_outputs(args)
     a = result["artifact"]

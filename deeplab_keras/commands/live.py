@@ -95,7 +95,7 @@ def run(args):
                         smoothing=smoothing_option(args.smoothing))
     else:
         model = loader.load_model(args)
-        runner = Runner(model, smoothing=smoothing_option(args.smoothing))
+        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads)
     keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
     segmenter = runner.video_segmenter()
     reader, live = open_live(args.source)

@@ -58,17 +58,15 @@ def run(args):
         if args.preset or args.weights or args.config or args.architecture:
             raise ValueError("--artifact runs the exported file alone: drop --preset/--weights/"
                              "--config/--architecture")
-        if size:
-            raise ValueError("--artifact runs the file at its own fixed input size: drop "
-                             "--input-size")
-        runner = predict_engine.Runner(artifact=args.artifact, scales=args.scales,
+        runner = predict_engine.Runner(artifact=args.artifact, input_size=size, scales=args.scales,
                                        flip=args.flip, smoothing=smoothing, threads=args.threads,
                                        num_classes=args.num_classes)
     else:
         model = loader.load_model(args)
         size, semantics = inference.input_contract(model, size)
         runner = predict_engine.Runner(model, input_size=size, semantics=semantics,
-                                       scales=args.scales, flip=args.flip, smoothing=smoothing)
+                                       scales=args.scales, flip=args.flip, smoothing=smoothing,
+                                       threads=args.threads)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
     return predict_engine.predict_batch(runner, images, args.output,
                                         side_by_side=args.side_by_side,

@@ -8,60 +8,39 @@ import numpy as np
 from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, INDEX_FILE,
                                                    OUTPUT_SUFFIXES, check_not_inputs,
                                                    expand_inputs, output_stems)
-from deeplab_keras.inference import (default_palette, load_image, overlay, predict_classes,
-                                     save_class_map, save_png)
+from deeplab_keras.inference import (default_palette, load_image, overlay, save_class_map,
+                                     save_png)
 from deeplab_keras.video.io import VIDEO_EXTENSIONS
 
 
 class Runner:
-    """What ``predict`` runs: a Keras model (images at its input contract, or averaged over
-    ``scales`` / ``flip`` by the evaluation :class:`~deeplab_keras.evaluation.Predictor`, as
-    ``evaluate`` does; videos compiled through a :class:`~deeplab_keras.video.VideoSegmenter`)
-    or an exported ``artifact`` (``.tflite`` / ``.onnx``, images and videos alike)."""
+    """What ``predict`` runs: one segmenter of the segmenter layer
+    (:func:`deeplab_keras.inference.open_segmenter`) for a Keras model (images at its input
+    contract, or averaged over ``scales`` / ``flip``, as ``evaluate`` does) or an exported
+    ``artifact`` (``.tflite`` / ``.onnx``), images and videos alike; the layer refuses what does
+    not apply to the source (``--scales`` for a fixed-size file, ``--threads`` for Keras)."""
 
     def __init__(self, model=None, artifact=None, *, input_size=None, semantics=None,
                  scales=(1.0,), flip=False, smoothing=False, threads=None, num_classes=None):
-        from deeplab_keras.video.sources import ArtifactSource, KerasSource
+        from deeplab_keras.inference.source import open_segmenter
 
-        scales = tuple(float(s) for s in (scales or (1.0,)))
-        self.model, self.input_size, self.semantics = model, input_size, semantics
-        self.smoothing, self.predictor = smoothing, None
-        if artifact is not None:
-            if scales != (1.0,) or flip:
-                raise ValueError("--artifact runs the file at its fixed input size: --scales/"
-                                 "--flip need a Keras model (--preset/--weights)")
-            self.source = ArtifactSource(artifact, threads, num_classes=num_classes)
-            if self.source.num_classes is None:
-                raise ValueError(f"{artifact} outputs a class map and records no class count "
-                                 "(no labels in its metadata, no export report beside it): "
-                                 "give --num-classes")
-            self.num_classes, self.labels = self.source.num_classes, self.source.labels
-            self.palette, self.ignore_label = None, None
-        else:
-            self.source = KerasSource(model, input_size)
-            self.num_classes = int(model.output_shape[-1])
-            self.labels = getattr(model, "labels", None)
-            self.palette = getattr(model, "palette", None)
-            self.ignore_label = getattr(model, "ignore_label", None)
-            if scales != (1.0,) or flip:
-                from deeplab_keras.evaluation import Predictor
-                # scale 1 is the size the model works at, as without --scales
-                self.predictor = Predictor(model, scales=scales, flip=flip,
-                                           semantics=semantics, input_size=input_size)
+        self.smoothing = smoothing
+        self.source = open_segmenter(artifact if artifact is not None else model,
+                                     input_size=input_size, semantics=semantics,
+                                     scales=scales, flip=flip, num_threads=threads,
+                                     num_classes=num_classes)
+        if self.source.num_classes is None:
+            raise ValueError(f"{artifact} outputs a class map and records no class count "
+                             "(no labels in its metadata, no export report beside it): "
+                             "give --num-classes")
+        self.num_classes, self.labels = self.source.num_classes, self.source.labels
+        self.palette, self.ignore_label = self.source.palette, self.source.ignore_label
         if self.palette is None:
             self.palette = default_palette(self.num_classes)
-        self._image_segmenter = None
 
     def classify(self, image):
-        """(H, W) class map of one RGB uint8 image."""
-        if self.predictor is not None:
-            probs = self.predictor(image)
-            return probs.argmax(-1).astype(np.uint8 if probs.shape[-1] <= 256 else np.int32)
-        if self.model is not None:
-            return predict_classes(self.model, image, self.input_size, self.semantics)
-        if self._image_segmenter is None:
-            self._image_segmenter = self.video_segmenter(smoothing=False)
-        return self._image_segmenter.segment(image)
+        """(H, W) class map of one RGB uint8 image: the segmenter layer's one call."""
+        return self.source.segment(image)
 
     def video_segmenter(self, smoothing=None):
         from deeplab_keras.video import VideoSegmenter
