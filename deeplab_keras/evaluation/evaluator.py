@@ -128,12 +128,13 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
         if input_size == "image":
             file_options["input_size"] = None
         seg = open_segmenter(model, **file_options)
-        if seg.kind == "file":
+        if seg.kind != "keras":  # an exported file (or a segmenter of the caller's own)
+            name = getattr(seg, "path", None) or seg.description
             if input_size == "image":
-                raise ValueError(f"{seg.path} runs at its own fixed input size; input_size "
+                raise ValueError(f"{name} runs at its own fixed input size; input_size "
                                  "'image' needs a Keras model")
             if sliding_window is not None or crf or predictor_options:
-                raise ValueError(f"{seg.path} runs at its fixed input size: sliding windows, "
+                raise ValueError(f"{name} runs at its fixed input size: sliding windows, "
                                  "CRF and other test-time options need a Keras model")
             return _evaluate_file(seg, data, dataset=dataset, num_classes=num_classes,
                                   ignore_label=ignore_label, class_names=class_names,
@@ -215,15 +216,16 @@ def _evaluate_file(seg, data, *, dataset, num_classes, ignore_label, class_names
     """:func:`evaluate` of an exported file: each image through the segmenter's one call
     (resized to the file's input, scores back to the label's size before the argmax, a class
     map by nearest neighbour), so the labels are never resampled."""
+    name = getattr(seg, "path", None) or seg.description
     if dataset is None and num_classes is None:
         if seg.num_classes is None:
-            raise ValueError(f"{seg.path} outputs a class map and records no class count (no "
+            raise ValueError(f"{name} outputs a class map and records no class count (no "
                              "labels in its metadata, no export report beside it): give "
                              "num_classes or a dataset")
         num_classes = seg.num_classes
     info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
     if seg.num_classes is not None and seg.num_classes != info.num_classes:
-        raise ValueError(f"{seg.path} predicts {seg.num_classes} classes but the dataset "
+        raise ValueError(f"{name} predicts {seg.num_classes} classes but the dataset "
                          f"{info.name!r} has {info.num_classes}")
 
     def predict(images):
@@ -231,10 +233,13 @@ def _evaluate_file(seg, data, *, dataset, num_classes, ignore_label, class_names
 
     cm, count, seconds = _confusion(predict, data, info, limit, progress, on_batch)
     result = _result(cm, names, info, count, seconds)
-    art = seg.artifact
     result["settings"] = {"scales": [1.0], "flip": False,
                           "input_size": list(seg.input_size) if seg.input_size else None,
                           "sliding_window": None, "crf": None}
+    if seg.kind != "file":
+        result["source"] = seg.description
+        return result
+    art = seg.artifact
     result["artifact"] = {"path": str(seg.path), "format": seg.format,
                           "runtime": RUNTIMES[seg.format],
                           "input_shape": [-1 if d is None else d for d in art.input_shape],

@@ -26,6 +26,28 @@ def full_palette(palette, classes):
     return palette
 
 
+#: pixels a block of :func:`overlay`'s lookup and :func:`class_counts` handles at once
+BLOCK_PIXELS = 1 << 20
+
+
+def class_counts(classes):
+    """Pixels per class index of a class map, counted a block of rows at a time (np.bincount
+    copies its input as 8-byte integers)."""
+    classes = np.asarray(classes)
+    if classes.ndim < 2:
+        return np.bincount(classes.astype(np.intp).ravel())
+    step = max(1, BLOCK_PIXELS // max(1, int(np.prod(classes.shape[1:]))))
+    counts = np.zeros(0, np.int64)
+    for top in range(0, classes.shape[0], step):
+        part = np.bincount(classes[top:top + step].astype(np.intp).ravel())
+        if len(part) > len(counts):
+            part[:len(counts)] += counts
+            counts = part
+        else:
+            counts[:len(part)] += part
+    return counts
+
+
 def colorize(classes, palette):
     return full_palette(palette, classes)[classes]
 
@@ -76,8 +98,16 @@ def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, 
     levels = np.arange(256, dtype=np.float32)[None, None, :]
     table = (levels * (1 - weight) + palette.astype(np.float32)[:, :, None] * weight)
     table = table.round().astype(np.uint8).ravel()
-    index = classes.astype(np.int32 if n > 85 else np.uint16) * 768  # 85 * 768 + 767 < 2 ** 16
-    out = np.take(table, index[..., None] + (np.arange(3, dtype=index.dtype) * 256) + image)
+    dtype = np.int32 if n > 85 else np.uint16  # 85 * 768 + 767 < 2 ** 16
+    channels = np.arange(3, dtype=dtype) * 256
+    out = np.empty_like(image)
+    # a block of rows at a time: np.take's indices are intp (8 bytes a value), so a 24 MP photo
+    # at once would hold 576 MB of them
+    step = max(1, BLOCK_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], step):
+        rows = slice(top, top + step)
+        index = classes[rows].astype(dtype) * 768
+        np.take(table, index[..., None] + channels + image[rows], out=out[rows])
     if legend:
         out = draw_legend(out, classes, palette, labels)
     return out
@@ -89,7 +119,7 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     ``+N more``; nothing is drawn on an image too small for one row."""
     from PIL import Image, ImageDraw, ImageFont
 
-    counts = np.bincount(np.asarray(classes, np.intp).ravel())
+    counts = class_counts(classes)
     ids = np.flatnonzero(counts)
     counts = counts[ids]
     order = [int(i) for _, i in sorted(zip(-counts, ids))]

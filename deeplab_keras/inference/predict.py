@@ -59,14 +59,19 @@ def predict_classes(model, image, input_size=None, semantics=None):
     best = classes = None
     for start in range(0, num, chunk):
         part = resize(logits[..., start:start + chunk], (height, width), semantics)[0]
-        top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
-        del part
+        if part.shape[-1] == 1:  # one class: its scores, no argmax (8 bytes a pixel)
+            top, arg = part[..., 0], None
+        else:
+            top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
         if best is None:
-            best, classes = top, arg
+            best = np.array(top, np.float32)  # a copy: ``part`` is freed below
+            classes = arg if arg is not None else np.full((height, width), start, dtype)
         else:
             better = top > best  # strict: an earlier class keeps a tie, as np.argmax does
-            best = np.where(better, top, best)
-            classes = np.where(better, arg, classes)
+            np.copyto(best, top, where=better)
+            np.copyto(classes, arg if arg is not None else dtype(start), where=better)
+            del better
+        del part, top, arg
     return classes
 
 
