@@ -138,9 +138,13 @@ class Artifact:
     # -- loaders ---------------------------------------------------------------------------
     def _load_tflite(self, preserve):
         from ai_edge_litert.interpreter import Interpreter
+
+        from deeplab_keras.utils.quiet import filtered_stderr
         options = {"experimental_preserve_all_tensors": True} if preserve else {}
-        self._it = Interpreter(model_path=self.path, num_threads=self.num_threads, **options)
-        self._it.allocate_tensors()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+        with filtered_stderr():
+            self._it = Interpreter(model_path=self.path, num_threads=self.num_threads, **options)
+            self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]
         self._out = self._it.get_output_details()[0]
         signature = self._in.get("shape_signature")
