@@ -75,6 +75,10 @@ class Registry(collections.abc.Mapping):
     def __len__(self):
         return len(self._entries)
 
+    def __setitem__(self, name, value):
+        raise TypeError(f"{self.kind} entries are added with register({name!r}, entry), "
+                        "which refuses a name taken")
+
     def __delitem__(self, name):
         """Unregister ``name`` (a test's temporary entry)."""
         del self._entries[name]
