@@ -289,8 +289,8 @@ def test_labels_string_refused_by_builders_and_presets():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"strength": None}, "TemporalSmoother strength must be a number in \\[0, 1\\), got None"),
-    ({"strength": "yes"}, "TemporalSmoother strength must be a number in \\[0, 1\\), got 'yes'"),
+    ({"strength": None}, "TemporalSmoother strength must be in \\[0, 1\\) \\(a number\\), got None"),
+    ({"strength": "yes"}, "TemporalSmoother strength must be in \\[0, 1\\) \\(a number\\), got 'yes'"),
     ({"strength": 1.0}, "TemporalSmoother strength must be"),
     ({"margin": None}, "TemporalSmoother margin must be"),
     ({"motion_scale": "fast"}, "TemporalSmoother motion_scale must be a positive number"),

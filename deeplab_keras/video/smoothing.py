@@ -36,7 +36,7 @@ def _show(value):
 def _fraction(name, value):
     """``value`` as a float in [0, 1); else a ValueError naming the parameter."""
     if not _real(value) or not 0 <= value < 1:
-        raise ValueError(f"TemporalSmoother {name} must be a number in [0, 1), got {_show(value)}")
+        raise ValueError(f"TemporalSmoother {name} must be in [0, 1) (a number), got {_show(value)}")
     return float(value)
 
 
