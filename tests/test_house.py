@@ -174,6 +174,12 @@ def test_preset_weights_through_a_builder_build_one_model(tiny_zoo, monkeypatch)
     x = _image()
     np.testing.assert_allclose(model.predict(x, verbose=0), tiny_zoo.predict(x, verbose=0),
                                atol=1e-5)
+    # another input size changes no weight: still one build
+    builds.clear()
+    fixed = dk.from_preset("tinyh", input_shape=(33, 33, 3), progress=False)
+    assert len(builds) == 1, builds
+    np.testing.assert_allclose(fixed.predict(x, verbose=0), tiny_zoo.predict(x, verbose=0),
+                               atol=1e-5)
     # another architecture still gets the preset's weights copied by name (two builds: the
     # preset's model is the source), and an error if they do not fit
     builds.clear()

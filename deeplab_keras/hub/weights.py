@@ -148,15 +148,24 @@ def _load_keras_weights(model, path, *, new_head):
             layer.set_weights(saved[layer.name])
 
 
+#: builder arguments that change no weight (the input layer has none)
+_NOT_WEIGHTS = ("input_shape",)
+
+
 def same_architecture(model, preset):
     """Whether ``model`` is preset ``preset``'s own graph (same builder, same arguments with
-    defaults filled in), so the preset's converted ``.weights.h5`` loads into it as it is."""
+    defaults filled in, the input size aside), so the preset's converted ``.weights.h5`` loads
+    into it as it is."""
     if preset.get("backbone_only") or not getattr(model, "architecture", None):
         return False
     architecture, config = model_spec(preset)
+
+    def weighted(config):
+        return {k: v for k, v in config.items() if k not in _NOT_WEIGHTS}
     try:
+        own = weighted(_jsonable(dict(model.config or {})))
         return model.architecture == architecture and \
-            config_of(architecture, **config) == _jsonable(dict(model.config or {}))
+            weighted(config_of(architecture, **config)) == own
     except (TypeError, ValueError):  # a preset config its builder does not take
         return False
 
@@ -171,8 +180,13 @@ def _load_preset(model, name, *, new_head=False, allow_unpinned=False, progress=
     if exact is None:
         exact = same_architecture(model, preset)
     if exact:
-        _read_h5(model, path)
-        return model
+        try:
+            _read_h5(model, path)
+            return model
+        except WeightsFileError:
+            raise
+        except ValueError:  # Keras matched it by structure and failed: copy by name below
+            pass
     own = zoo.conversion_classes(preset)
     source = zoo.build_preset_model(preset, num_classes=own)
     _read_h5(source, path)
