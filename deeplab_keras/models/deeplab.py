@@ -142,6 +142,7 @@ def register(architecture):
         def build(*args, labels=None, palette=None, ignore_label=None, preprocessing=None,
                   **kwargs):
             bound, config = bind(args, kwargs)
+            check_labels(labels)  # before the build: a string of labels is refused at once
             model = builder(*bound.args, **bound.kwargs)
             meta = check_metadata(model.outputs[0].shape[-1], labels, palette, ignore_label,
                                   preprocessing)
