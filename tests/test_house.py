@@ -148,11 +148,20 @@ def test_import_does_not_set_tf_log_level_for_the_process():
     assert out.stdout.strip() == "1", out.stderr[-2000:]
 
 
-def test_the_cli_still_quiets_its_own_process(monkeypatch):
+def test_the_cli_still_quiets_its_own_process(monkeypatch, capsys):
+    import logging
     from deeplab_keras import cli
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    cli._set_verbosity(False)
+    levels = {name: logging.getLogger(name).level for name in ("absl", "tensorflow", "tf2onnx",
+                                                                "h5py")}
+    try:
+        with warnings.catch_warnings():  # main() sets its filters for its process
+            assert cli.main([]) == 2  # no command: the help, after the verbosity is set
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("2", "3")
+    assert "usage: deeplab-keras" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------
