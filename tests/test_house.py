@@ -375,9 +375,14 @@ ORDER = [("layers",), ("backbones",), ("models",), ("importers",), ("hub", "buil
          ("inference",), ("evaluation", "export", "training"), ("video",), ("commands", "cli")]
 SHARED = ("utils", "data", "frontend", "version", "filetypes", "transfer", "download",
           "archives")
+#: modules that are shared helpers inside a layer's package: the one module that opens runtime
+#: sessions (LiteRT, onnxruntime) needs no model code, and importers' parity check uses it
+SHARED_MODULES = ("deeplab_keras.inference.runtime",)
 
 
 def _layer(module):
+    if module in SHARED_MODULES:
+        return "utils"
     return module.split(".")[1] if module.count(".") else None
 
 
