@@ -97,11 +97,14 @@ def run(args):
     check_outputs(args)  # issue 19: before any work, never replace a user's file
     model = None
     if args.dataset == "folder":
-        if args.num_classes is None and loader.stands_alone(args) and not args.artifact:
+        if args.num_classes is None and (loader.stands_alone(args) or args.preset) \
+                and not args.artifact:
             # issue 12: a trained model file knows its classes, names, colours and ignore label
-            # (a .tflite file its classes)
+            # (a .tflite file its classes); issue 27: so does a preset (a backbone preset asks
+            # for --num-classes in load_model)
             model = loader.load_model(args)
-            if not getattr(model, "labels", None) and not str(args.weights).endswith(".tflite"):
+            if loader.stands_alone(args) and not getattr(model, "labels", None) \
+                    and not str(args.weights).endswith(".tflite"):
                 raise ValueError("--dataset folder needs --num-classes (and --ignore-label): "
                                  f"{args.weights} does not record its classes (a file written "
                                  "by `deeplab-keras train` does)")
@@ -112,7 +115,7 @@ def run(args):
                                     palette=getattr(model, "palette", None))
         elif args.num_classes is None:
             raise ValueError("--dataset folder needs --num-classes (and --ignore-label), or a "
-                             "trained --weights FILE.keras that records them")
+                             "--preset or trained --weights FILE.keras that records them")
         else:
             info = data.custom_info(args.num_classes,
                                     255 if args.ignore_label is None else args.ignore_label)

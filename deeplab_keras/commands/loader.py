@@ -142,7 +142,7 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
     """
     from deeplab_keras.hub import zoo
     from deeplab_keras.hub.weights import from_preset, load_weights
-    from deeplab_keras.models import build_model
+    from deeplab_keras.builders import build_model
 
     classes = args.num_classes if args.num_classes is not None else num_classes
     weights = args.weights

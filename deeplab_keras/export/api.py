@@ -14,6 +14,7 @@ from deeplab_keras.export import calibration, convert, graph, handoff, mobile, o
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
 from deeplab_keras.utils.backend import require_tensorflow
+from deeplab_keras.utils.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +26,15 @@ class Format:
     check: object = None  # (artifact, plan, notes) -> None: raise parity.ParityError if bad
 
 
-#: format name -> :class:`Format`
-REGISTRY = {}
+#: format name -> :class:`Format` (a :class:`~deeplab_keras.utils.registry.Registry`, the
+#: package's one registry kind)
+REGISTRY = Registry("export format")
 
 
 def register_format(name, extension, quantize_modes=("none",), check=None):
     """Decorator registering ``convert(plan, tmp_path)`` as export format ``name``."""
     def decorate(fn):
-        REGISTRY[name] = Format(name, extension, fn, tuple(quantize_modes), check)
+        REGISTRY.register(name, Format(name, extension, fn, tuple(quantize_modes), check))
         return fn
     return decorate
 
