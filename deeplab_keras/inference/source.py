@@ -24,6 +24,7 @@ from deeplab_keras.inference.bounds import check_run_size
 from deeplab_keras.inference.image import as_rgb8
 from deeplab_keras.inference.predict import input_contract, predict_classes
 from deeplab_keras.inference.runtime import Artifact, first_line, read_metadata
+from deeplab_keras.utils import validate
 
 
 def resize(*args, **kwargs):
@@ -41,23 +42,11 @@ PROBE_SIZE = (64, 64)
 
 
 def check_labels(labels, count=None, origin="labels"):
-    """``labels`` as a list of class names, or ValueError naming the problem: a string (one
-    name per character is never meant), not a sequence of strings, or a count other than
-    ``count`` classes."""
-    if labels is None:
-        return None
-    if isinstance(labels, (str, bytes)):
-        raise ValueError(f"{origin} must be a list of class names, got the string {labels!r} "
-                         "(write ['road', 'car', ...])")
-    try:
-        labels = list(labels)
-    except TypeError:
-        raise ValueError(f"{origin} must be a list of class names, got "
-                         f"{type(labels).__name__}") from None
-    bad = [v for v in labels if not isinstance(v, str)]
-    if bad:
-        raise ValueError(f"{origin} must be class names (strings), got {bad[0]!r}")
-    if count is not None and len(labels) != count:
+    """``labels`` as a list of class names (:func:`deeplab_keras.utils.validate.check_labels`:
+    a string, a dict or entries that are not names are refused), or ValueError when they are
+    not ``count`` names for ``origin``'s classes."""
+    labels = validate.check_labels(labels, name="labels")
+    if labels is not None and count is not None and len(labels) != count:
         raise ValueError(f"{origin} has {count} classes but {len(labels)} labels were given")
     return labels
 

@@ -36,15 +36,7 @@ class VideoSegmenter:
                  labels=None):
         self.source = open_segmenter(source, num_threads=num_threads, input_size=input_size,
                                      labels=labels)
-        if smoothing is True:
-            smoothing = TemporalSmoother()
-        elif smoothing is not False and smoothing is not None and \
-                not isinstance(smoothing, TemporalSmoother):
-            if isinstance(smoothing, (str, bytes)) or not isinstance(smoothing, (int, float)):
-                raise ValueError(f"smoothing must be True/False, a strength in [0, 1) or a "
-                                 f"TemporalSmoother, got {smoothing!r}")
-            smoothing = TemporalSmoother(strength=float(smoothing))
-        self.smoother = smoothing or None
+        self.smoother = TemporalSmoother.from_arg(smoothing)
         self.frame_size = None
         self.frames = 0
         self.resets = 0
