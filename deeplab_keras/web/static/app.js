@@ -53,8 +53,22 @@ let ema = null;           // temporal smoothing state (confidence masks)
 
 function clamp01(x) { return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0; }
 
+// MediaPipe's own errors span lines (status, source trace): keep the first one
+function firstLine(text) { return String(text).split('\n').map((l) => l.trim()).filter(Boolean)[0] || String(text); }
+
+function runtimeError(err) {
+  // MediaPipe's status text, without its source-location trace, on one line
+  const why = String(err.message || err).split('=== Source Location Trace')[0]
+    .split('\n').map((l) => l.trim()).filter(Boolean).join(' ').slice(0, 400);
+  return delegate === 'GPU'
+    ? `the GPU delegate cannot run this model (MediaPipe: ${why}); open the page without ` +
+      '?delegate=gpu (an int8 file needs the CPU delegate; export --quantize float16 for the GPU)'
+    : `MediaPipe could not segment (${why})`;
+}
+
 function showError(message) {
   stop();
+  message = firstLine(message);
   const el = $('error');
   el.textContent = message;
   el.hidden = false;
@@ -251,7 +265,12 @@ async function segmentImage(source, what) {
   const img = await loadImage(source, what);
   const seg = await segmenter('IMAGE');
   const t0 = performance.now();
-  const mask = classes(seg.segment(img));
+  let mask;
+  try {
+    mask = classes(seg.segment(img));
+  } catch (err) {
+    throw new Error(runtimeError(err));
+  }
   const ms = performance.now() - t0;
   const w = img.naturalWidth;
   const h = img.naturalHeight;
@@ -282,11 +301,17 @@ async function playLoop(video, what) {
       const w = video.videoWidth;
       const h = video.videoHeight;
       const now = performance.now();
-      const mask = classes(seg.segmentForVideo(video, now));
+      let mask;
+      try {
+        mask = classes(seg.segmentForVideo(video, now));
+      } catch (err) {
+        showError(runtimeError(err));
+        return;
+      }
       render(video, w, h, mask);
       frames += 1;
       times.push(performance.now());
-      while (times.length > 1 && times[times.length - 1] - times[0] > 2000) times.shift();
+      while (times.length > 2 && times[times.length - 1] - times[0] > 2000) times.shift();
       const fps = times.length > 1 ? (times.length - 1) * 1000 / (times[times.length - 1] - times[0]) : 0;
       body.dataset.frames = String(frames);
       body.dataset.fps = fps.toFixed(2);
@@ -439,8 +464,6 @@ async function main() {
     meta = await (await nativeFetch(new URL('labels.json', HERE))).json();
     background = new Set(meta.labels.flatMap((n, i) => (
       BACKGROUND_NAMES.includes(n.trim().toLowerCase()) || meta.colors[i].every((v) => v === 0) ? [i] : [])));
-    state.keep = keepFromParams();
-    wireControls();
     fileset = await FilesetResolver.forVisionTasks(new URL('mediapipe/wasm', HERE).href);
     await segmenter(params.has('video') || params.has('camera') ? 'VIDEO' : 'IMAGE');
   } catch (err) {
@@ -448,6 +471,14 @@ async function main() {
       ? `the model did not load with the GPU delegate (${err.message}); open the page without ?delegate=gpu`
       : `the model did not load (${err.message})`);
     return;
+  }
+  try {
+    state.keep = keepFromParams();
+  } catch (err) {
+    showError(err.message);
+    return;
+  } finally {
+    wireControls();
   }
   status('ready: drop an image or a video, pick a file, or choose the camera');
   body.dataset.state = 'ready';
