@@ -224,6 +224,28 @@ def test_fake_camera_segments_30_frames_and_reports_fps(served, browser):
     assert_local(browser, served)
 
 
+def test_video_file_is_segmented(web_folder, served, browser, tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="needs imageio-ffmpeg to write "
+                                         "the WebM clip (pip install -e '.[video]')")
+    import subprocess
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(_frames(10)):
+        Image.fromarray(frame).save(frames / f"{i:03d}.png")
+    inputs = web_folder / "inputs"
+    inputs.mkdir(exist_ok=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-framerate", "15",
+                    "-i", str(frames / "%03d.png"), "-c:v", "libvpx", "-b:v", "1M",
+                    str(inputs / "clip.webm")], check=True, timeout=120)
+    data = open_page(browser, served, "?video=inputs/clip.webm&effect=blur",
+                     lambda d: d.get("error") or int(d.get("frames", 0)) >= 10)
+    assert "error" not in data, data["error"]
+    assert float(data["fps"]) > 0
+    data = open_page(browser, served, "?video=inputs/missing.webm", lambda d: d.get("state") == "error")
+    assert "cannot be played" in shown_error(browser)
+    assert_local(browser, served)
+
+
 def test_hostile_image_urls_show_one_message(web_folder, served, browser):
     inputs = web_folder / "inputs"
     inputs.mkdir(exist_ok=True)
