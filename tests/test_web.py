@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CAMVID, need
+from tests.conftest import CAMVID, REFERENCE, need
 
 SIZE = "180x240"
 HOST_RULES = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
@@ -85,6 +85,11 @@ def web_folder(tmp_path_factory):
     if why:
         pytest.skip(why)
     from deeplab_keras import cli
+    from deeplab_keras.web import runtime
+    try:
+        runtime.tarball(quiet=True)  # npm and the registry, or the cache
+    except runtime.RuntimeUnavailable as err:
+        pytest.skip(str(err))
     out = tmp_path_factory.mktemp("web") / "camvid_web"
     calib = ["--calibration", str(CAMVID / "val")] if (CAMVID / "val").is_dir() else []
     code = cli.main(["export", "--preset", "deeplabv3plus_mobilenetv2_camvid", "--target", "web",
@@ -332,6 +337,30 @@ def test_unreachable_registry_is_one_clear_line(tmp_path, monkeypatch):
     assert not os.listdir(tmp_path / "cache" / "npm")  # nothing half-written in the cache
 
 
+def test_export_takes_a_mediapipe_tflite_as_it_is(web_folder, tmp_path, capsys):
+    from deeplab_keras import cli
+    from deeplab_keras.web import app
+    model = web_folder / "model.tflite"
+    out = tmp_path / "again"
+    assert cli.main(["export", "--weights", str(model), "--target", "web", "--input-size", "64",
+                     "--output", str(out)]) == 0
+    report = app.read_report(out)
+    assert report["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert report["source"] == str(model) and report["labels"][9] == "Pedestrian"
+    assert app.is_web_folder(out)
+    # the folder's export report names the final folder, not the staging one it was written in
+    assert ".tmp" not in (web_folder / "model.json").read_text()
+    capsys.readouterr()
+    # a .tflite MediaPipe cannot run (no metadata): one line, nothing written
+    plain = need(REFERENCE / "deeplabv3_mnv2_pascal_quant.tflite")
+    assert cli.main(["export", "--weights", str(plain), "--target", "web", "--input-size", "64",
+                     "--output", str(tmp_path / "plain")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "outputs int64 [1, 513, 513]" in err[0], err
+    assert "MediaPipe-compatible .tflite" in err[0]
+    assert sorted(os.listdir(tmp_path)) == ["again"]
+
+
 def _fake_web_folder(path):
     from deeplab_keras.utils import io
     from deeplab_keras.web import app
@@ -358,6 +387,20 @@ def test_web_folder_ownership(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputExistsError, match="writes a folder"):
         app.check_output(tmp_path / "file")
+
+
+def test_staging_replaces_our_folder_only_when_all_went_well(tmp_path):
+    from deeplab_keras.web import app
+    ours = _fake_web_folder(tmp_path / "ours")
+    with pytest.raises(RuntimeError):
+        with app.staging(ours) as stage:
+            (tmp_path / stage / "index.html").write_text("new")
+            raise RuntimeError("the export failed")
+    assert (ours / "index.html").read_text() == "<p>page</p>"
+    assert sorted(os.listdir(tmp_path)) == ["ours"]  # the staging folder is gone
+    with app.staging(ours) as stage:
+        (tmp_path / stage / "index.html").write_text("new")
+    assert (ours / "index.html").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["ours"]
 
 
 def test_export_refuses_a_foreign_folder_before_loading(tmp_path, capsys):

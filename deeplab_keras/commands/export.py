@@ -133,6 +133,8 @@ def _web(args):
     """``--target web``: the MediaPipe export (or a given MediaPipe-compatible .tflite) into a
     staging folder, then the page and the vendored runtime beside it; the staging folder
     replaces ``--output`` only when all of it succeeded."""
+    import contextlib
+    import io
     import json
     import shutil
 
@@ -156,7 +158,17 @@ def _web(args):
         else:  # the --target mediapipe export, with its gates and report, inside the folder
             args.target, args.format, args.output, args.report_dir = "mediapipe", "tflite", model_file, stage
             args._model = model
-            run(args)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                run(args)
+            final = os.path.abspath(folder)
+            print(printed.getvalue().replace(stage, final), end="")
+            for name in (_name(model_file) + ".json", _name(model_file) + ".md"):  # name the final paths
+                path = os.path.join(stage, name)
+                with open(path) as f:
+                    text = f.read()
+                with open(path, "w") as f:
+                    f.write(text.replace(stage, final))
             with open(os.path.join(stage, _name(model_file) + ".json")) as f:
                 export_report = json.load(f)
         report = app.write_folder(stage, labels=labels, palette=palette, export_report=export_report,

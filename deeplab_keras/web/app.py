@@ -94,17 +94,83 @@ def staging(output):
         raise
 
 
-def check_tflite(path):
-    """``labels`` of a ``.tflite`` MediaPipe's ImageSegmenter loads (raises ValueError with one
-    line when it does not: the page could not run it either)."""
-    from deeplab_keras.export import mediapipe_gate
-    from deeplab_keras.export.metadata import MetadataError
+#: run in a child process: MediaPipe's segmenter hangs when closed again (garbage collection)
+#: after a failed run, so a file that cannot run must not be tried in this process
+_CHECK = """
+import json, sys
+import numpy as np
+import mediapipe as mp
+from mediapipe.tasks.python import vision
+from mediapipe.tasks.python.core.base_options import BaseOptions
+opts = vision.ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=sys.argv[1]),
+                                    output_category_mask=True, output_confidence_masks=False)
+seg = vision.ImageSegmenter.create_from_options(opts)
+print(json.dumps(list(seg.labels)), flush=True)
+seg.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.full((64, 64, 3), 128, np.uint8)))
+seg.close()
+print("ran", flush=True)
+"""
+
+
+#: TFLite tensor types MediaPipe's segmenter reads as scores: FLOAT32, UINT8, INT8
+_SCORE_TYPES = {0: "float32", 3: "uint8", 9: "int8"}
+_TYPE_NAMES = {1: "float16", 2: "int32", 4: "int64", 5: "string", 6: "bool", 7: "int16"}
+
+
+def _check_outputs(path, fix):
+    """Refuse, before starting MediaPipe, a file whose output is not one 4-D score tensor (a
+    class map in int64 or int32, say: MediaPipe's segmenter cannot run it)."""
+    from tensorflow.lite.tools import flatbuffer_utils
     try:
-        with mediapipe_gate.Segmenter(path) as seg:
-            return seg.labels
-    except MetadataError as err:
-        raise ValueError(f"{err}; the web target needs a MediaPipe-compatible .tflite (export one "
-                         "with --target mediapipe, or pass a preset / .keras model)") from None
+        model = flatbuffer_utils.read_model(path)
+        graph = model.subgraphs[0]
+        outputs = [graph.tensors[i] for i in graph.outputs]
+    except Exception:  # not a flatbuffer: MediaPipe says so below
+        return
+    for t in outputs:
+        shape = [int(v) for v in t.shape] if t.shape is not None else []
+        if t.type not in _SCORE_TYPES or len(shape) != 4:
+            kind = _SCORE_TYPES.get(t.type) or _TYPE_NAMES.get(t.type, f"type {t.type}")
+            raise ValueError(f"{path} outputs {kind} {shape} (MediaPipe's segmenter reads one 4-D "
+                             f"float32/uint8/int8 score tensor, not a class map); {fix}")
+
+
+def check_tflite(path):
+    """``labels`` of a ``.tflite`` that MediaPipe's ImageSegmenter loads and runs (one small
+    image, in a child process) and whose metadata names its classes; else ValueError with one
+    line (the page could not run it either)."""
+    import re
+    import subprocess
+    import sys
+
+    from deeplab_keras.export import mediapipe_gate
+    fix = ("the web target needs a MediaPipe-compatible .tflite (export one with --target "
+           "mediapipe, or pass a preset / .keras model)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; give a .tflite file")
+    _check_outputs(path, fix)
+    if not mediapipe_gate.available():
+        raise ValueError("checking a .tflite for the web target needs mediapipe: pip install "
+                         "'deeplab-keras[mobile]'")
+    try:
+        out = subprocess.run([sys.executable, "-c", _CHECK, os.path.abspath(path)],
+                             capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"MediaPipe ImageSegmenter did not finish one 64x64 image with {path} in "
+                         f"300 s; {fix}") from None
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or lines[-1:] != ["ran"]:
+        text = out.stderr.split("Exception ignored in")[0].splitlines()  # not the __del__ noise
+        failed = [line.rpartition("failed:")[2].strip() for line in text if "failed:" in line]
+        errors = [line.rpartition(": ")[2] for line in text if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        why = ([w for w in failed if w] or errors or [f"exit status {out.returncode}"])[-1]
+        what = "loads" if lines else "cannot load"
+        raise ValueError(f"MediaPipe ImageSegmenter {what} {path}"
+                         f"{' but cannot run it' if lines else ''} ({why.strip()[:300]}); {fix}")
+    labels = json.loads(lines[0])
+    if not labels:
+        raise ValueError(f"{path} has no label metadata MediaPipe reads; {fix}")
+    return labels
 
 
 def write_folder(folder, *, labels, palette=None, export_report=None, source=None, quiet=False):
