@@ -416,6 +416,16 @@ def test_export_refuses_a_foreign_folder_before_loading(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["site"]  # no staging folder left
 
 
+def test_export_web_refuses_a_bad_input_size_before_loading(tmp_path, capsys, monkeypatch):
+    from deeplab_keras import cli
+    from deeplab_keras.commands import export as export_command
+    monkeypatch.setattr(export_command.loader, "load_model", lambda *a, **k: pytest.fail("work started"))
+    assert cli.main(["export", "--preset", "deeplabv3plus_mobilenetv2_camvid", "--target", "web",
+                     "--input-size", "0", "--output", str(tmp_path / "web")]) == 1
+    assert "--input-size takes N, H W or HxW" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
 def test_server_serves_only_the_folder(tmp_path):
     import urllib.error
     import urllib.request

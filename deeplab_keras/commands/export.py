@@ -147,6 +147,9 @@ def _web(args):
     if given:
         labels, palette = app.check_tflite(given), None
     else:
+        size, extra = loader.split_input_size(args.input_size)  # a bad one before loading
+        if extra:
+            raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
         model = loader.load_model(args, missing_weights="fresh")
         labels, palette = getattr(model, "labels", None), getattr(model, "palette", None)
     folder = args.output
