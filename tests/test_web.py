@@ -246,6 +246,10 @@ def test_video_file_is_segmented(web_folder, served, browser, tmp_path):
                      lambda d: d.get("error") or int(d.get("frames", 0)) >= 10)
     assert "error" not in data, data["error"]
     assert float(data["fps"]) > 0
+    # temporal smoothing (confidence masks, motion gate, hysteresis) runs too
+    data = open_page(browser, served, "?video=inputs/clip.webm&smooth",
+                     lambda d: d.get("error") or int(d.get("frames", 0)) >= 10)
+    assert "error" not in data, data["error"]
     data = open_page(browser, served, "?video=inputs/missing.webm", lambda d: d.get("state") == "error")
     assert "cannot be played" in shown_error(browser)
     assert_local(browser, served)

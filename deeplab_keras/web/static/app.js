@@ -39,7 +39,7 @@ const state = {
   opacity: clamp01(parseFloat(params.get('opacity') ?? '0.5')),
   color: [0, 177, 64],
   bgImage: null,
-  smooth: clamp01(parseFloat(params.get('smooth') ?? '0')),
+  smooth: smoothingStrength(params),
   keep: new Set(),
 };
 const delegate = (params.get('delegate') || 'cpu').toLowerCase() === 'gpu' ? 'GPU' : 'CPU';
@@ -49,7 +49,20 @@ let fileset = null;
 const segmenters = {};
 let run = 0;              // bumped to stop the running video/camera loop
 let stream = null;
-let ema = null;           // temporal smoothing state (confidence masks)
+// temporal smoothing, as deeplab_keras.video.TemporalSmoother: motion-aware exponential average
+// of the per-class confidences, plus hysteresis on class switches
+const MOTION_SCALE = 0.12;
+const MARGIN = 0.25;
+let evidence = null;
+let shown = null;
+let lastGray = null;
+
+// ?smooth (or =on/true/1): the recommended strength 0.4; ?smooth=0.6: that strength (0 = off)
+function smoothingStrength(p) {
+  if (!p.has('smooth')) return 0;
+  const x = parseFloat(p.get('smooth'));
+  return Number.isFinite(x) && x < 1 ? Math.max(0, x) : 0.4;
+}
 
 function clamp01(x) { return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0; }
 
@@ -102,28 +115,44 @@ async function segmenter(mode) {
   return segmenters[mode];
 }
 
-// (W*H) Uint8Array of class indices from a MediaPipe result; closes the result's masks.
-function classes(result) {
+// (W*H) Uint8Array of class indices from a MediaPipe result (smoothed over time when its
+// confidence masks are given, with the frame's RGBA pixels for motion); closes the result.
+function classes(result, rgba) {
   try {
     if (result.categoryMask) return result.categoryMask.getAsUint8Array().slice();
-    const masks = result.confidenceMasks;
-    const n = masks[0].width * masks[0].height;
+    const masks = result.confidenceMasks.map((m) => m.getAsFloat32Array());
+    const n = masks[0].length;
     const k = masks.length;
-    const fresh = !ema || ema.length !== n * k;
-    if (fresh) ema = new Float32Array(n * k);
-    const a = state.smooth;
-    for (let c = 0; c < k; c++) {
-      const m = masks[c].getAsFloat32Array();
-      const o = c * n;
-      for (let i = 0; i < n; i++) ema[o + i] = fresh ? m[i] : a * ema[o + i] + (1 - a) * m[i];
+    let gray = null;
+    if (rgba && rgba.length === 4 * n) {
+      gray = new Float32Array(n);
+      for (let i = 0, p = 0; i < n; i++, p += 4) gray[i] = (0.299 * rgba[p] + 0.587 * rgba[p + 1] + 0.114 * rgba[p + 2]) / 255;
     }
+    if (!evidence || evidence.length !== n * k) {  // first frame, or the size changed
+      evidence = new Float32Array(n * k);
+      for (let c = 0; c < k; c++) evidence.set(masks[c], c * n);
+      shown = null;
+      lastGray = null;
+    } else {
+      const still = 1 - state.smooth;
+      const moving = gray && lastGray && lastGray.length === n;
+      for (let i = 0; i < n; i++) {
+        const a = moving ? still + (1 - still) * Math.min(Math.abs(gray[i] - lastGray[i]) / MOTION_SCALE, 1) : still;
+        for (let c = 0; c < k; c++) evidence[c * n + i] = evidence[c * n + i] * (1 - a) + masks[c][i] * a;
+      }
+    }
+    lastGray = gray;
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       let best = 0;
-      let v = ema[i];
-      for (let c = 1; c < k; c++) if (ema[c * n + i] > v) { v = ema[c * n + i]; best = c; }
+      let v = -Infinity;
+      for (let c = 0; c < k; c++) {
+        const e = evidence[c * n + i] + (shown && shown[i] === c ? MARGIN : 0);
+        if (e > v) { v = e; best = c; }
+      }
       out[i] = best;
     }
+    shown = out;
     return out;
   } finally {
     if (typeof result.close === 'function') result.close();
@@ -288,7 +317,8 @@ async function segmentImage(source, what) {
 async function playLoop(video, what) {
   const token = ++run;
   const seg = await segmenter('VIDEO');
-  ema = null;
+  evidence = shown = lastGray = null;
+  const grab = state.smooth > 0 ? document.createElement('canvas') : null;
   let frames = 0;
   let lastTime = -1;
   const times = [];
@@ -303,7 +333,14 @@ async function playLoop(video, what) {
       const now = performance.now();
       let mask;
       try {
-        mask = classes(seg.segmentForVideo(video, now));
+        let rgba = null;
+        if (grab) {  // the frame's pixels, for the smoother's motion gate
+          grab.width = w; grab.height = h;
+          const g = grab.getContext('2d', {willReadFrequently: true});
+          g.drawImage(video, 0, 0, w, h);
+          rgba = g.getImageData(0, 0, w, h).data;
+        }
+        mask = classes(seg.segmentForVideo(video, now), rgba);
       } catch (err) {
         showError(runtimeError(err));
         return;
