@@ -316,13 +316,22 @@ def test_cached_runtime_is_used_without_npm(tmp_path, monkeypatch):
     assert "npm is not on PATH" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_no_npm_is_one_clear_line(tmp_path, monkeypatch):
+def test_no_npm_is_one_clear_line(tmp_path, monkeypatch, capsys):
     from deeplab_keras import download
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     from deeplab_keras.web import runtime
     with pytest.raises(runtime.RuntimeUnavailable, match=r"npm is not on PATH; install Node.js"):
         runtime.tarball(quiet=True)
+    # the command stops on it before loading or exporting anything, with one line
+    from deeplab_keras import cli
+    from deeplab_keras.commands import export as export_command
+    monkeypatch.setattr(export_command.loader, "load_model", lambda *a, **k: pytest.fail("work started"))
+    assert cli.main(["export", "--preset", "deeplabv3plus_mobilenetv2_camvid", "--target", "web",
+                     "--input-size", "64", "--output", str(tmp_path / "web")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "npm is not on PATH" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "web").exists()
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")

@@ -144,12 +144,15 @@ def _web(args):
                          "report; drop --format and --report-dir")
     app.check_output(args.output, args.overwrite)  # before loading anything
     given = args.weights if str(args.weights or "").lower().endswith(".tflite") else None
-    if given:
-        labels, palette = app.check_tflite(given), None
-    else:
+    if not given:
         size, extra = loader.split_input_size(args.input_size)  # a bad one before loading
         if extra:
             raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
+    from deeplab_keras.web import runtime
+    runtime.tarball()  # npm (once) or the cache: a missing runtime stops here, before the export
+    if given:
+        labels, palette = app.check_tflite(given), None
+    else:
         model = loader.load_model(args, missing_weights="fresh")
         labels, palette = getattr(model, "labels", None), getattr(model, "palette", None)
     folder = args.output
