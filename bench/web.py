@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import benchlib
+from deeplab_keras.web.y4m import write_y4m
 
 CAMVID = os.path.join(benchlib.HERE, "..", "..", "shared", "data", "camvid")
 HOST_RULES = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
@@ -46,18 +47,6 @@ def load_frames(root, limit=None):
     folder = os.path.join(root, "val")
     names = sorted(f for f in os.listdir(folder) if f.endswith(".png"))[:limit]
     return [np.asarray(Image.open(os.path.join(folder, n)).convert("RGB")) for n in names]
-
-
-def write_y4m(path, frames, fps):
-    from PIL import Image
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            y, u, v = Image.fromarray(frame).convert("YCbCr").split()
-            f.write(b"FRAME\n" + np.asarray(y).tobytes()
-                    + np.asarray(u.resize((w // 2, h // 2), Image.BILINEAR)).tobytes()
-                    + np.asarray(v.resize((w // 2, h // 2), Image.BILINEAR)).tobytes())
 
 
 def start_browser(*args, window="1000,900"):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab_keras.web.y4m import write_y4m
 from tests.conftest import CAMVID, REFERENCE, need
 
 SIZE = "180x240"
@@ -65,18 +66,6 @@ def _frames(n, size=(180, 240)):
         x[h // 3: 2 * h // 3, 10 + 8 * i: 60 + 8 * i] = (64, 0, 128)
         out.append(x)
     return out
-
-
-def write_y4m(path, frames, fps=30):
-    """A YUV4MPEG2 (4:2:0) clip of RGB frames, as chromium's fake camera reads it."""
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            y, u, v = Image.fromarray(frame).convert("YCbCr").split()
-            f.write(b"FRAME\n" + np.asarray(y).tobytes()
-                    + np.asarray(u.resize((w // 2, h // 2), Image.BILINEAR)).tobytes()
-                    + np.asarray(v.resize((w // 2, h // 2), Image.BILINEAR)).tobytes())
 
 
 @pytest.fixture(scope="module")
