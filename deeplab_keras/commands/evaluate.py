@@ -221,14 +221,9 @@ def write_pictures(args, result, palette, examples, ignore_label, labels):
 def _run_artifact(args, info, pairs):
     """``--artifact``: the exported file on the labelled split (issue 10)."""
     from deeplab_keras.evaluation import evaluate, format_table, write_json
-    from deeplab_keras.inference.source import is_model_file, open_segmenter
+    from deeplab_keras.inference.source import open_segmenter
 
-    if args.preset or args.weights or args.config or args.architecture:
-        raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"
-                         "--config/--architecture")
-    if not is_model_file(args.artifact) and os.path.exists(args.artifact):
-        raise ValueError(f"--artifact {args.artifact}: not an exported model (expected a "
-                         ".tflite / .onnx file or a SavedModel folder)")
+    loader.check_artifact(args)
     if args.sliding_window or args.crf:
         raise ValueError(f"{args.artifact} runs at its fixed input size: drop --sliding-window/"
                          "--crf (they need a Keras model: --preset, --weights)")

@@ -91,7 +91,7 @@ def run(args):
     if window is None and not args.output:
         raise ValueError("no display here: give --output FILE.mp4 to write the live result")
     if args.artifact:
-        runner = Runner(artifact=args.artifact, threads=args.threads,
+        runner = Runner(artifact=loader.check_artifact(args), threads=args.threads,
                         smoothing=smoothing_option(args.smoothing))
     else:
         model = loader.load_model(args)

@@ -55,10 +55,7 @@ def run(args):
         raise ValueError("give at least one INPUT (image, video, folder or glob) to segment")
     smoothing = smoothing_option(args.smoothing)
     if args.artifact:
-        if args.preset or args.weights or args.config or args.architecture:
-            raise ValueError("--artifact runs the exported file alone: drop --preset/--weights/"
-                             "--config/--architecture")
-        runner = predict_engine.Runner(artifact=args.artifact, input_size=size, scales=args.scales,
+        runner = predict_engine.Runner(artifact=loader.check_artifact(args), input_size=size, scales=args.scales,
                                        flip=args.flip, smoothing=smoothing, threads=args.threads,
                                        num_classes=args.num_classes)
     else:
