@@ -402,3 +402,23 @@ def test_live_stall_mid_stream_keeps_the_frames_processed(tiny, tmp_path, capsys
     assert kept and made.frames == int(kept.group(1)) >= 1  # the newest frames, none lost
     made.close()
     assert stalling.closed.is_set()
+
+
+# -- the same policy for the other writers found (demo pictures, benchmark --json) ------------
+
+def test_demo_and_benchmark_never_replace_a_users_file(tmp_path, capsys):
+    from PIL import Image
+    user = tmp_path / "demo_road.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(user)
+    before = user.read_bytes()
+    assert cli.main(["demo", "--output-dir", str(tmp_path), "--no-export"]) == 1
+    err = capsys.readouterr().err
+    assert "demo_road.png" in err and "--overwrite" in err and user.read_bytes() == before
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"a model")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}\n')
+    for target, message in ((notes, "--overwrite"), (model, "is an input of this run")):
+        assert cli.main(["benchmark", str(model), "--json", str(target)]) == 1
+        assert message in capsys.readouterr().err
+    assert notes.read_text() == '{"mine": 1}\n' and model.read_bytes() == b"a model"
