@@ -225,9 +225,12 @@ class VideoReader:
             self._cond.notify_all()
 
     def _open(self, timeout):
-        def ready():
-            return None in self._lines or any(
-                ln.startswith("Output #") or ln.startswith("Stream mapping") for ln in self._lines)
+        def ready():  # the output stream's line (its size, after any rotation) or an exit
+            if None in self._lines:
+                return True
+            out = next((i for i, ln in enumerate(self._lines) if ln.startswith("Output #")),
+                       None)
+            return out is not None and any("Video: rawvideo" in ln for ln in self._lines[out:])
         with self._cond:
             if not self._cond.wait_for(ready, timeout=timeout):
                 raise ValueError(f"cannot read video {self.path}: no answer in {timeout:g} s "
