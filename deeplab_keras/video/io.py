@@ -208,9 +208,10 @@ class VideoReader:
                                             daemon=True)
         self._err_thread.start()
         try:
-            self._open(timeout)
+            self._open(timeout, count and not stream)
             if count and not stream:
                 self._count()
+                self._check_rate()
         except BaseException:
             self.close()
             raise
@@ -224,7 +225,7 @@ class VideoReader:
             self._lines.append(None)  # ffmpeg closed its stderr (exited)
             self._cond.notify_all()
 
-    def _open(self, timeout):
+    def _open(self, timeout, count):
         def ready():  # the output stream's line (its size, after any rotation) or an exit
             if None in self._lines:
                 return True
@@ -248,15 +249,19 @@ class VideoReader:
                              "truncated or not a video)")
         out = re.search(r"Output #0.*?Stream #0:0.*?, (\d+)x(\d+)", text, re.S)
         self.size = (int(out.group(2)), int(out.group(1))) if out else info["size"]
-        fps = info["fps"]
-        if fps is None or not (MIN_FPS <= fps <= MAX_FPS):
-            said = "no frame rate" if fps is None else f"a frame rate of {fps:g} fps"
-            raise ValueError(f"video {self.path} has {said} in its header (outside "
-                             f"{MIN_FPS:g}..{MAX_FPS:g} fps: a damaged or unusual header); "
-                             "re-encode it at a normal rate: ffmpeg -i IN -r 30 OUT.mp4")
-        self.fps = fps
+        self.fps = info["fps"]
         self.audio = info["audio_codec"]
         self.duration = info["duration"]
+        if not count:  # else checked once the packets have given the true rate
+            self._check_rate()
+
+    def _check_rate(self):
+        fps = self.fps
+        if fps is None or not (MIN_FPS <= fps <= MAX_FPS):
+            said = "no frame rate" if fps is None else f"a frame rate of {fps:g} fps"
+            raise ValueError(f"video {self.path} has {said} (outside {MIN_FPS:g}..{MAX_FPS:g} "
+                             "fps: a damaged or unusual header); re-encode it at a normal rate: "
+                             "ffmpeg -i IN -r 30 OUT.mp4")
 
     def _count(self):
         tb, pts = _packets(self.path)
@@ -266,10 +271,12 @@ class VideoReader:
             raise ValueError(f"video {self.path} has no frames")
         if tb is not None and len(pts) > 1:
             deltas = {b - a for a, b in zip(pts, pts[1:])}
+            span = float((pts[-1] - pts[0]) * tb)
             if len(deltas) > 1:  # a variable frame rate: keep each frame's time
                 self.time_base, self.timestamps = tb, [p - pts[0] for p in pts]
-                span = float((pts[-1] - pts[0]) * tb)
                 self.fps = (len(pts) - 1) / span if span > 0 else self.fps
+            elif span > 0 and (self.fps is None or not MIN_FPS <= self.fps <= MAX_FPS):
+                self.fps = (len(pts) - 1) / span  # the header's rate is missing or garbled
 
     def __iter__(self):
         height, width = self.size
@@ -377,11 +384,20 @@ class VideoWriter:
                     "-c:a", "aac"]
         else:
             cmd += ["-map", "0:v:0"]
+        self._script = None
         if timestamps is not None:
             tb = Fraction(time_base)
-            cmd += ["-vf", f"settb={tb.numerator}/{tb.denominator},"
-                    f"setpts='{_setpts(list(timestamps), tb)}'", "-fps_mode", "passthrough",
-                    "-enc_time_base", f"{tb.numerator}/{tb.denominator}"]
+            graph = f"settb={tb.numerator}/{tb.denominator},setpts='{_setpts(list(timestamps), tb)}'"
+            if len(graph) < 32000:
+                cmd += ["-vf", graph]
+            else:  # a long video of many rate changes: past a command line's length limit
+                import tempfile
+                with tempfile.NamedTemporaryFile("w", suffix=".ffgraph", delete=False) as f:
+                    f.write(graph)
+                self._script = f.name
+                cmd += ["-/vf", self._script]
+            cmd += ["-fps_mode", "passthrough", "-enc_time_base",
+                    f"{tb.numerator}/{tb.denominator}"]
         cmd += ["-c:v", "libx264", "-preset", str(preset), "-crf", str(crf),
                 "-pix_fmt", "yuv420p" if even else "yuv444p", "-map_metadata", "-1",
                 "-metadata", f"comment={comment}", "-f", OUTPUT_FORMATS[ext], self.tmp]
@@ -432,6 +448,7 @@ class VideoWriter:
             with contextlib.suppress(BrokenPipeError, OSError, ValueError):
                 self._proc.stdin.close()
             code = self._proc.wait()
+            self._forget_script()
             if code != 0:
                 raise ValueError(f"cannot write video {self.path}: {self._failure()} (nothing "
                                  "was written; free some space or choose another folder)")
@@ -441,8 +458,15 @@ class VideoWriter:
             self.abort(err)
             raise
 
+    def _forget_script(self):
+        if getattr(self, "_script", None):
+            with contextlib.suppress(OSError):
+                os.remove(self._script)
+            self._script = None
+
     def abort(self, err=None):
         """Stop the encoder and drop the temporary file; nothing is left under the final name."""
+        self._forget_script()
         proc = getattr(self, "_proc", None)
         if proc is not None:
             if proc.poll() is None:
