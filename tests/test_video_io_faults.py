@@ -441,3 +441,14 @@ def test_demo_and_benchmark_never_replace_a_users_file(tmp_path, capsys):
         assert cli.main(["benchmark", str(model), "--json", str(target)]) == 1
         assert message in capsys.readouterr().err
     assert notes.read_text() == '{"mine": 1}\n' and model.read_bytes() == b"a model"
+
+
+def test_export_never_writes_onto_its_own_model_file(tiny, tmp_path, capsys):
+    import shutil
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny["path"], model)
+    before = model.read_bytes()
+    rc = cli.main(["export", "--weights", str(model), "--format", "saved_model", "--input-size",
+                   "33", "--output", str(model), "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "is an input of this run" in err and model.read_bytes() == before
