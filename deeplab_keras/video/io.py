@@ -194,7 +194,7 @@ class VideoReader:
         exe = _ffmpeg()
         self.path = os.fspath(path)
         camera = self.path.startswith("/dev/video")
-        stream = "://" in self.path or camera
+        stream = self.stream = "://" in self.path or camera
         if not stream and not os.path.isfile(self.path):
             raise FileNotFoundError(f"video not found: {self.path}")
         self.timestamps = self.time_base = self.frames = None
@@ -252,6 +252,9 @@ class VideoReader:
         self.fps = info["fps"]
         self.audio = info["audio_codec"]
         self.duration = info["duration"]
+        self.fps_guessed = False
+        if self.fps is None and self.stream:  # many live streams announce no rate: say so, use 25
+            self.fps, self.fps_guessed = 25.0, True
         if not count:  # else checked once the packets have given the true rate
             self._check_rate()
 
