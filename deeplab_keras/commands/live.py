@@ -139,7 +139,7 @@ def run(args):
     if args.output:
         _check_output(args)  # again: the folder may have changed while the model loaded
     reader, live = open_live(args.source, timeout=args.stall_timeout)
-    if reader.fps_guessed and args.output:
+    if getattr(reader, "fps_guessed", False) and args.output:
         print(f"live: {args.source} announces no frame rate; {args.output} is written at "
               f"{reader.fps:g} fps", file=sys.stderr)
     frames = LiveFrames(reader, live=live, speed=args.speed, stall_timeout=args.stall_timeout)
