@@ -390,7 +390,8 @@ class VideoWriter:
         self._script = None
         if timestamps is not None:
             tb = Fraction(time_base)
-            graph = f"settb={tb.numerator}/{tb.denominator},setpts='{_setpts(list(timestamps), tb)}'"
+            graph = (f"settb={tb.numerator}/{tb.denominator},"
+                     f"setpts='{_setpts(list(timestamps), tb)}'")
             if len(graph) < 32000:
                 cmd += ["-vf", graph]
             else:  # a long video of many rate changes: past a command line's length limit
