@@ -81,8 +81,10 @@ def run(args):
     report_dir = args.report_dir or os.path.dirname(os.path.abspath(args.output))
     # -- end mobile
     from deeplab_keras.export import ownership
-    ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
-    ownership.check_report_files(report_dir, _name(args.output), overwrite=args.overwrite)
+    inputs = [args.weights, args.config]  # issue 27: never written onto, not even with --overwrite
+    ownership.check_output(args.output, args.overwrite, inputs)  # before loading anything
+    ownership.check_report_files(report_dir, _name(args.output), overwrite=args.overwrite,
+                                 inputs=inputs)
     size, extra = loader.split_input_size(args.input_size)  # (and a bad --input-size too)
     if extra:
         raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")

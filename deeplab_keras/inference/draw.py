@@ -2,7 +2,7 @@
 import numpy as np
 
 from deeplab_keras.inference.image import as_rgb8
-from deeplab_keras.utils.io import atomic_path
+from deeplab_keras.utils.io import atomic_path, png_info
 
 
 def default_palette(n):
@@ -160,33 +160,35 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     return out
 
 
-def save_class_map(classes, path, palette=None):
+def save_class_map(classes, path, palette=None, software=None):
     """Write a class map as a palette PNG, atomically: pixel values are the class indices
     (``np.asarray(Image.open(path))`` gives them back) and viewers show the class colours.
-    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours)."""
+    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours).
+    ``software``: a ``Software`` text entry (how a later run knows the file is ours)."""
     from PIL import Image
 
     classes = np.asarray(classes)
     if classes.dtype != np.uint8 or palette is None:
-        return save_png(classes, path)
+        return save_png(classes, path, software)
     colours = np.zeros((256, 3), np.uint8)
     palette = np.asarray(palette, np.uint8)[:256]
     colours[:len(palette)] = palette
     image = Image.fromarray(classes, mode="L").convert("P")  # indices kept as they are
     image.putpalette(colours.ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp)
+        image.save(tmp, pnginfo=png_info(software) if software else None)
     return path
 
 
-def save_png(array, path):
-    """Write a PNG atomically (temp file + os.replace)."""
+def save_png(array, path, software=None):
+    """Write a PNG atomically (temp file + os.replace); ``software``: a ``Software`` entry."""
     from PIL import Image
 
     array = np.asarray(array)
     mode = "I" if array.dtype == np.int32 else None
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(array, mode=mode).save(tmp)
+        Image.fromarray(array, mode=mode).save(tmp, pnginfo=png_info(software) if software
+                                               else None)
     return path
 
 

@@ -6,23 +6,29 @@ import os
 import threading
 import time
 
+from deeplab_keras.utils.validate import check_number
 from deeplab_keras.video.io import VideoReader
 
 
-def open_live(source):
+class StreamStalled(ValueError):
+    """The source delivered no frame for ``stall_timeout`` seconds (the stream stopped)."""
+
+
+def open_live(source, timeout=None):
     """A :class:`VideoReader` for ``source``: a camera index (``0`` -> ``/dev/video0``), a
     stream URL (``rtsp://``, ``http://`` ...) or a video file. ValueError naming a camera that
-    does not exist."""
+    does not exist. ``timeout``: seconds a camera or stream may take to answer at all (the
+    stall timeout holds before the first frame too)."""
     text = str(source)
     if text.isdigit():
         device = f"/dev/video{int(text)}"
         if not os.path.exists(device):
             raise ValueError(f"camera {text} not found ({device} does not exist); give an "
                              "existing camera index, a stream URL or a video file")
-        return VideoReader(device, count=False), True
+        return VideoReader(device, count=False, timeout=timeout), True
     if "://" in text:
-        return VideoReader(text, count=False), True
-    return VideoReader(text, count=False), False
+        return VideoReader(text, count=False, timeout=timeout), True
+    return VideoReader(text, count=False, timeout=timeout), False
 
 
 class LiveFrames:
@@ -33,6 +39,8 @@ class LiveFrames:
     that delivers nothing for ``stall_timeout`` seconds raises ValueError (the stream stopped)."""
 
     def __init__(self, reader, live=True, speed=1.0, stall_timeout=10.0):
+        check_number("speed", speed, low=0, low_open=True)
+        check_number("stall_timeout", stall_timeout, low=0, low_open=True)
         self.reader, self.live = reader, live
         self.interval = 1.0 / (reader.fps * float(speed))
         self.stall_timeout = float(stall_timeout)
@@ -72,8 +80,9 @@ class LiveFrames:
                 waited = self._cond.wait_for(
                     lambda: self._frame is not None or self._done, timeout=self.stall_timeout)
                 if not waited:
-                    raise ValueError(f"{self.reader.path}: the stream stopped (no frame for "
-                                     f"{self.stall_timeout:g} s)")
+                    self.close()  # the reader's ffmpeg is stopped, not left running
+                    raise StreamStalled(f"{self.reader.path}: the stream stopped (no frame for "
+                                        f"{self.stall_timeout:g} s)")
                 frame, self._frame = self._frame, None
             if frame is None:  # done
                 if self._error is not None:
@@ -82,5 +91,6 @@ class LiveFrames:
             yield frame
 
     def close(self):
+        """Stop reading: the reader (and its ffmpeg) is closed at once."""
         self._stop.set()
         self.reader.close()
