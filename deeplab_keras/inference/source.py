@@ -199,17 +199,10 @@ class KerasSegmenter(Segmenter):
 def _report_beside(path):
     """The export report of ``path`` (``deeplab-keras export --report-dir``) when it lies beside
     the file as ``<name>.json`` and names this file, else None."""
-    import json
+    from deeplab_keras.utils.io import read_json_dict
 
-    report = os.path.splitext(os.fspath(path))[0] + ".json"
-    if not os.path.isfile(report):
-        return None
-    try:
-        with open(report) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or os.path.basename(str(data.get("output", ""))) != \
+    data = read_json_dict(os.path.splitext(os.fspath(path))[0] + ".json")
+    if data is None or os.path.basename(str(data.get("output", ""))) != \
             os.path.basename(os.fspath(path)):
         return None  # another file's report (or not a report)
     return data

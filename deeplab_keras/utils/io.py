@@ -55,6 +55,19 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/p
                 "/sys", "/usr")
 
 
+def read_json_dict(path):
+    """The JSON object in the file at ``path``, or None: missing, a link, unreadable, not JSON,
+    or JSON that is not an object (how a reader tells a file of ours from anything else)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 

@@ -29,15 +29,8 @@ def _sha256(path):
 
 def read_report(folder):
     """The folder's report (dict) if it is one of ours, else None."""
-    path = os.path.join(os.fspath(folder), REPORT)
-    if os.path.islink(path) or not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or report.get("kind") != KIND or not isinstance(report.get("files"), dict):
+    report = io.read_json_dict(os.path.join(os.fspath(folder), REPORT))
+    if report is None or report.get("kind") != KIND or not isinstance(report.get("files"), dict):
         return None
     return report
 
