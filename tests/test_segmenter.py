@@ -268,3 +268,15 @@ def test_a_24_megapixel_photo_costs_under_700_mb_more(tiny, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     small, big = (float(v) for v in proc.stdout.split("PEAKS")[1].split())
     assert big - small < 700, (small, big)
+
+
+def test_running_a_tflite_prints_no_xnnpack_notice(tflite):
+    """LiteRT logs 'INFO: Created TensorFlow Lite XNNPACK delegate' once per process: a fresh
+    process shows whether `predict --artifact` (the segmenter layer) lets it through."""
+    code = ("import numpy as np, deeplab_keras as dk, sys; "
+            "print(dk.segment(sys.argv[1], np.zeros((20, 30, 3), np.uint8)).shape)")
+    proc = subprocess.run([sys.executable, "-c", code, tflite], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(20, 30)" in proc.stdout
+    assert "XNNPACK" not in proc.stderr, proc.stderr
