@@ -13,6 +13,7 @@ def add_parser(subparsers):
     p.add_argument("--source", required=True,
                    help="camera index (0 = /dev/video0), stream URL or video file")
     loader.add_model_arguments(p)
+    loader.add_input_size(p, help="run the Keras model at this size: N, H W or HxW")
     p.add_argument("--artifact", help="an exported .tflite / .onnx file to run instead")
     p.add_argument("--threads", type=int, help="runtime threads for --artifact")
     p.add_argument("--output", help="write the processed frames to this .mp4 (required "
@@ -91,13 +92,16 @@ def run(args):
     if window is None and not args.output:
         raise ValueError("no display here: give --output FILE.mp4 to write the live result")
     if args.artifact:
-        runner = Runner(artifact=args.artifact, threads=args.threads,
-                        smoothing=smoothing_option(args.smoothing))
+        runner = Runner(artifact=args.artifact, threads=args.threads,  # refuses --input-size
+                        smoothing=smoothing_option(args.smoothing),
+                        input_size=loader.parse_input_size(args.input_size))
     else:
         model = loader.load_model(args)
-        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads)
+        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads,
+                        input_size=loader.parse_input_size(args.input_size))
     keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
     segmenter = runner.video_segmenter()
+    print(f"live: {segmenter.describe()}", file=sys.stderr, flush=True)  # the size it runs at
     reader, live = open_live(args.source)
     frames = LiveFrames(reader, live=live, speed=args.speed, stall_timeout=args.stall_timeout)
     writer, processed, start, last_report = None, 0, time.perf_counter(), 0.0
