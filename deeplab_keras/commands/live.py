@@ -14,6 +14,7 @@ def add_parser(subparsers):
     p.add_argument("--source", required=True,
                    help="camera index (0 = /dev/video0), stream URL or video file")
     loader.add_model_arguments(p)
+    loader.add_input_size(p, help="run the Keras model at this size: N, H W or HxW")
     p.add_argument("--artifact", help="an exported .tflite / .onnx file to run instead")
     p.add_argument("--threads", type=int, help="runtime threads for --artifact")
     p.add_argument("--output", help="write the processed frames to this video file: .mp4, "
@@ -130,14 +131,17 @@ def run(args):
         raise ValueError("no display here: give --output FILE.mp4 to write the live result")
     if args.artifact:
         runner = Runner(artifact=loader.check_artifact(args), threads=args.threads,
-                        smoothing=smoothing_option(args.smoothing))
+                        smoothing=smoothing_option(args.smoothing),  # refuses --input-size
+                        input_size=loader.parse_input_size(args.input_size))
     else:
         model = loader.load_model(args)
-        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads)
+        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads,
+                        input_size=loader.parse_input_size(args.input_size))
     keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
     segmenter = runner.video_segmenter()
     if args.output:
         _check_output(args)  # again: the folder may have changed while the model loaded
+    print(f"live: {segmenter.describe()}", file=sys.stderr, flush=True)  # the size it runs at
     reader, live = open_live(args.source, timeout=args.stall_timeout)
     if getattr(reader, "fps_guessed", False) and args.output:
         print(f"live: {args.source} announces no frame rate; {args.output} is written at "

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from deeplab_keras.export import calibration, convert, graph, handoff, mobile, ownership, parity
+from deeplab_keras.export import (calibration, convert, gpu_compat, graph, handoff, mobile, ownership,
+                                  parity)
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
 from deeplab_keras.utils.backend import require_tensorflow
@@ -202,6 +203,7 @@ def _deploy(plan, tmp, check_images, metrics, threshold):
     fmt = plan.format.name
     deploy, reasons = handoff.describe(tmp, fmt, plan.output_mode, plan.labels) or {}, []
     if fmt == "tflite":
+        deploy["gpu_delegate"] = gpu_compat.check(tmp)
         deploy["standard_metadata"] = plan.standard_metadata
         if plan.standard_metadata is None:
             deploy["mediapipe"] = mobile.metadata.not_for_mediapipe(plan.output_mode)

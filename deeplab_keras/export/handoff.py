@@ -2,6 +2,7 @@
 quantization, pixel range), the output contract, the label file, and short MediaPipe snippets."""
 import os
 
+from deeplab_keras.export import gpu_compat
 from deeplab_keras.utils import io
 
 OUTPUT_CONTRACTS = {
@@ -67,6 +68,8 @@ def to_markdown(report):
         lines.append(f"- standard TFLite metadata: {d['standard_metadata']}")
     if d.get("mediapipe"):
         lines.append(f"- MediaPipe / Task Library: {d['mediapipe']}")
+    if "gpu_delegate" in d:
+        lines.append(f"- TFLite GPU delegate: {gpu_compat.summary(d['gpu_delegate'])}")
     if d.get("snippets"):
         lines += ["", "MediaPipe ImageSegmenter (Python):", "", "```python", "import mediapipe as mp",
                   d["snippets"]["python"], "```", "", "Android (Kotlin, com.google.mediapipe:tasks-vision):",
