@@ -369,6 +369,9 @@ def test_live_command_on_a_file_source(tiny, capsys):
     dropped, received = (int(v) for v in
                          re.search(r"(\d+) of (\d+) received frames dropped", line).groups())
     assert received == 12 and processed + dropped == 12 and processed >= 1
+    # glass to glass: each processed frame's arrival to its result written
+    median, p90 = (int(v) for v in re.search(r"latency median (\d+) ms, p90 (\d+) ms", line).groups())
+    assert 0 < median <= p90
     made = VideoReader(str(out))
     assert made.frames == processed and made.size == (48, 64)
     made.close()

@@ -120,7 +120,7 @@ def run(args):
     from deeplab_keras.commands.predict_engine import Runner
     from deeplab_keras.inference import overlay, replace_background
     from deeplab_keras.video.io import VideoWriter
-    from deeplab_keras.video.live import LiveFrames, StreamStalled, open_live
+    from deeplab_keras.video.live import LiveFrames, StreamStalled, latency_summary, open_live
 
     check_flags(args)
     background = _background(args.background)
@@ -148,6 +148,7 @@ def run(args):
               f"{reader.fps:g} fps", file=sys.stderr)
     frames = LiveFrames(reader, live=live, speed=args.speed, stall_timeout=args.stall_timeout)
     writer, processed, start, last_report = None, 0, time.perf_counter(), 0.0
+    latencies = []  # glass to glass: a frame's arrival to its result written or shown
     stalled, progress = None, [False]
     try:
         try:
@@ -169,6 +170,7 @@ def run(args):
                         break
                 processed += 1
                 now = time.perf_counter()
+                latencies.append(now - frames.arrival)
                 if now - last_report >= 1.0:
                     last_report, progress[0] = now, True
                     print(f"\rlive: {processed} frames, {processed / (now - start):.1f} "
@@ -193,8 +195,9 @@ def run(args):
     seconds = time.perf_counter() - start
     wrote = f" -> {args.output}" if writer is not None else ""
     print(f"live: {processed} frames processed in {seconds:.1f}s ({processed / seconds:.1f} "
-          f"frames/s), {frames.dropped} of {frames.received} received frames dropped "
-          f"(source {reader.fps:g} fps; {segmenter.describe()})" + wrote)
+          f"frames/s), {frames.dropped} of {frames.received} received frames dropped"
+          + (f", {latency_summary(latencies)}" if latencies else "")
+          + f" (source {reader.fps:g} fps; {segmenter.describe()})" + wrote)
     if stalled is not None:
         print(f"deeplab-keras live: {stalled}; {processed} frames were processed"
               + (f" and written to {args.output}" if writer is not None else ""),

@@ -45,7 +45,10 @@ class LiveFrames:
         self.interval = 1.0 / (reader.fps * float(speed))
         self.stall_timeout = float(stall_timeout)
         self.received = self.dropped = 0
+        #: ``time.perf_counter()`` when the frame last yielded arrived from the source
+        self.arrival = None
         self._frame, self._error, self._done = None, None, False
+        self._arrived = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="live-source", daemon=True)
@@ -64,7 +67,7 @@ class LiveFrames:
                 with self._cond:
                     if self._frame is not None:
                         self.dropped += 1
-                    self._frame = frame
+                    self._frame, self._arrived = frame, time.perf_counter()
                     self.received += 1
                     self._cond.notify()
         except Exception as err:  # handed to the consumer
@@ -83,7 +86,7 @@ class LiveFrames:
                     self.close()  # the reader's ffmpeg is stopped, not left running
                     raise StreamStalled(f"{self.reader.path}: the stream stopped (no frame for "
                                         f"{self.stall_timeout:g} s)")
-                frame, self._frame = self._frame, None
+                frame, self._frame, self.arrival = self._frame, None, self._arrived
             if frame is None:  # done
                 if self._error is not None:
                     raise self._error
@@ -94,3 +97,13 @@ class LiveFrames:
         """Stop reading: the reader (and its ffmpeg) is closed at once."""
         self._stop.set()
         self.reader.close()
+
+
+def latency_summary(latencies):
+    """``latency median X ms, p90 Y ms`` of glass-to-glass latencies in seconds (a frame's
+    arrival from the source to its result written or shown), or "" for none."""
+    if not latencies:
+        return ""
+    import numpy as np
+    ms = np.asarray(latencies, np.float64) * 1000.0
+    return f"latency median {np.median(ms):.0f} ms, p90 {np.percentile(ms, 90):.0f} ms"
