@@ -52,7 +52,9 @@ setup(
     packages=find_packages(include=["deeplab_keras", "deeplab_keras.*"]) + ["deeplab_keras._zoo"],
     # The preset catalogue lives in the top-level zoo/ folder and ships inside the package.
     package_dir={"deeplab_keras": "deeplab_keras", "deeplab_keras._zoo": "zoo"},
-    package_data={"deeplab_keras._zoo": ["presets/*.json", "recipes/*.json", "weights/*"]},
+    package_data={"deeplab_keras._zoo": ["presets/*.json", "recipes/*.json", "weights/*"],
+                  # the page export --target web copies into its folder (deeplab_keras/web/)
+                  "deeplab_keras.web": ["static/*.html", "static/*.js"]},
     install_requires=[
         "tensorflow>=2.16,<2.21",
         "keras>=3.3,<4",

@@ -21,19 +21,12 @@ CAMVID = os.path.join(SHARED, "data", "camvid")
 NUM_CLASSES, IGNORE = 11, 11
 
 
-def miou(predict, pairs):
-    import numpy as np
-    from PIL import Image
-
-    from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
-    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
-    for image_path, label_path in pairs:
-        image = np.asarray(Image.open(image_path).convert("RGB"), np.float32)
-        label = np.asarray(Image.open(label_path)).astype(np.int64)
-        pred = np.asarray(predict(image)).reshape(label.shape).astype(np.int64)
-        cm += confusion_matrix(label, np.clip(pred, 0, NUM_CLASSES - 1), NUM_CLASSES, IGNORE)
-    result = metrics_from_confusion(cm)
-    return 100 * result["miou"], 100 * result["pixel_accuracy"]
+def miou(source, pairs, input_size="model"):
+    """(mIoU, pixel accuracy) in percent of any source (a Keras model, an exported file) on
+    CamVid pairs, through the library's evaluate: the segmenter layer and its one metric."""
+    from deeplab_keras.evaluation import evaluate
+    r = evaluate(source, pairs, dataset="camvid", input_size=input_size)
+    return 100 * r["miou"], 100 * r["pixel_accuracy"]
 
 
 def main(argv=None):
@@ -60,12 +53,10 @@ def main(argv=None):
         return 0
     import json
 
-    import numpy as np
 
     from deeplab_keras.data import list_pairs, make_dataset
     from deeplab_keras.export import benchmark, export_model, qat
-    from deeplab_keras.export.artifact_eval import predict_classes as artifact_classes
-    from deeplab_keras.export.runtime import Artifact
+    from deeplab_keras.inference import open_segmenter
     from deeplab_keras.builders import build_model
     from deeplab_keras.hub.weights import from_preset, load_weights
 
@@ -98,8 +89,7 @@ def main(argv=None):
     calib = [img for img, _ in train[::max(1, len(train) // args.num_calibration)][:args.num_calibration]]
     check = [img for img, _ in val[:4]]
     rows, t0 = [], time.time()
-    from deeplab_keras.inference import predict_classes  # the Keras model as predict runs it
-    f_miou, f_acc = miou(lambda x: predict_classes(model, x, size), val)
+    f_miou, f_acc = miou(model, val, input_size=size)  # the Keras model as predict runs it
     rows.append(("Keras float32", f_miou, f_acc, None, None))
     exports = [("TFLite float16", "float16", None), ("TFLite int8 PTQ", "int8", None)]
     qat_info = None
@@ -120,8 +110,7 @@ def main(argv=None):
                               calibration_data=calib, num_calibration=len(calib), parity_data=check,
                               qat_model=qm, labels=preset.get("labels"),
                               report_dir=os.path.join(args.workdir, "reports"))
-        art = Artifact(path, num_threads=args.threads)
-        m, acc = miou(lambda x: artifact_classes(art, x, "classes"), val)  # as evaluate --artifact
+        m, acc = miou(open_segmenter(path, num_threads=args.threads), val)  # as evaluate --artifact
         lat = benchmark(path, threads=args.threads, runs=10, isolate=True)
         rows.append((name, m, acc, lat, report["parity"]["agreement"]))
     lines = [f"# CamVid val ({len(val)} images, 480x360; model and files at {size[0]}x{size[1]}): "

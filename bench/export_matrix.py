@@ -59,7 +59,7 @@ def main(argv=None):
     import keras
 
     from deeplab_keras.export import calibration, export_model, qat
-    from deeplab_keras.models import build_model
+    from deeplab_keras.builders import build_model
 
     size = (args.size, args.size)
     images = calibration.synthetic_images(size, 2, seed=5)

@@ -43,9 +43,21 @@ def main(argv=None):
 
     import deeplab_keras as dk
     from deeplab_keras import data
-    from deeplab_keras.export.artifact_eval import output_mode, predict_classes
-    from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
-    from deeplab_keras.export import Artifact, export_model, mediapipe_gate, profiling
+    from deeplab_keras.evaluation import evaluate
+    from deeplab_keras.export import export_model, mediapipe_gate, profiling
+    from deeplab_keras.inference import Segmenter, open_segmenter
+
+    class MediaPipeSource(Segmenter):
+        """MediaPipe's ImageSegmenter as a source of the segmenter layer: its category mask
+        comes back at the image's size (MediaPipe resizes in and out itself)."""
+        kind, output = "mediapipe", "classes"
+
+        def __init__(self, segmenter, num_classes):
+            self.segmenter, self.num_classes = segmenter, num_classes
+            self.description = "MediaPipe ImageSegmenter"
+
+        def __call__(self, image):
+            return np.asarray(self.segmenter(image))
 
     os.makedirs(args.workdir, exist_ok=True)
     info = data.get_dataset_info("camvid")
@@ -58,16 +70,10 @@ def main(argv=None):
     parity = [img for img, _ in pairs[:4]]
 
     t0 = time.time()
-    from deeplab_keras.evaluation import Predictor
-    predictor = Predictor(model, input_size=size)
-    images, gts, keras_pred = [], [], []
-    cm = np.zeros((info.num_classes, info.num_classes), np.int64)
-    for img, lab in data.make_dataset(pairs, dataset_info=info, batch_size=1).as_numpy_iterator():
-        images.append(img[0].astype(np.float32))
-        gts.append(lab[0])
-        keras_pred.append(predictor(img).argmax(-1)[0])
-        cm += confusion_matrix(gts[-1], keras_pred[-1], info.num_classes, info.ignore_label)
-    keras_miou = 100 * metrics_from_confusion(cm)["miou"]
+    keras_pred = []  # the Keras model's class maps, to count each file's agreement with them
+    result = evaluate(model, pairs, dataset=info, input_size=size,
+                      on_batch=lambda images, labels, pred: keras_pred.extend(pred))
+    keras_miou = 100 * result["miou"]
     print(f"keras: mIoU {keras_miou:.2f} ({time.time() - t0:.0f}s)")
 
     specs = [("tflite", "none", "mediapipe"), ("tflite", "float16", "mediapipe"),
@@ -85,36 +91,37 @@ def main(argv=None):
         files[name] = (path, r)
         print(f"exported {name} in {time.time() - t:.0f}s: gate agreement {r['parity']['agreement']:.4f}")
 
-    def score(predict):
-        cm = np.zeros((info.num_classes, info.num_classes), np.int64)
-        agree = total = 0
-        for img, gt, kp in zip(images, gts, keras_pred):
-            pred = np.asarray(predict(img)).reshape(gt.shape).astype(np.int64)
-            cm += confusion_matrix(gt, pred, info.num_classes, info.ignore_label)
-            agree += int((pred == kp).sum())
-            total += pred.size
-        return agree / total, 100 * metrics_from_confusion(cm)["miou"]
+    def score(source):
+        """(agreement with the Keras maps, mIoU %) of a source through the library's evaluate."""
+        agree = [0, 0]
+
+        def count(images, labels, pred):
+            for p in pred:
+                agree[0] += int((p == keras_pred[agree[1]]).sum())
+                agree[1] += 1
+        r = evaluate(source, pairs, dataset=info, on_batch=count)
+        return agree[0] / (agree[1] * keras_pred[0].size), 100 * r["miou"]
 
     rows = []
     arts = {}
     for name, (path, r) in files.items():
         fmt = name.rsplit(".", 1)[1]
-        art = Artifact(path, num_threads=args.threads)
-        arts[name] = art
-        mode = output_mode(path, fmt)
-        agreement, miou = score(lambda img: predict_classes(art, img, mode))
+        seg = open_segmenter(path, num_threads=args.threads)
+        arts[name] = seg.artifact
+        agreement, miou = score(seg)
         runtime = "LiteRT (ai-edge-litert)" if fmt == "tflite" else "onnxruntime CPU"
         rows.append([runtime, name, agreement, miou, path])
         print(rows[-1][:4])
         if r.get("target") == "mediapipe":
-            with mediapipe_gate.Segmenter(path) as seg:
-                agreement, miou = score(seg)
-                ok = seg.labels == labels
+            with mediapipe_gate.Segmenter(path) as mp_seg:
+                agreement, miou = score(MediaPipeSource(mp_seg, info.num_classes))
+                ok = mp_seg.labels == labels
             rows.append([f"MediaPipe ImageSegmenter (labels {'match' if ok else 'DIFFER'})", name,
                          agreement, miou, path])
             print(rows[-1][:4])
-    from deeplab_keras.layers.resize import resize  # the files' fixed input: one val image at it
-    lat = profiling.interleaved_latency(arts, resize(images[0], size, "half_pixel"), runs=args.runs)
+    from deeplab_keras.layers.resize import resize
+    first = dk.load_image(pairs[0][0])  # the files' fixed input: one val image at it
+    lat = profiling.interleaved_latency(arts, resize(first, size, "half_pixel"), runs=args.runs)
     lines = ["# Deploy to a phone: CamVid preset files in their runtimes", "",
              f"`python bench/mobile_camvid.py --threads {args.threads} --runs {args.runs}"
              + (f" --limit {args.limit}" if args.limit else "") + "`", "",

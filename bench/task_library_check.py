@@ -100,9 +100,8 @@ def main(argv=None):
 
 
 def _input_size(path):
-    from ai_edge_litert.interpreter import Interpreter
-    shape = Interpreter(model_path=path).get_input_details()[0]["shape"]
-    return int(shape[1]), int(shape[2])
+    from deeplab_keras.inference.runtime import Artifact
+    return Artifact(path).input_size
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 
 import benchlib
 
-from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
+from deeplab_keras.inference import Segmenter
 
 CAMVID = os.path.join(benchlib.HERE, "..", "..", "shared", "data", "camvid")
 FPS = 15.0
@@ -93,26 +93,44 @@ def mediapipe_video(path):
     return run
 
 
+class InOrder(Segmenter):
+    """A :class:`~deeplab_keras.VideoSegmenter` as a source of the segmenter layer, so the
+    library's evaluate scores its frames (in order: the smoothing state carries over)."""
+    kind = "video"
+
+    def __init__(self, video, num_classes):
+        self.video, self.num_classes = video, num_classes
+        self.description = video.describe()
+
+    def segment(self, image):
+        return self.video.segment(np.asarray(image, np.uint8))
+
+
 def flicker_and_miou(segmenter, frames, labels, num_classes, ignore):
-    """Flicker (share of pixels whose predicted class changes between consecutive frames), mIoU,
-    and accuracy on pixels whose label changes between consecutive frames (moving objects and
-    boundaries: where smoothing would smear)."""
+    """Flicker (share of pixels whose predicted class changes between consecutive frames), mIoU
+    (the library's evaluate), and accuracy on pixels whose label changes between consecutive
+    frames (moving objects and boundaries: where smoothing would smear)."""
+    from deeplab_keras import data
+    from deeplab_keras.evaluation import evaluate
+
     segmenter.reset()
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    changed = moving_right = moving_total = 0
-    prev = prev_label = None
-    for frame, label in zip(frames, labels):
-        pred = segmenter.segment(frame)
-        cm += confusion_matrix(label, pred, num_classes, ignore)
-        if prev is not None:
-            changed += int((pred != prev).sum())
-            moving = (label != prev_label) & (label != ignore) & (prev_label != ignore)
-            moving_total += int(moving.sum())
-            moving_right += int((pred[moving] == label[moving]).sum())
-        prev, prev_label = pred, label
+    counts = {"changed": 0, "right": 0, "total": 0, "prev": None, "prev_label": None}
+
+    def motion(images, batch_labels, preds):
+        for label, pred in zip(batch_labels, preds):
+            if counts["prev"] is not None:
+                counts["changed"] += int((pred != counts["prev"]).sum())
+                prev_label = counts["prev_label"]
+                moving = (label != prev_label) & (label != ignore) & (prev_label != ignore)
+                counts["total"] += int(moving.sum())
+                counts["right"] += int((pred[moving] == label[moving]).sum())
+            counts["prev"], counts["prev_label"] = pred, label
+
+    result = evaluate(InOrder(segmenter, num_classes), list(zip(frames, labels)),
+                      dataset=data.custom_info(num_classes, ignore), on_batch=motion)
     pixels = frames[0].shape[0] * frames[0].shape[1] * (len(frames) - 1)
-    return {"flicker": changed / pixels, "miou": metrics_from_confusion(cm)["miou"],
-            "moving_acc": moving_right / max(moving_total, 1)}
+    return {"flicker": counts["changed"] / pixels, "miou": result["miou"],
+            "moving_acc": counts["right"] / max(counts["total"], 1)}
 
 
 def smoothing_table(path, what, settings, frames, labels, threads):

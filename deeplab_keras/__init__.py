@@ -8,17 +8,17 @@
 first use (PEP 562 module ``__getattr__``), so the command line's ``--help`` and ``zoo list``
 start in a fraction of TensorFlow's import time. It registers the Keras classes for
 ``keras.saving.load_model`` when Keras is imported (:mod:`deeplab_keras.keras_classes`).
+
+It does not change the process's environment: ``TF_CPP_MIN_LOG_LEVEL`` is the user's (the
+command line sets it for its own process). When a ``dk.<name>`` attribute is what loads
+TensorFlow, its start-up chatter (CUDA probing, oneDNN notices) is quieted for that load only
+(:func:`deeplab_keras.utils.quiet.quiet_tensorflow_load`), unless the variable is set.
 """
 import importlib as _importlib
 
-from deeplab_keras.utils.quiet import quiet_tensorflow as _quiet_tensorflow
-
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) hides our own output; set
-# before TensorFlow loads. Users who want it set TF_CPP_MIN_LOG_LEVEL themselves (or --verbose).
-_quiet_tensorflow()
-
-from deeplab_keras.version import __version__  # noqa: E402
-from deeplab_keras import keras_classes as _keras_classes  # noqa: E402
+from deeplab_keras.utils.quiet import quiet_tensorflow_load as _quiet_tensorflow_load
+from deeplab_keras.version import __version__
+from deeplab_keras import keras_classes as _keras_classes
 
 _keras_classes.install()
 
@@ -50,7 +50,8 @@ __all__ = ["DeepLab", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "b
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'deeplab_keras' has no attribute {name!r}")
-    module = _importlib.import_module(_LAZY[name] or f"deeplab_keras.{name}")
+    with _quiet_tensorflow_load():
+        module = _importlib.import_module(_LAZY[name] or f"deeplab_keras.{name}")
     value = module if _LAZY[name] is None else getattr(module, name)
     globals()[name] = value
     return value

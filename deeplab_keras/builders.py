@@ -34,8 +34,10 @@ def with_weights(builder):
     return build
 
 
-#: architecture name -> public builder
-BUILDERS = {name: with_weights(builder) for name, builder in models.BUILDERS.items()}
+#: architecture name -> public builder: a live view of the one registry,
+#: :data:`deeplab_keras.models.BUILDERS`, each entry with ``weights=`` added (an architecture
+#: registered later shows up here too)
+BUILDERS = models.BUILDERS.view(with_weights)
 DeepLabV1 = BUILDERS["deeplabv1"]
 """DeepLab v1 (LargeFOV): :func:`deeplab_keras.models.DeepLabV1` plus ``weights=``."""
 DeepLabV2 = BUILDERS["deeplabv2"]
@@ -48,6 +50,7 @@ DeepLabV3Plus = BUILDERS["deeplabv3plus"]
 
 def build_model(architecture, *, weights=None, allow_unpinned=False, **config):
     """Build from a config dict, e.g. ``build_model("deeplabv3", backbone="mobilenet_v2", ...)``,
-    and load ``weights`` (preset name, file or URL) if given."""
-    return BUILDERS[models.canonical(architecture)](weights=weights, allow_unpinned=allow_unpinned,
-                                                   **config)
+    and load ``weights`` (preset name, file or URL) if given. The one ``build_model``: below
+    this layer (models, importers, hub) an architecture is built with
+    ``models.BUILDERS.build(architecture, **config)``."""
+    return BUILDERS.lookup(architecture)(weights=weights, allow_unpinned=allow_unpinned, **config)

@@ -15,7 +15,8 @@ from deeplab_keras.version import __version__
 #: commands whose converters write native log lines (filtered unless --verbose)
 NOISY = ("export", "convert", "demo", "benchmark")
 #: subcommand modules, in help order
-COMMANDS = ("demo", "predict", "live", "zoo", "train", "evaluate", "export", "benchmark", "convert")
+COMMANDS = ("demo", "predict", "live", "zoo", "train", "evaluate", "export", "serve", "benchmark",
+            "convert")
 
 
 def build_parser():

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 
 from deeplab_keras.filetypes import ChecksumError, FormatError, check_format  # noqa: F401
 from deeplab_keras.transfer import (DEADLINE, DEADLINE_ENV, MAX_BYTES, MAX_BYTES_ENV,  # noqa: F401
@@ -76,6 +77,11 @@ def source_url(url, file):
     """The URL actually used: ``$DEEPLAB_KERAS_MIRROR/<file>`` when a mirror is set."""
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
+        parsed = urllib.parse.urlparse(mirror)
+        if not (parsed.scheme in ("http", "https") and parsed.netloc or parsed.scheme == "file"):
+            raise ValueError(f"{MIRROR_ENV}={mirror!r} is not a URL: set it to the folder URL "
+                             "of a server holding the files (e.g. http://host/deeplab_keras/ "
+                             "or file:///path/), or unset it")
         return mirror.rstrip("/") + "/" + file
     return url
 

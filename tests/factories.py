@@ -142,8 +142,11 @@ def train_config(tmp_path, **kw):
 def tiny_keras_model(folder):
     """A 3-class DeepLab v3 (MobileNetV2 0.35, OS 16) with labels and palette, saved as
     ``folder/tiny.keras``; returns ``{"model", "path", "tmp"}``."""
+    import keras
+
     import deeplab_keras as dk
 
+    keras.utils.set_random_seed(0)  # the same weights every run: tests compare its outputs
     model = dk.build_model("deeplabv3", **tiny_config(num_classes=3, atrous_rates=()),
                            labels=LABELS, palette=PALETTE, ignore_label=255)
     path = str(folder / "tiny.keras")

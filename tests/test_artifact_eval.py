@@ -96,7 +96,7 @@ def test_evaluate_artifact_cli_and_bad_arguments(tiny, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "LiteRT" in text and "mIoU" in text
     assert json.loads((tmp_path / "r.json").read_text())["artifact"]["input_dtype"] == "uint8"
-    for extra, match in ((["--flip"], "Keras models only"), (["--preset", "x"], "alone"),):
+    for extra, match in ((["--flip"], "need a Keras model"), (["--preset", "x"], "alone"),):
         with pytest.raises(ValueError, match=match):
             from deeplab_keras.commands import evaluate as ev
             import argparse

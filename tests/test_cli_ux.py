@@ -78,7 +78,10 @@ def test_no_cuinit_error_without_gpu_device_files():
     from deeplab_keras.utils.quiet import has_gpu_device_files
     if has_gpu_device_files():
         pytest.skip("this machine has NVIDIA device files: the CUDA probe is real there")
-    code = "import deeplab_keras, tensorflow as tf; print(tf.config.list_physical_devices())"
+    # TensorFlow loaded by a dk.<name> attribute (issue 27: import deeplab_keras itself leaves
+    # the process's TF_CPP_MIN_LOG_LEVEL alone; tests/test_house.py)
+    code = ("import deeplab_keras as dk; dk.load_weights; import tensorflow as tf; "
+            "print(tf.config.list_physical_devices())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
                          cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_keras.evaluation.predictor import Predictor, predict_probabilities, window_weights
+from deeplab_keras.inference.multiscale import Predictor, predict_probabilities, window_weights
 
 C = 4
 
@@ -107,7 +107,7 @@ def test_multiscale_averages_probabilities_at_the_input_size():
 def test_scales_are_of_the_working_size_when_one_is_given(monkeypatch):
     """input_size: scale 1 is the model's working size (predict's input contract), not the
     image's; the probabilities still come back at the image's size."""
-    from deeplab_keras.evaluation import predictor as module
+    from deeplab_keras.inference import multiscale as module
 
     model, x = _model(), _image(30, 40)
     seen = []
@@ -142,7 +142,7 @@ def test_deeplab_scales_keep_the_working_size_on_the_output_stride_grid(monkeypa
     360x480 at 1.25 runs at 456x608, not 449x599, which costs mIoU); DeepLab's 513 at 0.75 is
     still 385 (scale_dimension)."""
     import deeplab_keras as dk
-    from deeplab_keras.evaluation import predictor as module
+    from deeplab_keras.inference import multiscale as module
     from deeplab_keras.layers.resize import aligned_scaled_size
 
     assert [aligned_scaled_size(513, s, 16) for s in (0.5, 0.75, 1.25, 1.75)] == [257, 385, 641, 897]

@@ -86,11 +86,9 @@ def test_artifact_sources_read_their_contract_from_the_file(tiny, tflite):
         out = seg.segment(frame)
         assert out.shape == frame.shape[:2] and out.max() < 3
         ref = out if ref is None else ref
-    # same file, same answer as evaluate --artifact's per-image path
-    from deeplab_keras.export.artifact_eval import predict_classes
-    from deeplab_keras.export.runtime import Artifact
-    art = Artifact(tflite["logits"], num_threads=1)
-    assert (predict_classes(art, frame.astype(np.float32), "logits") == out).all()
+    # same file, same answer as dk.segment (evaluate's per-image call: one segmenter layer)
+    assert (dk.segment(tflite["logits"], frame) == out).all()
+    assert (dk.segment(tflite["logits"], frame.astype(np.float32)) == out).all()
     with pytest.raises(ValueError, match="has 3 classes but 2 labels were given"):
         dk.VideoSegmenter(tflite["classes"], labels=["a", "b"])
     bad = tiny["tmp"] / "bad.tflite"
@@ -151,7 +149,7 @@ def test_artifact_fast_paths_give_the_same_answers(tiny):
     for scale, zero in ((0.1, 86), (-0.1, 86)):
         seg.source.artifact.run_raw = lambda x, q=(scale, zero): (raw, q)
         want = ((raw[0].astype(np.float32) - zero) * scale).argmax(-1)
-        assert (seg.source.classes(frame) == want).all()
+        assert (seg.source.raw_classes(frame) == want).all()
 
 
 # -- video files -------------------------------------------------------------------------------
@@ -371,6 +369,9 @@ def test_live_command_on_a_file_source(tiny, capsys):
     dropped, received = (int(v) for v in
                          re.search(r"(\d+) of (\d+) received frames dropped", line).groups())
     assert received == 12 and processed + dropped == 12 and processed >= 1
+    # glass to glass: each processed frame's arrival to its result written
+    median, p90 = (int(v) for v in re.search(r"latency median (\d+) ms, p90 (\d+) ms", line).groups())
+    assert 0 < median <= p90
     made = VideoReader(str(out))
     assert made.frames == processed and made.size == (48, 64)
     made.close()

@@ -129,7 +129,10 @@ def test_real_google_tflite_through_mirror(tmp_path, monkeypatch):
                                progress=False)
     finally:
         server.close()
-    assert os.path.isfile(tmp_path / "cache" / (tflite.name + ".deeplabv3_mobilenetv2_dm05_voc.weights.h5"))
+    # the converted cache is keyed by the pinned source sha256 (issue 27)
+    sha = dk.get_preset("deeplabv3_mobilenetv2_dm05_voc")["weights"][0]["sha256"]
+    assert os.path.isfile(tmp_path / "cache" / (
+        f"{tflite.name}.deeplabv3_mobilenetv2_dm05_voc.{sha[:16]}.weights.h5"))
     from ai_edge_litert.interpreter import Interpreter
 
     image = np.asarray(Image.open(bird).convert("RGB").resize((257, 257), Image.BILINEAR),

@@ -3,6 +3,8 @@ stride: ``{4: decoder features, 8: ..., "out": final features at output_stride}`
 import dataclasses
 import functools
 
+from deeplab_keras.utils.registry import Registry
+
 from deeplab_keras.backbones.mobilenet_v2 import mobilenet_v2
 from deeplab_keras.backbones.mobilenet_v3 import mobilenet_v3
 from deeplab_keras.backbones.resnet import resnet
@@ -44,20 +46,20 @@ for _d in (41, 65, 71):
                                scale_offset=ZERO_MEAN_UNIT_RANGE,
                                options=("multi_grid", "bn_momentum")))
 
-BACKBONES = {spec.name: spec for spec in _SPECS}
-_ALIASES = {"mobilenetv2": "mobilenet_v2", "xception": "xception65", "resnet": "resnet101",
-            "vgg": "vgg16", "xception_65": "xception65", "resnet_v1_101": "resnet101",
-            "resnet_v1_50": "resnet50",
-            "mobilenetv3_large": "mobilenet_v3_large", "mobilenetv3_small": "mobilenet_v3_small"}
+#: backbone name -> :class:`BackboneSpec` (the package's one registry kind; lookups accept
+#: the aliases below and any case)
+BACKBONES = Registry("backbone", normalize=str.lower, aliases={
+    "mobilenetv2": "mobilenet_v2", "xception": "xception65", "resnet": "resnet101",
+    "vgg": "vgg16", "xception_65": "xception65", "resnet_v1_101": "resnet101",
+    "resnet_v1_50": "resnet50",
+    "mobilenetv3_large": "mobilenet_v3_large", "mobilenetv3_small": "mobilenet_v3_small"})
+for _spec in _SPECS:
+    BACKBONES.register(_spec.name, _spec)
 
 
 def get_backbone(name):
     """The :class:`BackboneSpec` for ``name``; a ValueError lists the known backbones."""
-    key = str(name).lower()
-    key = _ALIASES.get(key, key)
-    if key not in BACKBONES:
-        raise ValueError(f"Unknown backbone {name!r}. Available: {', '.join(sorted(BACKBONES))}")
-    return BACKBONES[key]
+    return BACKBONES.lookup(name)
 
 
 def build_backbone(name, x, output_stride, **options):

@@ -13,7 +13,20 @@ def add_parser(subparsers):
                    help="measure every file in this process (default: a fresh process per file, "
                         "so the peak-memory figure of one file is not hidden by another's)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a --json file that deeplab-keras did not write")
     return p
+
+
+def is_our_results(path):
+    """A results JSON of ours: a list of benchmark records (their ``file`` and
+    ``memory_method`` keys)."""
+    import json
+
+    with open(path) as f:
+        data = json.load(f)
+    return isinstance(data, list) and bool(data) and all(
+        isinstance(r, dict) and {"file", "memory_method"} <= set(r) for r in data)
 
 
 def run(args):
@@ -21,6 +34,10 @@ def run(args):
 
     from deeplab_keras.export.benchmark import benchmark, to_markdown
 
+    if args.json:  # the writer policy (issue 27), before any work
+        from deeplab_keras.utils.io import check_output_file
+        check_output_file(args.json, is_our_results, inputs=args.files,
+                          overwrite=args.overwrite, flag="--json", what="--json file")
     results = []
     for path in args.files:
         if not os.path.exists(path):

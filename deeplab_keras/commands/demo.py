@@ -73,23 +73,39 @@ def segment(ctx):
     ctx["classes"] = inference.predict_classes(ctx["model"], ctx["image"], prep.get("input_size"))
 
 
+#: the pictures the demo writes in --output-dir, and the ``Software`` entry that marks them ours
+PICTURES = ("demo_road.png", "demo_road_classes.png", "demo_road_overlay.png")
+SOFTWARE = "deeplab-keras demo"
+
+
+def check_pictures(args):
+    """The writer policy (issue 27): a user's picture under one of :data:`PICTURES` is not
+    replaced without --overwrite; ours (tagged) are."""
+    from deeplab_keras.utils import io
+
+    io.check_owned([os.path.join(args.output, name) for name in PICTURES], io.is_our_png,
+                   overwrite=getattr(args, "overwrite", False))
+
+
 def write_outputs(ctx):
     from deeplab_keras import inference
 
     out = ctx["args"].output
     os.makedirs(out, exist_ok=True)
+    check_pictures(ctx["args"])  # again: the folder may have changed meanwhile
     palette = ctx["preset"]["palette"]
     if palette is None:
         palette = inference.default_palette(int(ctx["model"].output_shape[-1]))
     ctx["outputs"] = {
-        "image": inference.save_png(ctx["image"], os.path.join(out, "demo_road.png")),
+        "image": inference.save_png(ctx["image"], os.path.join(out, PICTURES[0]), SOFTWARE),
         # a palette PNG (viewable, still class indices) and an overlay with a legend (issue 12)
         "classes": inference.save_class_map(ctx["classes"],
-                                            os.path.join(out, "demo_road_classes.png"), palette),
+                                            os.path.join(out, PICTURES[1]), palette,
+                                            software=SOFTWARE),
         "overlay": inference.save_png(inference.overlay(ctx["image"], ctx["classes"], palette,
                                                         labels=ctx["preset"].get("labels"),
                                                         legend=True),
-                                      os.path.join(out, "demo_road_overlay.png")),
+                                      os.path.join(out, PICTURES[2]), SOFTWARE),
     }
 
 
@@ -146,10 +162,13 @@ def add_parser(subparsers):
                         help="MobileNetV2 width when no trained preset is available")
     parser.add_argument("--no-export", action="store_true",
                         help="skip the verified int8 TFLite / ONNX export at the end")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace pictures in --output-dir that deeplab-keras did not write")
     return parser
 
 
 def run(args):
+    check_pictures(args)  # before any work
     ctx = {"args": args}
     for step in STEPS:
         step(ctx)

@@ -97,11 +97,14 @@ def run(args):
     check_outputs(args)  # issue 19: before any work, never replace a user's file
     model = None
     if args.dataset == "folder":
-        if args.num_classes is None and loader.stands_alone(args) and not args.artifact:
+        if args.num_classes is None and (loader.stands_alone(args) or args.preset) \
+                and not args.artifact:
             # issue 12: a trained model file knows its classes, names, colours and ignore label
-            # (a .tflite file its classes)
+            # (a .tflite file its classes); issue 27: so does a preset (a backbone preset asks
+            # for --num-classes in load_model)
             model = loader.load_model(args)
-            if not getattr(model, "labels", None) and not str(args.weights).endswith(".tflite"):
+            if loader.stands_alone(args) and not getattr(model, "labels", None) \
+                    and not str(args.weights).endswith(".tflite"):
                 raise ValueError("--dataset folder needs --num-classes (and --ignore-label): "
                                  f"{args.weights} does not record its classes (a file written "
                                  "by `deeplab-keras train` does)")
@@ -112,7 +115,7 @@ def run(args):
                                     palette=getattr(model, "palette", None))
         elif args.num_classes is None:
             raise ValueError("--dataset folder needs --num-classes (and --ignore-label), or a "
-                             "trained --weights FILE.keras that records them")
+                             "--preset or trained --weights FILE.keras that records them")
         else:
             info = data.custom_info(args.num_classes,
                                     255 if args.ignore_label is None else args.ignore_label)
@@ -217,19 +220,18 @@ def write_pictures(args, result, palette, examples, ignore_label, labels):
 
 def _run_artifact(args, info, pairs):
     """``--artifact``: the exported file on the labelled split (issue 10)."""
-    from deeplab_keras.evaluation import format_table, write_json
-    from deeplab_keras.export.artifact_eval import evaluate_artifact
+    from deeplab_keras.evaluation import evaluate, format_table, write_json
+    from deeplab_keras.inference.source import open_segmenter
 
-    if args.preset or args.weights or args.config or args.architecture:
-        raise ValueError("--artifact evaluates the exported file alone: drop --preset/--weights/"
-                         "--config/--architecture")
-    if args.input_size:
-        raise ValueError("--artifact runs the file at its own fixed input size: drop --input-size")
-    if _floats(args.scales) != [1.0] or args.flip or args.sliding_window or args.crf:
-        raise ValueError("--artifact runs the file at its fixed input size: --scales/--flip/"
-                         "--sliding-window/--crf apply to Keras models only")
-    result = evaluate_artifact(args.artifact, pairs, dataset=info, num_threads=args.threads,
-                               progress=args.progress)
+    loader.check_artifact(args)
+    if args.sliding_window or args.crf:
+        raise ValueError(f"{args.artifact} runs at its fixed input size: drop --sliding-window/"
+                         "--crf (they need a Keras model: --preset, --weights)")
+    # the segmenter layer checks the file and refuses what does not apply to it, as predict
+    segmenter = open_segmenter(args.artifact, num_threads=args.threads,
+                               input_size=args.input_size and loader.parse_input_size(args.input_size),
+                               scales=_floats(args.scales), flip=args.flip)
+    result = evaluate(segmenter, pairs, dataset=info, progress=args.progress)
     result.update(split=args.split, data_root=os.path.abspath(args.data_root))
     check_outputs(args)
     a = result["artifact"]

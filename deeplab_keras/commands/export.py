@@ -13,6 +13,10 @@ flags are every command's (:mod:`deeplab_keras.commands.loader`); an architectur
 
 ``--target mediapipe``: a .tflite file MediaPipe ImageSegmenter runs (4-D scores, standard
 metadata with the labels), gated by running ImageSegmenter on it.
+
+``--target web``: a folder with that file, a page and the MediaPipe Tasks for Web runtime, run in
+the browser offline (int8 by default; docs/web.md); ``--weights FILE.tflite`` takes a
+MediaPipe-compatible file as it is.
 """
 import os
 
@@ -24,11 +28,14 @@ def add_parser(subparsers):
     loader.add_model_arguments(p)
     p.add_argument("--format", choices=("saved_model", "tflite", "onnx"),
                    help="artifact format (required unless --target mediapipe, which means tflite)")
-    p.add_argument("--target", choices=("tflite", "mediapipe"),
+    p.add_argument("--target", choices=("tflite", "mediapipe", "web"),
                    help="mediapipe: a .tflite for MediaPipe ImageSegmenter / the Task Library "
-                   "(4-D score output, standard metadata, gated by running ImageSegmenter)")
-    p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic", "int8", "qat"),
-                   help="quantization (default none = float32); ONNX: none or int8 (onnxruntime static QDQ)")
+                   "(4-D score output, standard metadata, gated by running ImageSegmenter); web: "
+                   "a folder (--output) with that file, a page and MediaPipe Tasks for Web, "
+                   "offline (docs/web.md)")
+    p.add_argument("--quantize", default=None, choices=("none", "float16", "dynamic", "int8", "qat"),
+                   help="quantization (default none = float32, int8 for --target web); ONNX: "
+                   "none or int8 (onnxruntime static QDQ)")
     loader.add_input_size(p, required=True, help="the artifact's fixed input size: N, H W or HxW")
     p.add_argument("--output-mode", default=None,
                    choices=("classes", "logits", "probabilities", "lowres_logits"),
@@ -62,6 +69,9 @@ def _name(output):
 def run(args):
     from deeplab_keras.export import api, calibration, qat
 
+    args.quantize = args.quantize or ("int8" if args.target == "web" else "none")
+    if args.target == "web":  # issue 29: the export below, into a staging folder
+        return _web(args)
     # -- mobile (issue 10): --target mediapipe implies tflite + a 4-D score output
     if args.target == "mediapipe" and args.format not in (None, "tflite"):
         raise ValueError("--target mediapipe writes a .tflite file; drop --format or use --format tflite")
@@ -71,12 +81,14 @@ def run(args):
     report_dir = args.report_dir or os.path.dirname(os.path.abspath(args.output))
     # -- end mobile
     from deeplab_keras.export import ownership
-    ownership.check_output(args.output, args.overwrite)  # issue 11: before loading anything
-    ownership.check_report_files(report_dir, _name(args.output), overwrite=args.overwrite)
+    inputs = [args.weights, args.config]  # issue 27: never written onto, not even with --overwrite
+    ownership.check_output(args.output, args.overwrite, inputs)  # before loading anything
+    ownership.check_report_files(report_dir, _name(args.output), overwrite=args.overwrite,
+                                 inputs=inputs)
     size, extra = loader.split_input_size(args.input_size)  # (and a bad --input-size too)
     if extra:
         raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
-    model = loader.load_model(args, missing_weights="fresh")
+    model = getattr(args, "_model", None) or loader.load_model(args, missing_weights="fresh")
     if not getattr(model, "architecture", None):
         raise ValueError(f"{args.weights} is not a deeplab_keras model (it does not record its "
                          "architecture); export needs one")
@@ -116,4 +128,61 @@ def run(args):
     # -- end mobile
     for path in report.get("report_files", []):
         print(f"report: {path}")
+    return 0
+
+
+def _web(args):
+    """``--target web``: the MediaPipe export (or a given MediaPipe-compatible .tflite) into a
+    staging folder, then the page and the vendored runtime beside it; the staging folder
+    replaces ``--output`` only when all of it succeeded."""
+    import contextlib
+    import io
+    import json
+    import shutil
+
+    from deeplab_keras.web import app
+    if args.format not in (None, "tflite") or args.report_dir:
+        raise ValueError("--target web writes a folder (--output) that holds its .tflite and "
+                         "report; drop --format and --report-dir")
+    app.check_output(args.output, args.overwrite)  # before loading anything
+    given = args.weights if str(args.weights or "").lower().endswith(".tflite") else None
+    if not given:
+        size, extra = loader.split_input_size(args.input_size)  # a bad one before loading
+        if extra:
+            raise ValueError(f"--input-size takes N, H W or HxW; unexpected {' '.join(extra)!r}")
+    from deeplab_keras.web import runtime
+    runtime.tarball()  # npm (once) or the cache: a missing runtime stops here, before the export
+    if given:
+        labels, palette = app.check_tflite(given), None
+    else:
+        model = loader.load_model(args, missing_weights="fresh")
+        labels, palette = getattr(model, "labels", None), getattr(model, "palette", None)
+    folder = args.output
+    with app.staging(folder) as stage:
+        export_report = None
+        model_file = os.path.join(stage, app.MODEL_FILE)
+        if given:
+            shutil.copyfile(given, model_file)
+        else:  # the --target mediapipe export, with its gates and report, inside the folder
+            args.target, args.format, args.output, args.report_dir = "mediapipe", "tflite", model_file, stage
+            args._model = model
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                run(args)
+            final = os.path.abspath(folder)
+            print(printed.getvalue().replace(stage, final), end="")
+            for name in (_name(model_file) + ".json", _name(model_file) + ".md"):  # name the final paths
+                path = os.path.join(stage, name)
+                with open(path) as f:
+                    text = f.read()
+                with open(path, "w") as f:
+                    f.write(text.replace(stage, final))
+            with open(os.path.join(stage, _name(model_file) + ".json")) as f:
+                export_report = json.load(f)
+        report = app.write_folder(stage, labels=labels, palette=palette, export_report=export_report,
+                                  source=os.path.abspath(given) if given else args.preset or args.weights)
+    rt = report["runtime"]
+    print(f"{folder}: web app ({len(report['files'])} files; {rt['package']}@{rt['version']} "
+          f"vendored, sha256 of every file in {os.path.join(folder, app.REPORT)})")
+    print(f"look: deeplab-keras serve {folder}")
     return 0

@@ -5,6 +5,7 @@ Shown in a window when a display exists, else written to ``--output FILE.mp4``. 
 ``--background blur|color|IMAGE --keep CLASS...`` (e.g. ``--keep person`` with a VOC preset);
 otherwise the colour overlay. Frame rate and dropped frames while running and at the end."""
 from deeplab_keras.commands import loader
+from deeplab_keras.commands.predict import RECOMMENDED
 
 
 def add_parser(subparsers):
@@ -13,22 +14,26 @@ def add_parser(subparsers):
     p.add_argument("--source", required=True,
                    help="camera index (0 = /dev/video0), stream URL or video file")
     loader.add_model_arguments(p)
+    loader.add_input_size(p, help="run the Keras model at this size: N, H W or HxW")
     p.add_argument("--artifact", help="an exported .tflite / .onnx file to run instead")
     p.add_argument("--threads", type=int, help="runtime threads for --artifact")
-    p.add_argument("--output", help="write the processed frames to this .mp4 (required "
-                   "without a display)")
+    p.add_argument("--output", help="write the processed frames to this video file: .mp4, "
+                   ".m4v, .mov or .mkv (required without a display)")
     p.add_argument("--no-window", action="store_true", help="never open a window")
     p.add_argument("--background", help="replace the background: blur, color (green), "
                    "color:#RRGGBB, or an image file")
     p.add_argument("--keep", nargs="+", metavar="CLASS",
                    help="classes kept in front of --background (names or indices)")
-    p.add_argument("--smoothing", nargs="?", type=float, const=-1.0, default=None,
+    p.add_argument("--smoothing", nargs="?", type=float, const=RECOMMENDED, default=None,
                    metavar="STRENGTH", help="temporal smoothing (recommended, or a strength)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="play a file source at this multiple of its frame rate")
     p.add_argument("--max-frames", type=int, help="stop after this many processed frames")
     p.add_argument("--stall-timeout", type=float, default=10.0,
-                   help="seconds without a frame before a stream counts as stopped")
+                   help="seconds without a frame (the first one included) before a stream "
+                   "counts as stopped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --output file that deeplab-keras did not write")
     return p
 
 
@@ -72,6 +77,39 @@ def _display():
     return cv2
 
 
+def check_flags(args):
+    """The flags' values, checked before the model loads (one line naming the flag)."""
+    from deeplab_keras.commands.predict import smoothing_option
+    from deeplab_keras.utils.validate import check_number
+
+    check_number("--speed", args.speed, low=0, low_open=True)
+    check_number("--stall-timeout", args.stall_timeout, low=0, low_open=True)
+    check_number("--max-frames", args.max_frames, kind=int, low=1, allow_none=True)
+    if args.threads is not None:
+        check_number("--threads", args.threads, kind=int, low=1)
+    smoothing_option(args.smoothing)
+    if args.output:
+        _check_output(args)
+
+
+def _check_output(args):
+    """``--output``: a video name (.mp4 ...), not a folder, not the source, and not a user's
+    file (a video of ours, tagged when written, is replaced; anything else needs --overwrite)."""
+    import os
+
+    from deeplab_keras.utils.io import check_output_file
+    from deeplab_keras.video.io import check_output_extension, is_our_video
+
+    if os.path.isdir(args.output):
+        raise ValueError(f"--output {args.output!r} is a folder; name a video file, for example "
+                         f"{os.path.join(args.output, 'live.mp4')}")
+    check_output_extension(args.output)
+    source = str(args.source)
+    inputs = [source] if os.path.exists(source) else []
+    check_output_file(args.output, is_our_video, inputs=inputs, overwrite=args.overwrite,
+                      flag="--output", what="--output")
+
+
 def run(args):
     import sys
     import time
@@ -82,8 +120,9 @@ def run(args):
     from deeplab_keras.commands.predict_engine import Runner
     from deeplab_keras.inference import overlay, replace_background
     from deeplab_keras.video.io import VideoWriter
-    from deeplab_keras.video.live import LiveFrames, open_live
+    from deeplab_keras.video.live import LiveFrames, StreamStalled, latency_summary, open_live
 
+    check_flags(args)
     background = _background(args.background)
     if (background is None) != (args.keep is None):
         raise ValueError("--background and --keep go together: --background blur --keep person")
@@ -91,40 +130,56 @@ def run(args):
     if window is None and not args.output:
         raise ValueError("no display here: give --output FILE.mp4 to write the live result")
     if args.artifact:
-        runner = Runner(artifact=args.artifact, threads=args.threads,
-                        smoothing=smoothing_option(args.smoothing))
+        runner = Runner(artifact=loader.check_artifact(args), threads=args.threads,
+                        smoothing=smoothing_option(args.smoothing),  # refuses --input-size
+                        input_size=loader.parse_input_size(args.input_size))
     else:
         model = loader.load_model(args)
-        runner = Runner(model, smoothing=smoothing_option(args.smoothing))
+        runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads,
+                        input_size=loader.parse_input_size(args.input_size))
     keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
     segmenter = runner.video_segmenter()
-    reader, live = open_live(args.source)
+    if args.output:
+        _check_output(args)  # again: the folder may have changed while the model loaded
+    print(f"live: {segmenter.describe()}", file=sys.stderr, flush=True)  # the size it runs at
+    reader, live = open_live(args.source, timeout=args.stall_timeout)
+    if getattr(reader, "fps_guessed", False) and args.output:
+        print(f"live: {args.source} announces no frame rate; {args.output} is written at "
+              f"{reader.fps:g} fps", file=sys.stderr)
     frames = LiveFrames(reader, live=live, speed=args.speed, stall_timeout=args.stall_timeout)
     writer, processed, start, last_report = None, 0, time.perf_counter(), 0.0
+    latencies = []  # glass to glass: a frame's arrival to its result written or shown
+    stalled, progress = None, [False]
     try:
-        for frame in frames:
-            classes = segmenter.segment(frame)
-            out = (replace_background(frame, classes, keep, background) if keep is not None
-                   else overlay(frame, classes, runner.palette, labels=runner.labels))
-            if args.output:
-                if writer is None:
-                    writer = VideoWriter(args.output, out.shape[:2], reader.fps)
-                if out.shape[:2] != writer.size:  # the source changed size mid-stream
-                    from PIL import Image
-                    out = np.asarray(Image.fromarray(out).resize(writer.size[::-1]))
-                writer.write(out)
-            if window is not None:
-                window.imshow("deeplab-keras live", out[..., ::-1])
-                if window.waitKey(1) & 0xFF in (ord("q"), 27):
+        try:
+            for frame in frames:
+                classes = segmenter.segment(frame)
+                out = (replace_background(frame, classes, keep, background) if keep is not None
+                       else overlay(frame, classes, runner.palette, labels=runner.labels))
+                if args.output:
+                    if writer is None:
+                        writer = VideoWriter(args.output, out.shape[:2], reader.fps,
+                                             comment="deeplab-keras live")
+                    if out.shape[:2] != writer.size:  # the source changed size mid-stream
+                        from PIL import Image
+                        out = np.asarray(Image.fromarray(out).resize(writer.size[::-1]))
+                    writer.write(out)
+                if window is not None:
+                    window.imshow("deeplab-keras live", out[..., ::-1])
+                    if window.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+                processed += 1
+                now = time.perf_counter()
+                latencies.append(now - frames.arrival)
+                if now - last_report >= 1.0:
+                    last_report, progress[0] = now, True
+                    print(f"\rlive: {processed} frames, {processed / (now - start):.1f} "
+                          f"frames/s, {frames.dropped} dropped", end="", file=sys.stderr,
+                          flush=True)
+                if args.max_frames and processed >= args.max_frames:
                     break
-            processed += 1
-            now = time.perf_counter()
-            if now - last_report >= 1.0:
-                last_report = now
-                print(f"\rlive: {processed} frames, {processed / (now - start):.1f} frames/s, "
-                      f"{frames.dropped} dropped", end="", file=sys.stderr, flush=True)
-            if args.max_frames and processed >= args.max_frames:
-                break
+        except StreamStalled as err:  # the frames processed so far are kept
+            stalled = err
         if writer is not None:
             writer.close()
     except BaseException:
@@ -135,10 +190,17 @@ def run(args):
         frames.close()
         if window is not None:
             window.destroyAllWindows()
+        if progress[0]:
+            print(file=sys.stderr)  # end the progress line, whatever happened
     seconds = time.perf_counter() - start
-    print(file=sys.stderr)
+    wrote = f" -> {args.output}" if writer is not None else ""
     print(f"live: {processed} frames processed in {seconds:.1f}s ({processed / seconds:.1f} "
-          f"frames/s), {frames.dropped} of {frames.received} received frames dropped "
-          f"(source {reader.fps:g} fps; {segmenter.describe()})"
-          + (f" -> {args.output}" if args.output else ""))
+          f"frames/s), {frames.dropped} of {frames.received} received frames dropped"
+          + (f", {latency_summary(latencies)}" if latencies else "")
+          + f" (source {reader.fps:g} fps; {segmenter.describe()})" + wrote)
+    if stalled is not None:
+        print(f"deeplab-keras live: {stalled}; {processed} frames were processed"
+              + (f" and written to {args.output}" if writer is not None else ""),
+              file=sys.stderr)
+        return 1
     return 0

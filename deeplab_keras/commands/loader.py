@@ -110,6 +110,22 @@ def read_config_flag(config):
 STANDALONE = (".keras", ".tflite")
 
 
+def check_artifact(args):
+    """The one check of ``--artifact`` (predict, evaluate, live): the file runs alone, and is an
+    exported model; what else applies to it is the segmenter layer's to say
+    (:func:`deeplab_keras.inference.open_segmenter`). Returns the path."""
+    from deeplab_keras.inference.source import is_model_file
+
+    if args.preset or args.weights or getattr(args, "config", None) or \
+            getattr(args, "architecture", None):
+        raise ValueError("--artifact runs the exported file alone: drop --preset/--weights/"
+                         "--config/--architecture")
+    if os.path.exists(args.artifact) and not is_model_file(args.artifact):
+        raise ValueError(f"--artifact {args.artifact}: not an exported model (expected a .tflite "
+                         "/ .onnx file or a SavedModel folder)")
+    return args.artifact
+
+
 def stands_alone(args):
     """``--weights`` is a ``.keras`` / ``.tflite`` file given without an architecture."""
     weights = str(args.weights or "")
@@ -142,7 +158,7 @@ def load_model(args, *, num_classes=None, missing_weights="error"):
     """
     from deeplab_keras.hub import zoo
     from deeplab_keras.hub.weights import from_preset, load_weights
-    from deeplab_keras.models import build_model
+    from deeplab_keras.builders import build_model
 
     classes = args.num_classes if args.num_classes is not None else num_classes
     weights = args.weights

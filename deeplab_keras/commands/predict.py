@@ -31,18 +31,32 @@ def add_parser(subparsers):
                         help="images: average over these scales, as evaluate (e.g. 0.75 1 1.25)")
     parser.add_argument("--flip", action="store_true",
                         help="images: also average the mirrored image, as evaluate")
-    parser.add_argument("--smoothing", nargs="?", type=float, const=-1.0, default=None,
+    parser.add_argument("--smoothing", nargs="?", type=float, const=RECOMMENDED, default=None,
                         metavar="STRENGTH", help="videos: temporal smoothing (the recommended "
                         "settings, or a strength in [0, 1))")
     parser.add_argument("--side-by-side", action="store_true",
                         help="also write <name>_side.png: the image and its overlay side by side")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in the output folder that deeplab-keras did not "
+                        "write (its own earlier outputs are replaced without it)")
     return parser
 
 
+#: the value ``--smoothing`` takes when given without a strength
+RECOMMENDED = -1.0
+
+
 def smoothing_option(value):
-    """``--smoothing`` flag value -> VideoSegmenter's ``smoothing`` argument."""
-    return False if value is None else (True if value < 0 else value)
+    """``--smoothing`` flag value -> VideoSegmenter's ``smoothing`` argument (a strength is
+    checked: in [0, 1), one line naming the flag otherwise)."""
+    if value is None:
+        return False
+    if value == RECOMMENDED:
+        return True
+    from deeplab_keras.utils.validate import check_number
+    check_number("--smoothing", value, low=0.0, high=1.0, high_open=True)
+    return value
 
 
 def run(args):
@@ -53,23 +67,19 @@ def run(args):
     images = extra + list(args.images)
     if not images:
         raise ValueError("give at least one INPUT (image, video, folder or glob) to segment")
-    smoothing = smoothing_option(args.smoothing)
+    smoothing = smoothing_option(args.smoothing)  # checked before the model loads
     if args.artifact:
-        if args.preset or args.weights or args.config or args.architecture:
-            raise ValueError("--artifact runs the exported file alone: drop --preset/--weights/"
-                             "--config/--architecture")
-        if size:
-            raise ValueError("--artifact runs the file at its own fixed input size: drop "
-                             "--input-size")
-        runner = predict_engine.Runner(artifact=args.artifact, scales=args.scales,
+        runner = predict_engine.Runner(artifact=loader.check_artifact(args), input_size=size, scales=args.scales,
                                        flip=args.flip, smoothing=smoothing, threads=args.threads,
                                        num_classes=args.num_classes)
     else:
         model = loader.load_model(args)
         size, semantics = inference.input_contract(model, size)
         runner = predict_engine.Runner(model, input_size=size, semantics=semantics,
-                                       scales=args.scales, flip=args.flip, smoothing=smoothing)
+                                       scales=args.scales, flip=args.flip, smoothing=smoothing,
+                                       threads=args.threads)
     # issue 11: folders and globs, relative output folders, bad files reported at the end
     return predict_engine.predict_batch(runner, images, args.output,
                                         side_by_side=args.side_by_side,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress,
+                                        overwrite=args.overwrite)

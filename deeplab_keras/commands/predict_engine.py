@@ -8,60 +8,59 @@ import numpy as np
 from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, INDEX_FILE,
                                                    OUTPUT_SUFFIXES, check_not_inputs,
                                                    expand_inputs, output_stems)
-from deeplab_keras.inference import (default_palette, load_image, overlay, predict_classes,
-                                     save_class_map, save_png)
-from deeplab_keras.video.io import VIDEO_EXTENSIONS
+from deeplab_keras.inference import (default_palette, load_image, overlay, save_class_map,
+                                     save_png)
+from deeplab_keras.utils.io import check_output_file, is_our_png
+from deeplab_keras.video.io import VIDEO_EXTENSIONS, is_our_video
+
+#: the ``Software`` entry of predict's PNGs and the ``comment`` tag of its videos: how a later
+#: run knows a file in the output folder is ours to replace (issue 27: not by its name)
+SOFTWARE = "deeplab-keras predict"
+
+
+def is_our_output(path):
+    """Did a deeplab-keras command write ``path`` (a tagged PNG or video)?"""
+    if path.lower().endswith(".png"):
+        return is_our_png(path)
+    return is_our_video(path)
+
+
+def check_outputs(paths, inputs=(), overwrite=False):
+    """The writer policy for predict's outputs, before any work and again before writing:
+    never a user's file (unless ``overwrite``), never an input."""
+    for path in paths:
+        check_output_file(path, is_our_output, inputs=inputs, overwrite=overwrite,
+                          flag="output", what="output file")
 
 
 class Runner:
-    """What ``predict`` runs: a Keras model (images at its input contract, or averaged over
-    ``scales`` / ``flip`` by the evaluation :class:`~deeplab_keras.evaluation.Predictor`, as
-    ``evaluate`` does; videos compiled through a :class:`~deeplab_keras.video.VideoSegmenter`)
-    or an exported ``artifact`` (``.tflite`` / ``.onnx``, images and videos alike)."""
+    """What ``predict`` runs: one segmenter of the segmenter layer
+    (:func:`deeplab_keras.inference.open_segmenter`) for a Keras model (images at its input
+    contract, or averaged over ``scales`` / ``flip``, as ``evaluate`` does) or an exported
+    ``artifact`` (``.tflite`` / ``.onnx``), images and videos alike; the layer refuses what does
+    not apply to the source (``--scales`` for a fixed-size file, ``--threads`` for Keras)."""
 
     def __init__(self, model=None, artifact=None, *, input_size=None, semantics=None,
                  scales=(1.0,), flip=False, smoothing=False, threads=None, num_classes=None):
-        from deeplab_keras.video.sources import ArtifactSource, KerasSource
+        from deeplab_keras.inference.source import open_segmenter
 
-        scales = tuple(float(s) for s in (scales or (1.0,)))
-        self.model, self.input_size, self.semantics = model, input_size, semantics
-        self.smoothing, self.predictor = smoothing, None
-        if artifact is not None:
-            if scales != (1.0,) or flip:
-                raise ValueError("--artifact runs the file at its fixed input size: --scales/"
-                                 "--flip need a Keras model (--preset/--weights)")
-            self.source = ArtifactSource(artifact, threads, num_classes=num_classes)
-            if self.source.num_classes is None:
-                raise ValueError(f"{artifact} outputs a class map and records no class count "
-                                 "(no labels in its metadata, no export report beside it): "
-                                 "give --num-classes")
-            self.num_classes, self.labels = self.source.num_classes, self.source.labels
-            self.palette, self.ignore_label = None, None
-        else:
-            self.source = KerasSource(model, input_size)
-            self.num_classes = int(model.output_shape[-1])
-            self.labels = getattr(model, "labels", None)
-            self.palette = getattr(model, "palette", None)
-            self.ignore_label = getattr(model, "ignore_label", None)
-            if scales != (1.0,) or flip:
-                from deeplab_keras.evaluation import Predictor
-                # scale 1 is the size the model works at, as without --scales
-                self.predictor = Predictor(model, scales=scales, flip=flip,
-                                           semantics=semantics, input_size=input_size)
+        self.smoothing = smoothing
+        self.source = open_segmenter(artifact if artifact is not None else model,
+                                     input_size=input_size, semantics=semantics,
+                                     scales=scales, flip=flip, num_threads=threads,
+                                     num_classes=num_classes)
+        if self.source.num_classes is None:
+            raise ValueError(f"{artifact} outputs a class map and records no class count "
+                             "(no labels in its metadata, no export report beside it): "
+                             "give --num-classes")
+        self.num_classes, self.labels = self.source.num_classes, self.source.labels
+        self.palette, self.ignore_label = self.source.palette, self.source.ignore_label
         if self.palette is None:
             self.palette = default_palette(self.num_classes)
-        self._image_segmenter = None
 
     def classify(self, image):
-        """(H, W) class map of one RGB uint8 image."""
-        if self.predictor is not None:
-            probs = self.predictor(image)
-            return probs.argmax(-1).astype(np.uint8 if probs.shape[-1] <= 256 else np.int32)
-        if self.model is not None:
-            return predict_classes(self.model, image, self.input_size, self.semantics)
-        if self._image_segmenter is None:
-            self._image_segmenter = self.video_segmenter(smoothing=False)
-        return self._image_segmenter.segment(image)
+        """(H, W) class map of one RGB uint8 image: the segmenter layer's one call."""
+        return self.source.segment(image)
 
     def video_segmenter(self, smoothing=None):
         from deeplab_keras.video import VideoSegmenter
@@ -70,7 +69,7 @@ class Runner:
 
 
 def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, legend=True,
-                 inputs=()):
+                 inputs=(), overwrite=False):
     """Segment one image file; writes ``<stem>_classes.png`` (class indices as a palette PNG at
     the image's size), ``<stem>_overlay.png`` (with a legend of the classes present) and, with
     ``side_by_side``, ``<stem>_side.png`` (image | overlay). ``stem``: default the file name
@@ -80,18 +79,22 @@ def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, 
     paths = {k: os.path.join(output_dir, stem + suffix)
              for k, suffix in zip(("classes", "overlay", "side_by_side"), OUTPUT_SUFFIXES)}
     check_not_inputs(paths.values(), list(inputs) + [image_path])
+    written = [paths["classes"], paths["overlay"]] + ([paths["side_by_side"]] if side_by_side
+                                                      else [])
+    check_outputs(written, list(inputs) + [image_path], overwrite)
     image = load_image(image_path)
     classes = runner.classify(image)
     palette, labels = runner.palette, runner.labels
     os.makedirs(os.path.dirname(paths["classes"]) or output_dir, exist_ok=True)
-    class_path = save_class_map(classes, paths["classes"], palette)
+    check_outputs(written, list(inputs) + [image_path], overwrite)  # the folder may have changed
+    class_path = save_class_map(classes, paths["classes"], palette, software=SOFTWARE)
     vis = overlay(image, classes, palette, labels=labels, legend=legend)
     result = {"image": image_path, "classes": class_path,
-              "overlay": save_png(vis, paths["overlay"])}
+              "overlay": save_png(vis, paths["overlay"], software=SOFTWARE)}
     if side_by_side:
         gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
         result["side_by_side"] = save_png(np.concatenate([image, gap, vis], axis=1),
-                                          paths["side_by_side"])
+                                          paths["side_by_side"], software=SOFTWARE)
     ids, counts = np.unique(classes, return_counts=True)
     name = (lambda i: labels[i] if labels and i < len(labels) else str(i))
     result.update(fractions={name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)},
@@ -99,7 +102,8 @@ def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, 
     return result
 
 
-def segment_files(runner, files, output_dir, on_result=None, side_by_side=False):
+def segment_files(runner, files, output_dir, on_result=None, side_by_side=False,
+                  overwrite=False):
     """Segment every image of ``files`` into ``output_dir``, keeping their relative folders (see
     :func:`output_stems`). A file that fails does not stop the others. Returns ``(results,
     failures)``, failures a list of ``(path, message)``. ``on_result(result_or_None)`` is
@@ -108,7 +112,7 @@ def segment_files(runner, files, output_dir, on_result=None, side_by_side=False)
     for path, stem in zip(files, output_stems(files)):
         try:
             result = segment_file(runner, path, output_dir, stem=stem,
-                                  side_by_side=side_by_side, inputs=files)
+                                  side_by_side=side_by_side, inputs=files, overwrite=overwrite)
         except Exception as err:  # one bad file must not lose the rest of the batch
             failures.append((path, str(err) or type(err).__name__))
             result = None
@@ -119,13 +123,15 @@ def segment_files(runner, files, output_dir, on_result=None, side_by_side=False)
     return results, failures
 
 
-def segment_video(runner, path, output_path, progress=True, legend=True):
+def segment_video(runner, path, output_path, progress=True, legend=True, inputs=(),
+                  overwrite=False):
     """Overlay video of a video file: decoded, segmented (compiled Keras model or artifact,
     smoothed with ``runner.smoothing``) and encoded in a pipeline at the source's frame size,
     frame count and frame rate, its audio kept, written atomically. Returns the
     :func:`deeplab_keras.video.process_video` summary plus ``video`` and ``overlay``."""
     from deeplab_keras.video import VideoReader, process_video
 
+    check_outputs([output_path], list(inputs) + [path], overwrite)
     reader = VideoReader(path)
     segmenter = runner.video_segmenter()
     bar = None
@@ -141,7 +147,7 @@ def segment_video(runner, path, output_path, progress=True, legend=True):
             bar.update(n)
 
     result = process_video(segmenter.segment, path, output_path, draw, on_frame=step,
-                           reader=reader)
+                           reader=reader, comment=SOFTWARE)
     result.update(video=path, overlay=output_path, segmenter=segmenter.describe())
     return result
 
@@ -199,7 +205,8 @@ def write_index(output_dir, entries):
     return write_json(path, {"written_by": "deeplab-keras", "inputs": entries})
 
 
-def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True):
+def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True,
+                  overwrite=False):
     """The ``predict`` command's loop: images with a progress bar (n/N, time per image), videos
     through :func:`segment_video`, ``labels.json`` and ``index.json`` beside the outputs, a
     summary line and, at the end, every failure on stderr. Returns the exit status (1 if any
@@ -219,6 +226,11 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True)
                                                         for i in range(runner.num_classes)]
     os.makedirs(output_dir, exist_ok=True)
     _check_ours(os.path.join(output_dir, INDEX_FILE))  # before any work
+    planned = [os.path.join(output_dir, stems[f] + suffix) for f in files
+               for suffix in OUTPUT_SUFFIXES[:3 if side_by_side else 2]]
+    planned += [os.path.join(output_dir, f"{stems[v]}_overlay.mp4") for v in videos]
+    inputs = {os.path.realpath(f) for f in files + videos}  # named per input, below
+    check_outputs([p for p in planned if os.path.realpath(p) not in inputs], (), overwrite)
     labels_path = write_labels(output_dir, names, runner.palette, runner.ignore_label)
     bar = None
     if progress and files:
@@ -233,7 +245,7 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True)
 
     start = time.time()
     results, failures = segment_files(runner, files, output_dir, on_result=step,
-                                      side_by_side=side_by_side)
+                                      side_by_side=side_by_side, overwrite=overwrite)
     failures = problems + failures
     seconds = time.time() - start
     index = [{"input": r["image"], "outputs": {k: r[k] for k in ("classes", "overlay",
@@ -243,7 +255,8 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True)
         out = os.path.join(output_dir, f"{stems[video]}_overlay.mp4")
         try:
             check_not_inputs([out], videos + files)
-            v = segment_video(runner, video, out, progress=progress)
+            v = segment_video(runner, video, out, progress=progress, inputs=videos + files,
+                              overwrite=overwrite)
         except Exception as err:  # one bad file must not lose the rest
             failures.append((video, str(err) or type(err).__name__))
             continue

@@ -164,9 +164,12 @@ def output_stems(files):
 
 def check_not_inputs(paths, inputs):
     """ValueError if an output path would replace one of the ``inputs`` (an input named like an
-    output of another, in the output folder)."""
+    output of another, in the output folder; a link or hard link to an input too)."""
+    from deeplab_keras.utils.io import same_file
+
     real = {os.path.realpath(p) for p in inputs}
     for path in paths:
-        if os.path.realpath(path) in real:
+        if os.path.realpath(path) in real or any(same_file(path, p) for p in inputs
+                                                 if os.path.lexists(path)):
             raise ValueError(f"output {path} would overwrite an input file; choose an "
                              "--output-dir outside the input folders")

@@ -9,7 +9,7 @@ import numpy as np
 
 from deeplab_keras.utils import io
 
-from deeplab_keras.evaluation.predictor import Predictor
+from deeplab_keras.inference.multiscale import Predictor
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 
@@ -82,22 +82,27 @@ def progress_bar(progress, data, limit):
 
 def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, class_names=None,
              scales=(1.0,), flip=False, sliding_window=None, crf=None, limit=None, progress=False,
-             on_batch=None, input_size="model", **predictor_options):
+             on_batch=None, input_size="model", num_threads=None, **predictor_options):
     """Evaluate ``model`` on ``data`` and return a JSON-ready dict of metrics.
 
     Args:
-        model: Keras model, 0-255 RGB in, logits (or probabilities) at the input size out.
+        model: any source of :func:`deeplab_keras.inference.open_segmenter`: a Keras model
+            (0-255 RGB in, logits or probabilities at the input size out), a preset name, a
+            ``.keras`` file, or an exported ``.tflite`` / ``.onnx`` file or SavedModel folder
+            (run by its runtime at its own input size, as ``predict`` and ``VideoSegmenter``
+            run it; ``num_threads`` sets its runtime threads).
         data: ``[(image_path, mask_path), ...]`` (e.g. ``deeplab_keras.data.list_pairs``), a
             ``tf.data.Dataset`` of ``(image, label)`` (batched or not), or any iterable of
             ``(image, label)`` arrays. Labels must already be train ids (+ ignore label).
         dataset: dataset name (``"camvid"``, ``"voc"``, ...) or ``DatasetInfo``: classes, ignore
             label, names and the mask mapping for file pairs. Else ``num_classes`` (default:
-            the model's output channels) and ``ignore_label`` (default 255).
-        input_size: the size scale 1 runs the model at: ``"model"`` (default) its working size
-            as ``predict`` runs it (:func:`deeplab_keras.inference.input_contract`: its preset's
-            input size, else each image's own), ``"image"`` or None each image's own, or
-            ``(height, width)``.
-        scales, flip, sliding_window, crf, predictor_options: see :class:`Predictor`.
+            the model's classes) and ``ignore_label`` (default 255).
+        input_size: the size scale 1 runs a Keras model at: ``"model"`` (default) its working
+            size as ``predict`` runs it (:func:`deeplab_keras.inference.input_contract`: its
+            preset's input size, else each image's own), ``"image"`` or None each image's own,
+            or ``(height, width)``. A file runs at its own input size.
+        scales, flip, sliding_window, crf, predictor_options: see :class:`Predictor` (Keras
+            models; a fixed-size file refuses them).
         limit: evaluate at most this many images.
         progress: True: a progress bar (n/N when the number of images is known, time per
             image; Keras ``Progbar``); ``"lines"``: one line per batch on stderr.
@@ -107,8 +112,37 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
     Returns:
         :func:`metrics_from_confusion`'s dict plus ``per_class`` (name -> IoU), ``confusion_matrix``,
         ``num_images``, ``seconds``, ``images_per_second``, ``dataset``, ``ignore_label`` and the
-        inference ``settings``. IoU values are fractions in [0, 1].
+        inference ``settings`` (and ``artifact``: path, format, runtime, input, output mode,
+        for a file). IoU values are fractions in [0, 1].
     """
+    from deeplab_keras.inference.source import open_segmenter
+
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit!r}")
+    if isinstance(input_size, str) and input_size not in ("model", "image"):
+        raise ValueError(f"input_size must be 'model', 'image', None or (height, width), got "
+                         f"{input_size!r}")
+    if not hasattr(model, "predict_on_batch"):  # a path, a preset name or a segmenter
+        file_options = dict(scales=scales, flip=flip, num_threads=num_threads,
+                            input_size=None if input_size == "model" else input_size)
+        if input_size == "image":
+            file_options["input_size"] = None
+        seg = open_segmenter(model, **file_options)
+        if seg.kind != "keras":  # an exported file (or a segmenter of the caller's own)
+            name = getattr(seg, "path", None) or seg.description
+            if input_size == "image":
+                raise ValueError(f"{name} runs at its own fixed input size; input_size "
+                                 "'image' needs a Keras model")
+            if sliding_window is not None or crf or predictor_options:
+                raise ValueError(f"{name} runs at its fixed input size: sliding windows, "
+                                 "CRF and other test-time options need a Keras model")
+            return _evaluate_file(seg, data, dataset=dataset, num_classes=num_classes,
+                                  ignore_label=ignore_label, class_names=class_names,
+                                  limit=limit, progress=progress, on_batch=on_batch)
+        model = seg.model
+    elif num_threads is not None:
+        raise ValueError("num_threads sets the runtime threads of a .tflite / .onnx file; a "
+                         "Keras model runs on TensorFlow's threads")
     model_classes = model.output_shape[-1]
     if dataset is None and num_classes is None:
         num_classes = model_classes
@@ -116,12 +150,7 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
     if model_classes != info.num_classes:
         raise ValueError(f"the model predicts {model_classes} classes but the dataset "
                          f"{info.name!r} has {info.num_classes}")
-    if limit is not None and int(limit) < 1:
-        raise ValueError(f"limit must be a positive number of images, got {limit!r}")
     if isinstance(input_size, str):
-        if input_size not in ("model", "image"):
-            raise ValueError(f"input_size must be 'model', 'image', None or (height, width), got "
-                             f"{input_size!r}")
         if input_size == "model":
             from deeplab_keras.inference import input_contract
             input_size = input_contract(model)[0]
@@ -129,11 +158,30 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
             input_size = None
     predictor = Predictor(model, scales=scales, flip=flip, sliding_window=sliding_window, crf=crf,
                           input_size=input_size, **predictor_options)
+    cm, count, seconds = _confusion(lambda images: predictor(images).argmax(-1), data, info,
+                                    limit, progress, on_batch)
+    result = _result(cm, names, info, count, seconds)
+    result["settings"] = {
+        "scales": list(predictor.scales), "flip": predictor.flip,
+        "input_size": list(predictor.input_size) if predictor.input_size else None,
+        "sliding_window": list(predictor.window) if predictor.window else None,
+        "overlap": predictor.overlap if predictor.window else None,
+        "weighting": predictor.weighting if predictor.window else None,
+        "crf": predictor.crf}
+    return result
+
+
+def _confusion(predict, data, info, limit, progress, on_batch):
+    """``(confusion matrix, images, seconds)`` of ``predict(images) -> class maps`` on ``data``."""
     cm = np.zeros((info.num_classes, info.num_classes), np.int64)
     count, start = 0, time.perf_counter()
     bar = progress_bar(progress, data, limit)
     for images, labels in _batches(data, info, limit):
-        pred = predictor(images).argmax(-1)
+        pred = predict(images)
+        top = int(pred.max(initial=0))
+        if top >= info.num_classes:
+            raise ValueError(f"the model predicts class {top} but the dataset {info.name!r} has "
+                             f"{info.num_classes} classes")
         cm += confusion_matrix(labels, pred, info.num_classes, info.ignore_label)
         count += len(images)
         if on_batch is not None:
@@ -146,19 +194,56 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
         bar.update(count, finalize=True)
     if not count:
         raise ValueError("the evaluation data is empty")
-    seconds = time.perf_counter() - start
+    return cm, count, time.perf_counter() - start
+
+
+def _result(cm, names, info, count, seconds):
     result = metrics_from_confusion(cm, names)
     result.update(
         per_class={n: v for n, v in zip(names, result["per_class_iou"])},
         confusion_matrix=cm.tolist(), num_images=count, seconds=round(seconds, 3),
-        images_per_second=round(count / seconds, 3), dataset=info.name,
-        ignore_label=info.ignore_label,
-        settings={"scales": list(predictor.scales), "flip": predictor.flip,
-                  "input_size": list(predictor.input_size) if predictor.input_size else None,
-                  "sliding_window": list(predictor.window) if predictor.window else None,
-                  "overlap": predictor.overlap if predictor.window else None,
-                  "weighting": predictor.weighting if predictor.window else None,
-                  "crf": predictor.crf})
+        images_per_second=round(count / seconds, 3) if seconds > 0 else None, dataset=info.name,
+        ignore_label=info.ignore_label)
+    return result
+
+
+RUNTIMES = {"tflite": "LiteRT (ai_edge_litert)", "onnx": "onnxruntime CPU",
+            "saved_model": "TensorFlow"}
+
+
+def _evaluate_file(seg, data, *, dataset, num_classes, ignore_label, class_names, limit,
+                   progress, on_batch):
+    """:func:`evaluate` of an exported file: each image through the segmenter's one call
+    (resized to the file's input, scores back to the label's size before the argmax, a class
+    map by nearest neighbour), so the labels are never resampled."""
+    name = getattr(seg, "path", None) or seg.description
+    if dataset is None and num_classes is None:
+        if seg.num_classes is None:
+            raise ValueError(f"{name} outputs a class map and records no class count (no "
+                             "labels in its metadata, no export report beside it): give "
+                             "num_classes or a dataset")
+        num_classes = seg.num_classes
+    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
+    if seg.num_classes is not None and seg.num_classes != info.num_classes:
+        raise ValueError(f"{name} predicts {seg.num_classes} classes but the dataset "
+                         f"{info.name!r} has {info.num_classes}")
+
+    def predict(images):
+        return np.stack([seg.segment(np.asarray(image)) for image in images])
+
+    cm, count, seconds = _confusion(predict, data, info, limit, progress, on_batch)
+    result = _result(cm, names, info, count, seconds)
+    result["settings"] = {"scales": [1.0], "flip": False,
+                          "input_size": list(seg.input_size) if seg.input_size else None,
+                          "sliding_window": None, "crf": None}
+    if seg.kind != "file":
+        result["source"] = seg.description
+        return result
+    art = seg.artifact
+    result["artifact"] = {"path": str(seg.path), "format": seg.format,
+                          "runtime": RUNTIMES[seg.format],
+                          "input_shape": [-1 if d is None else d for d in art.input_shape],
+                          "input_dtype": art.input_dtype.name, "output_mode": seg.mode}
     return result
 
 

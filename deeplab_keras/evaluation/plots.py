@@ -11,7 +11,7 @@ import importlib.util
 
 import numpy as np
 
-from deeplab_keras.utils.io import atomic_path
+from deeplab_keras.utils.io import atomic_path, is_our_png, png_info
 
 
 #: the PNG ``Software`` text entry of our pictures: how evaluate knows a picture is its own
@@ -19,10 +19,9 @@ SOFTWARE = "deeplab-keras evaluate"
 
 
 def is_ours(path):
-    """Is ``path`` a picture we wrote (a PNG carrying our ``Software`` entry)?"""
-    from PIL import Image
-    with Image.open(path) as im:
-        return im.format == "PNG" and getattr(im, "text", {}).get("Software") == SOFTWARE
+    """Is ``path`` a picture evaluate wrote (a PNG carrying its ``Software`` entry)? The one
+    check of our PNGs: :func:`deeplab_keras.utils.io.is_our_png`."""
+    return is_our_png(path, SOFTWARE)
 
 
 def have_matplotlib():
@@ -95,7 +94,7 @@ def iou_bars(per_class_iou, names, path, miou=None, title=None, palette=None):
 def example_panel(image, label, prediction, palette, path, ignore_label=None, labels=None):
     """image | ground truth | prediction side by side (ignored pixels drawn white); with
     ``labels``, the prediction carries a legend of its classes."""
-    from PIL import Image, PngImagePlugin
+    from PIL import Image
 
     from deeplab_keras.inference import colorize, draw_legend
 
@@ -109,8 +108,7 @@ def example_panel(image, label, prediction, palette, path, ignore_label=None, la
     if labels is not None:
         pred = draw_legend(pred, np.asarray(prediction), palette, labels)
     gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", SOFTWARE)
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(np.concatenate([image, gap, truth, gap, pred], axis=1)).save(tmp, pnginfo=info)
+        Image.fromarray(np.concatenate([image, gap, truth, gap, pred], axis=1)).save(
+            tmp, pnginfo=png_info(SOFTWARE))
     return path

@@ -10,10 +10,12 @@ import time
 
 import numpy as np
 
-from deeplab_keras.export import calibration, convert, graph, handoff, mobile, ownership, parity
+from deeplab_keras.export import (calibration, convert, gpu_compat, graph, handoff, mobile, ownership,
+                                  parity)
 from deeplab_keras.export.runtime import Artifact
 from deeplab_keras.utils import io
 from deeplab_keras.utils.backend import require_tensorflow
+from deeplab_keras.utils.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +27,15 @@ class Format:
     check: object = None  # (artifact, plan, notes) -> None: raise parity.ParityError if bad
 
 
-#: format name -> :class:`Format`
-REGISTRY = {}
+#: format name -> :class:`Format` (a :class:`~deeplab_keras.utils.registry.Registry`, the
+#: package's one registry kind)
+REGISTRY = Registry("export format")
 
 
 def register_format(name, extension, quantize_modes=("none",), check=None):
     """Decorator registering ``convert(plan, tmp_path)`` as export format ``name``."""
     def decorate(fn):
-        REGISTRY[name] = Format(name, extension, fn, tuple(quantize_modes), check)
+        REGISTRY.register(name, Format(name, extension, fn, tuple(quantize_modes), check))
         return fn
     return decorate
 
@@ -200,6 +203,7 @@ def _deploy(plan, tmp, check_images, metrics, threshold):
     fmt = plan.format.name
     deploy, reasons = handoff.describe(tmp, fmt, plan.output_mode, plan.labels) or {}, []
     if fmt == "tflite":
+        deploy["gpu_delegate"] = gpu_compat.check(tmp)
         deploy["standard_metadata"] = plan.standard_metadata
         if plan.standard_metadata is None:
             deploy["mediapipe"] = mobile.metadata.not_for_mediapipe(plan.output_mode)

@@ -6,9 +6,11 @@ import os
 
 import tensorflow as tf
 
+from deeplab_keras.inference.runtime import (METADATA_NAME, read_onnx_metadata,  # noqa: F401
+                                             read_tflite_metadata)
+
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "qat")
 IO_DTYPES = {"uint8": tf.uint8, "int8": tf.int8}
-METADATA_NAME = "deeplab_keras"  # key of our entry in the TFLite Model.metadata table
 
 
 def _converter(serve):
@@ -75,17 +77,6 @@ def _name_io_tensors(model, output_name):
         sg.tensors[sg.inputs[0]].name = b"image"
     if len(sg.outputs) == 1:
         sg.tensors[sg.outputs[0]].name = output_name.encode()
-
-
-def read_tflite_metadata(path):
-    """Our JSON metadata from a ``.tflite`` file, or None."""
-    from tensorflow.lite.tools import flatbuffer_utils
-    model = flatbuffer_utils.read_model(path)
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == METADATA_NAME:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
-    return None
 
 
 def to_saved_model(serve, path, metadata=None):
@@ -157,12 +148,3 @@ def resize_by_sizes(model_proto):
         del model_proto.graph.initializer[:]
         model_proto.graph.initializer.extend(keep)
     return changed
-
-
-def read_onnx_metadata(path):
-    import onnx
-    model = onnx.load(path, load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_NAME:
-            return json.loads(prop.value)
-    return None

@@ -2,8 +2,7 @@
 quantization, pixel range), the output contract, the label file, and short MediaPipe snippets."""
 import os
 
-import numpy as np
-
+from deeplab_keras.export import gpu_compat
 from deeplab_keras.utils import io
 
 OUTPUT_CONTRACTS = {
@@ -14,29 +13,12 @@ OUTPUT_CONTRACTS = {
 }
 
 
-def _tensor(details):
-    scale, zero = details.get("quantization", (0.0, 0))
-    return {"name": details["name"], "shape": [int(d) for d in details["shape"]],
-            "dtype": np.dtype(details["dtype"]).name,
-            "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None}
-
-
 def describe(path, fmt, output_mode, labels=None):
     """The ``deploy`` entry of the report for the file at ``path`` (read back from the file)."""
-    if fmt == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-        it = Interpreter(model_path=os.fspath(path))
-        inp, out = _tensor(it.get_input_details()[0]), _tensor(it.get_output_details()[0])
-    elif fmt == "onnx":
-        import onnxruntime as ort
-        sess = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-        types = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
-                 "tensor(int32)": "int32", "tensor(int64)": "int64"}
-        i, o = sess.get_inputs()[0], sess.get_outputs()[0]
-        inp = {"name": i.name, "shape": list(i.shape), "dtype": types.get(i.type, i.type), "quantization": None}
-        out = {"name": o.name, "shape": list(o.shape), "dtype": types.get(o.type, o.type), "quantization": None}
-    else:
+    if fmt not in ("tflite", "onnx"):
         return None
+    from deeplab_keras.inference.runtime import Artifact
+    inp, out = Artifact(path).tensors()
     q = inp["quantization"]
     if inp["dtype"] == "int8" and q:
         inp["pixel_range"] = f"RGB 0-255 pixels as int8: value = round(pixel / {q['scale']:g}) + {q['zero_point']}"
@@ -86,6 +68,8 @@ def to_markdown(report):
         lines.append(f"- standard TFLite metadata: {d['standard_metadata']}")
     if d.get("mediapipe"):
         lines.append(f"- MediaPipe / Task Library: {d['mediapipe']}")
+    if "gpu_delegate" in d:
+        lines.append(f"- TFLite GPU delegate: {gpu_compat.summary(d['gpu_delegate'])}")
     if d.get("snippets"):
         lines += ["", "MediaPipe ImageSegmenter (Python):", "", "```python", "import mediapipe as mp",
                   d["snippets"]["python"], "```", "", "Android (Kotlin, com.google.mediapipe:tasks-vision):",

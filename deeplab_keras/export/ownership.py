@@ -31,9 +31,11 @@ def is_previous_export(path):
     return False
 
 
-def check_output(output, overwrite=False):
+def check_output(output, overwrite=False, inputs=()):
     """Raise :class:`deeplab_keras.utils.io.OutputExistsError` unless ``output`` may be
-    replaced by an export (see :func:`deeplab_keras.utils.io.check_replaceable`)."""
+    replaced by an export (see :func:`deeplab_keras.utils.io.check_replaceable`); ValueError
+    when it is one of ``inputs`` (the model file, its config), even with ``overwrite``."""
+    io.check_not_input(output, [p for p in inputs if p], "--output")
     io.check_replaceable(output, overwrite=overwrite, ours=is_previous_export, what="export output")
 
 
@@ -93,9 +95,12 @@ def file_sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def check_report_files(report_dir, name, labels=None, overwrite=False):
+def check_report_files(report_dir, name, labels=None, overwrite=False, inputs=()):
     """Refuse (:class:`deeplab_keras.utils.io.OutputExistsError`) before any work when the
-    report or label file an export would write beside the artifact exists and is not ours."""
+    report or label file an export would write beside the artifact exists and is not ours;
+    ValueError when one of them is one of ``inputs``, even with ``overwrite``."""
     if report_dir:
+        for path in report_files(report_dir, name):
+            io.check_not_input(path, [p for p in inputs if p], "export report file")
         io.check_owned(report_files(report_dir, name), lambda p: is_previous_report(p, labels),
                        overwrite=overwrite, what="export report file")

@@ -50,7 +50,7 @@ def twin_spec(model, architecture=None, config=None):
 def tf_keras_twin(model, architecture=None, config=None, input_size=None):
     """The tf_keras version of ``model`` at a fixed input size, built from ``model.get_config()``
     (or ``build_model(architecture, **config)``), with ``model``'s weights copied by layer name."""
-    from deeplab_keras.models import build_model
+    from deeplab_keras.builders import build_model
     tf_keras, _ = _modules()
     if input_size is None:
         raise ValueError("tf_keras_twin needs input_size=(height, width)")

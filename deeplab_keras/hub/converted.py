@@ -1,14 +1,23 @@
 """The converted-weights cache: a preset's weights converted to our model once
 (:func:`converted_weights`), as a ``.weights.h5`` beside the verified download.
 
-Converted weight files carry a manifest,
-``<file>.manifest.json``: the source's sha256, the converted file's sha256 and the package
-version. It is checked before every use; a missing or mismatching manifest (tampered or
-truncated file, other source, other converter version) converts again from the verified
-source. A cache folder that cannot be written gets a temporary conversion outside it (deleted
-at exit) instead of a raw errno."""
+The cache is keyed by the pinned source: a converted file is named after the source file, the
+preset and the first 16 hex digits of the source's sha256, and carries a manifest,
+``<file>.manifest.json``: the source's sha256, the converted file's sha256, the package
+version and a signature (HMAC-SHA256 of those fields) made with this user's key,
+``$XDG_CONFIG_HOME/deeplab_keras/converted.key`` (``~/.config/...``; created on first use,
+readable by this user only, kept outside the cache folder). It is checked before every use; a
+missing or mismatching manifest (tampered or truncated file, other source, other converter
+version, or a file and manifest that this user's conversions did not write: planted in a
+shared cache or copied from another machine) converts again from the verified source. A cache
+folder that cannot be written gets a temporary conversion outside it (deleted at exit) instead
+of a raw errno; a key that cannot be stored is kept for this process only.
+"""
 import atexit
+import hashlib
+import hmac
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -23,6 +32,48 @@ MANIFEST_SUFFIX = ".manifest.json"
 
 def manifest_path(target):
     return os.fspath(target) + MANIFEST_SUFFIX
+
+
+KEY_FILE = os.path.join("deeplab_keras", "converted.key")
+_process_key = []  # the key of this process when none can be stored
+
+
+def key_path():
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, KEY_FILE)
+
+
+def signing_key():
+    """This user's key for signing converted-weights manifests (created on first use, mode
+    0600); a key that cannot be read or stored is made for this process only (conversions are
+    then reused within the process, not across runs)."""
+    path = key_path()
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    except FileExistsError:  # another process made it meanwhile
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        if not _process_key:
+            _process_key.append(secrets.token_bytes(32))
+        return _process_key[0]
+
+
+def signature(source_sha256, converted_sha256, package_version):
+    message = f"{source_sha256}\n{converted_sha256}\n{package_version}".encode()
+    return hmac.new(signing_key(), message, hashlib.sha256).hexdigest()
 
 
 def check_manifest(target, source_sha256):
@@ -49,6 +100,10 @@ def check_manifest(target, source_sha256):
     if manifest.get("converted_sha256") != actual:
         return False, (f"changed after conversion (sha256 {actual}, manifest "
                        f"{manifest.get('converted_sha256')})")
+    expected = signature(source_sha256, actual, __version__)
+    if not hmac.compare_digest(str(manifest.get("signature", "")), expected):
+        return False, ("was not converted here: its manifest is not signed with this user's key "
+                       f"({key_path()}); a file planted in the cache or copied from elsewhere")
     return True, None
 
 
@@ -84,9 +139,11 @@ def convert_cached(target, source, convert, source_sha256=None):
                   f"the verified source {source}", file=sys.stderr)
         with atomic_path(target, suffix=".weights.h5") as tmp:
             convert(tmp)
+        converted_sha256 = download.file_hash(target)
         write_json(manifest_path(target), {
             "source": os.path.basename(source), "source_sha256": source_sha256,
-            "converted_sha256": download.file_hash(target), "package_version": __version__})
+            "converted_sha256": converted_sha256, "package_version": __version__,
+            "signature": signature(source_sha256, converted_sha256, __version__)})
     return target
 
 
@@ -111,7 +168,11 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
     cache_root = download.cache_dir()
     folder = os.path.dirname(source) if os.path.dirname(os.path.abspath(source)).startswith(
         os.path.abspath(cache_root)) else cache_root
-    target = os.path.join(folder, f"{os.path.basename(source)}.{name}.weights.h5")
+    # keyed by the pinned source (else the downloaded file's own hash): another source never
+    # finds this conversion
+    source_sha256 = entry.get("sha256") or download.file_hash(source)
+    target = os.path.join(folder, f"{os.path.basename(source)}.{name}.{source_sha256[:16]}"
+                                  ".weights.h5")
 
     def convert(path):
         from deeplab_keras.importers.formats import import_weights
@@ -120,4 +181,4 @@ def converted_weights(name, fmt=None, allow_unpinned=False, progress=True):
         model.save_weights(path)
 
     # issue 11: reused only if its manifest (source + converted sha256, version) checks out
-    return convert_cached(target, source, convert, entry.get("sha256")), preset
+    return convert_cached(target, source, convert, source_sha256), preset

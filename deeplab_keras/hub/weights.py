@@ -11,17 +11,38 @@ Every source is shape-checked: what does not fit is an error naming it, never sk
 """
 import os
 import urllib.parse
+import warnings
 
 import numpy as np
 
 from deeplab_keras.hub import zoo
 from deeplab_keras.hub.converted import converted_weights
+from deeplab_keras.hub.preset import model_spec
 from deeplab_keras.importers.formats import detect_format, import_weights, transfer
 from deeplab_keras.importers.mapping import WeightMismatchError
 from deeplab_keras.models.common import weighted_layers
-from deeplab_keras.models.deeplab import parts
+from deeplab_keras.models.deeplab import _jsonable, config_of, parts
 
-__all__ = ["load_weights", "from_preset", "WeightMismatchError"]
+__all__ = ["load_weights", "from_preset", "WeightMismatchError", "WeightsFileError"]
+
+
+class WeightsFileError(ValueError):
+    """A weights file that cannot be read (corrupt, truncated, not HDF5); names the file."""
+
+
+def _read_h5(model, path, **kwargs):
+    """``model.load_weights(path)`` without Keras' per-layer warnings (one line per layer it
+    skips: hundreds for another architecture, before our one-line error says what does not
+    fit), and with a file that cannot be read named in the error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.load_weights(path, **kwargs)
+        except OSError as err:
+            reason = " ".join(str(err).split())
+            raise WeightsFileError(
+                f"cannot read the weights file {path}: {reason} (corrupt or truncated; save it "
+                "again with model.save_weights(...) or fetch it again)") from None
 
 
 def _classes(model):
@@ -91,8 +112,11 @@ def _load_keras_weights(model, path, *, new_head):
             layer.set_weights(saved[layer.name])
 
     try:
-        model.load_weights(path)
+        _read_h5(model, path)
         return
+    except WeightsFileError:
+        restore()
+        raise
     except ValueError as err:
         if not new_head:
             restore()
@@ -106,17 +130,14 @@ def _load_keras_weights(model, path, *, new_head):
         layer.set_weights([np.full_like(w, np.nan) if layer.name not in classifiers
                            and np.issubdtype(w.dtype, np.floating) else w
                            for w in saved[layer.name]])
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Keras warns about each skipped layer; we check below
-        try:
-            model.load_weights(path, skip_mismatch=True)
-        except ValueError as err:
-            skipped = [f"({' '.join(str(err).split())[:400]})"]
-        else:
-            skipped = [layer.name for layer in checked
-                       if any(np.issubdtype(w.dtype, np.floating) and np.isnan(w).any()
-                              for w in layer.get_weights())]
+    try:  # Keras' warnings about each skipped layer are silenced: we check below
+        _read_h5(model, path, skip_mismatch=True)
+    except ValueError as err:
+        skipped = [f"({' '.join(str(err).split())[:400]})"]
+    else:
+        skipped = [layer.name for layer in checked
+                   if any(np.issubdtype(w.dtype, np.floating) and np.isnan(w).any()
+                          for w in layer.get_weights())]
     if skipped:
         restore()
         raise WeightMismatchError(
@@ -127,18 +148,48 @@ def _load_keras_weights(model, path, *, new_head):
             layer.set_weights(saved[layer.name])
 
 
+#: builder arguments that change no weight (the input layer has none)
+_NOT_WEIGHTS = ("input_shape",)
+
+
+def same_architecture(model, preset):
+    """Whether ``model`` is preset ``preset``'s own graph (same builder, same arguments with
+    defaults filled in, the input size aside), so the preset's converted ``.weights.h5`` loads
+    into it as it is."""
+    if preset.get("backbone_only") or not getattr(model, "architecture", None):
+        return False
+    architecture, config = model_spec(preset)
+
+    def weighted(config):
+        return {k: v for k, v in config.items() if k not in _NOT_WEIGHTS}
+    try:
+        own = weighted(_jsonable(dict(model.config or {})))
+        return model.architecture == architecture and \
+            weighted(config_of(architecture, **config)) == own
+    except (TypeError, ValueError):  # a preset config its builder does not take
+        return False
+
+
 def _load_preset(model, name, *, new_head=False, allow_unpinned=False, progress=True,
-                 exact=False):
+                 exact=None):
     """Preset ``name``'s converted weights into ``model``: loaded as they are when ``exact``
-    (the model is the preset's own architecture), else copied by layer name from the preset's
-    model (another head, a backbone preset, overridden arguments)."""
+    (the model is the preset's own architecture; None: decided by :func:`same_architecture`),
+    else copied by layer name from the preset's model, built for that (another head, a
+    backbone preset, overridden arguments)."""
     path, preset = converted_weights(name, allow_unpinned=allow_unpinned, progress=progress)
+    if exact is None:
+        exact = same_architecture(model, preset)
     if exact:
-        model.load_weights(path)
-        return model
+        try:
+            _read_h5(model, path)
+            return model
+        except WeightsFileError:
+            raise
+        except ValueError:  # Keras matched it by structure and failed: copy by name below
+            pass
     own = zoo.conversion_classes(preset)
     source = zoo.build_preset_model(preset, num_classes=own)
-    source.load_weights(path)
+    _read_h5(source, path)
     try:
         transfer(source, model, backbone_only=preset.get("backbone_only", False),
                  new_head=bool(new_head) and own != _classes(model))
@@ -181,6 +232,5 @@ def from_preset(name, num_classes=None, *, weights=True, allow_unpinned=False, p
     if weights:
         new_head = classes != zoo.conversion_classes(preset)
         _load_preset(model, name, new_head=new_head, allow_unpinned=allow_unpinned,
-                     progress=progress,
-                     exact=not (new_head or preset.get("backbone_only", False) or overrides))
+                     progress=progress)
     return model

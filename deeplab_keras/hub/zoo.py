@@ -139,8 +139,8 @@ def build_preset_model(preset, **overrides):
     for key in list(metadata):
         if key in config:
             metadata[key] = config.pop(key)
-    from deeplab_keras.models import build_model
-    return build_model(architecture, **config, **metadata)
+    from deeplab_keras.models import BUILDERS
+    return BUILDERS.build(architecture, **config, **metadata)
 
 
 def conversion_classes(preset):

@@ -13,6 +13,7 @@ import os
 from deeplab_keras.importers.mapping import assign, model_weights
 from deeplab_keras.models.common import head_layer_names
 from deeplab_keras.models.deeplab import parts
+from deeplab_keras.utils.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +24,9 @@ class Importer:
     description: str
 
 
-#: format name -> :class:`Importer`, in detection order
-REGISTRY = {}
+#: format name -> :class:`Importer`, in detection order (a
+#: :class:`~deeplab_keras.utils.registry.Registry`, the package's one registry kind)
+REGISTRY = Registry("weights format")
 
 
 def register_importer(name, *, suffixes=(), detect=None, description=""):
@@ -34,7 +36,7 @@ def register_importer(name, *, suffixes=(), detect=None, description=""):
     def decorate(load):
         def recognise(path):
             return path.endswith(tuple(suffixes)) or bool(detect and detect(path))
-        REGISTRY[name] = Importer(name, load, recognise, description)
+        REGISTRY.register(name, Importer(name, load, recognise, description))
         return load
     return decorate
 

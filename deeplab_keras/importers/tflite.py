@@ -55,7 +55,7 @@ def from_tflite(path, *, input_shape=None, **overrides):
     RGB like every other model of ours and outputs logits at the input size. ``input_shape``
     (e.g. ``(None, None, 3)``) and other builder keyword arguments override what the file says.
     """
-    from deeplab_keras.models import build_model
+    from deeplab_keras.models import BUILDERS
 
     if input_shape is not None:
         check_input_size(path, *tuple(input_shape)[:2], what="input_shape")
@@ -69,6 +69,6 @@ def from_tflite(path, *, input_shape=None, **overrides):
     norm = config["input_normalization"]
     kwargs.setdefault("preprocessing", {"normalization": {"scale": norm["scale"],
                                                           "offset": norm["offset"]}})
-    model = build_model(architecture, **kwargs)  # applies the normalisation
+    model = BUILDERS.build(architecture, **kwargs)  # applies the normalisation
     import_structural(model, parsed)
     return model

@@ -368,7 +368,7 @@ def describe(path_or_graph):
 
 
 def builder_config(config):
-    """The keyword arguments of :func:`deeplab_keras.models.build_model` from :func:`describe`."""
+    """The keyword arguments of ``models.BUILDERS.build`` from :func:`describe`."""
     kwargs = {k: v for k, v in config.items() if k not in ("architecture", "input_normalization")}
     kwargs["atrous_rates"] = tuple(kwargs["atrous_rates"])
     return config["architecture"], kwargs

@@ -98,7 +98,8 @@ def compare_with_file(model, path, images, *, decided_steps=2.0, num_threads=2):
     the file's input size). Returns ``{"layers": [...], "images": [...], "logit_step": s}``;
     layer rows average over the images."""
     import keras
-    from ai_edge_litert.interpreter import Interpreter
+
+    from deeplab_keras.inference.runtime import Artifact
 
     path = os.fspath(path)
     graph, convs = read_graph(path)
@@ -107,9 +108,7 @@ def compare_with_file(model, path, images, *, decided_steps=2.0, num_threads=2):
     chains = {node.index: _chain(model, name) for node, name, _ in pairs}
     targets = [(node, chains[node.index][-1]) for node, _, _ in pairs]
     probe = keras.Model(model.inputs, [layer.output for _, layer in targets] + [model.outputs[0]])
-    interpreter = Interpreter(model_path=path, num_threads=num_threads,
-                              experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
+    interpreter = Artifact(path, num_threads=num_threads, preserve_all_tensors=True).interpreter
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 

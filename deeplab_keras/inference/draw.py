@@ -2,7 +2,7 @@
 import numpy as np
 
 from deeplab_keras.inference.image import as_rgb8
-from deeplab_keras.utils.io import atomic_path
+from deeplab_keras.utils.io import atomic_path, png_info
 
 
 def default_palette(n):
@@ -24,6 +24,28 @@ def full_palette(palette, classes):
     if n > len(palette):
         palette = np.concatenate([palette, default_palette(n)[len(palette):]])
     return palette
+
+
+#: pixels a block of :func:`overlay`'s lookup and :func:`class_counts` handles at once
+BLOCK_PIXELS = 1 << 20
+
+
+def class_counts(classes):
+    """Pixels per class index of a class map, counted a block of rows at a time (np.bincount
+    copies its input as 8-byte integers)."""
+    classes = np.asarray(classes)
+    if classes.ndim < 2:
+        return np.bincount(classes.astype(np.intp).ravel())
+    step = max(1, BLOCK_PIXELS // max(1, int(np.prod(classes.shape[1:]))))
+    counts = np.zeros(0, np.int64)
+    for top in range(0, classes.shape[0], step):
+        part = np.bincount(classes[top:top + step].astype(np.intp).ravel())
+        if len(part) > len(counts):
+            part[:len(counts)] += counts
+            counts = part
+        else:
+            counts[:len(part)] += part
+    return counts
 
 
 def colorize(classes, palette):
@@ -76,8 +98,16 @@ def overlay(image, classes, palette=None, alpha=0.5, labels=None, legend=False, 
     levels = np.arange(256, dtype=np.float32)[None, None, :]
     table = (levels * (1 - weight) + palette.astype(np.float32)[:, :, None] * weight)
     table = table.round().astype(np.uint8).ravel()
-    index = classes.astype(np.int32 if n > 85 else np.uint16) * 768  # 85 * 768 + 767 < 2 ** 16
-    out = np.take(table, index[..., None] + (np.arange(3, dtype=index.dtype) * 256) + image)
+    dtype = np.int32 if n > 85 else np.uint16  # 85 * 768 + 767 < 2 ** 16
+    channels = np.arange(3, dtype=dtype) * 256
+    out = np.empty_like(image)
+    # a block of rows at a time: np.take's indices are intp (8 bytes a value), so a 24 MP photo
+    # at once would hold 576 MB of them
+    step = max(1, BLOCK_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], step):
+        rows = slice(top, top + step)
+        index = classes[rows].astype(dtype) * 768
+        np.take(table, index[..., None] + channels + image[rows], out=out[rows])
     if legend:
         out = draw_legend(out, classes, palette, labels)
     return out
@@ -89,7 +119,7 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     ``+N more``; nothing is drawn on an image too small for one row."""
     from PIL import Image, ImageDraw, ImageFont
 
-    counts = np.bincount(np.asarray(classes, np.intp).ravel())
+    counts = class_counts(classes)
     ids = np.flatnonzero(counts)
     counts = counts[ids]
     order = [int(i) for _, i in sorted(zip(-counts, ids))]
@@ -130,33 +160,35 @@ def draw_legend(image, classes, palette, labels=None, max_entries=10):
     return out
 
 
-def save_class_map(classes, path, palette=None):
+def save_class_map(classes, path, palette=None, software=None):
     """Write a class map as a palette PNG, atomically: pixel values are the class indices
     (``np.asarray(Image.open(path))`` gives them back) and viewers show the class colours.
-    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours)."""
+    Over 256 classes it is a 32-bit greyscale PNG (PNG palettes hold 256 colours).
+    ``software``: a ``Software`` text entry (how a later run knows the file is ours)."""
     from PIL import Image
 
     classes = np.asarray(classes)
     if classes.dtype != np.uint8 or palette is None:
-        return save_png(classes, path)
+        return save_png(classes, path, software)
     colours = np.zeros((256, 3), np.uint8)
     palette = np.asarray(palette, np.uint8)[:256]
     colours[:len(palette)] = palette
     image = Image.fromarray(classes, mode="L").convert("P")  # indices kept as they are
     image.putpalette(colours.ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp)
+        image.save(tmp, pnginfo=png_info(software) if software else None)
     return path
 
 
-def save_png(array, path):
-    """Write a PNG atomically (temp file + os.replace)."""
+def save_png(array, path, software=None):
+    """Write a PNG atomically (temp file + os.replace); ``software``: a ``Software`` entry."""
     from PIL import Image
 
     array = np.asarray(array)
     mode = "I" if array.dtype == np.int32 else None
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(array, mode=mode).save(tmp)
+        Image.fromarray(array, mode=mode).save(tmp, pnginfo=png_info(software) if software
+                                               else None)
     return path
 
 

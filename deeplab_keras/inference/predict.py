@@ -2,7 +2,6 @@
 logits or the class map at the image's own size."""
 import numpy as np
 
-from deeplab_keras.inference.image import as_rgb8
 
 
 #: bytes of full-size float scores :func:`predict_classes` holds at once (classes in chunks)
@@ -24,7 +23,8 @@ def _model_logits(model, image, input_size=None, semantics=None):
     height, width = image.shape[:2]
     fixed = tuple(model.input_shape[1:3])
     size = fixed if None not in fixed else (tuple(input_size) if input_size else (height, width))
-    x = resize(image[None].astype("float32"), size, semantics)
+    # uint8 pixels are resized as they are (float32 out): a large photo is never copied as floats
+    x = np.asarray(resize(image[None], size, semantics), np.float32)
     logits = model(x, training=False)
     if isinstance(logits, (list, tuple)):
         logits = logits[0]
@@ -59,14 +59,19 @@ def predict_classes(model, image, input_size=None, semantics=None):
     best = classes = None
     for start in range(0, num, chunk):
         part = resize(logits[..., start:start + chunk], (height, width), semantics)[0]
-        top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
-        del part
+        if part.shape[-1] == 1:  # one class: its scores, no argmax (8 bytes a pixel)
+            top, arg = part[..., 0], None
+        else:
+            top, arg = part.max(axis=-1), part.argmax(axis=-1).astype(dtype) + dtype(start)
         if best is None:
-            best, classes = top, arg
+            best = np.array(top, np.float32)  # a copy: ``part`` is freed below
+            classes = arg if arg is not None else np.full((height, width), start, dtype)
         else:
             better = top > best  # strict: an earlier class keeps a tie, as np.argmax does
-            best = np.where(better, top, best)
-            classes = np.where(better, arg, classes)
+            np.copyto(best, top, where=better)
+            np.copyto(classes, arg if arg is not None else dtype(start), where=better)
+            del better
+        del part, top, arg
     return classes
 
 
@@ -82,24 +87,3 @@ def input_contract(model, input_size=None, semantics=None):
     prep = getattr(model, "preprocessing", None) or {}
     size = input_size or prep.get("input_size")
     return (tuple(size) if size else None), semantics or resize_semantics(model)
-
-
-def segment(model, image, input_size=None, semantics=None):
-    """Class map(s) at the image's own size.
-
-    ``image``: one image (a path, a PIL image, an (H, W, 3) uint8 / 0-255 float array) -> an
-    (H, W) uint8 class map; a batch (a list of images, or an (N, H, W, 3) array) -> a list of
-    maps (images may differ in size). The model runs at ``input_size``, else its preset's
-    ``preprocessing.input_size`` (a ``.keras`` file or preset model records it), else the image's
-    size; resize ``semantics`` ("half_pixel", "align_corners", "asymmetric") the model's own
-    unless given.
-
-        import deeplab_keras as dk
-        model = dk.from_preset("deeplabv3plus_mobilenetv2_camvid")
-        classes = dk.segment(model, "street.png")
-        print(dict(zip(model.labels, np.bincount(classes.ravel(), minlength=11))))
-    """
-    size, semantics = input_contract(model, input_size, semantics)
-    if isinstance(image, (list, tuple)) or (hasattr(image, "ndim") and image.ndim == 4):
-        return [predict_classes(model, as_rgb8(im), size, semantics) for im in image]
-    return predict_classes(model, as_rgb8(image), size, semantics)

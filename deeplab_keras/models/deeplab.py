@@ -1,7 +1,10 @@
 """The DeepLab model class and the architecture registry.
 
-Every builder (:func:`DeepLabV3`, ...) is registered with :func:`register` and returns a
-:class:`DeepLab`: a Keras functional model that knows itself.
+Every builder (:func:`DeepLabV3`, ...) is registered with :func:`register` in :data:`BUILDERS`
+(the package's one :class:`~deeplab_keras.utils.registry.Registry` kind) and returns a
+:class:`DeepLab`: a Keras functional model that knows itself. Building by name is
+``BUILDERS.build(architecture, **config)`` here; the public ``dk.build_model`` (with
+``weights=``) is :func:`deeplab_keras.builders.build_model`, one level up.
 
 * ``model.architecture`` and ``model.config`` are the builder and its arguments;
   ``model.get_config()`` returns them, and ``DeepLab.from_config`` calls the builder again, so
@@ -25,9 +28,16 @@ import keras
 import numpy as np
 
 from deeplab_keras import frontend
+from deeplab_keras.utils.registry import Registry
+from deeplab_keras.utils.validate import check_labels
 
-#: architecture name -> builder
-BUILDERS = {}
+
+def _key(architecture):
+    return architecture.lower().replace("_", "").replace("-", "").replace("+", "plus")
+
+
+#: architecture name -> builder (``"DeepLab-V3+"`` finds ``"deeplabv3plus"``)
+BUILDERS = Registry("architecture", normalize=_key)
 #: keyword arguments of every builder that describe the model's use, not its graph
 METADATA = ("labels", "palette", "ignore_label", "preprocessing")
 #: builder arguments that are not part of the config (inputs of one build only; the name is
@@ -37,21 +47,14 @@ _NOT_CONFIG = ("input_tensor", "name")
 
 def canonical(architecture):
     """``"DeepLab-V3+"``, ``"deeplabv3plus"``, ... -> the registry key; ValueError if unknown."""
-    key = str(architecture).lower().replace("_", "").replace("-", "").replace("+", "plus")
-    if key not in BUILDERS:
-        raise ValueError(f"Unknown architecture {architecture!r}. Available: {', '.join(BUILDERS)}")
-    return key
+    return BUILDERS.canonical(architecture)
 
 
 def check_metadata(num_classes, labels=None, palette=None, ignore_label=None, preprocessing=None):
     """Validated copies of the metadata arguments (ValueError naming the problem): the one
     check of labels, palette, ignore label and input size, for builders, saved models and
     preset files (:mod:`deeplab_keras.hub.preset`) alike."""
-    if labels is not None:
-        labels = [str(x) for x in labels]
-        if len(labels) != num_classes:
-            raise ValueError(f"{len(labels)} labels for a model with {num_classes} classes "
-                             f"(labels must list {num_classes} entries)")
+    labels = check_labels(labels, num_classes)
     if palette is not None:
         palette = [[int(v) for v in c] for c in palette]
         if len(palette) != num_classes:
@@ -127,19 +130,24 @@ def register(architecture):
         var_kw = next((p.name for p in signature.parameters.values()
                        if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
-        @functools.wraps(builder)
-        def build(*args, labels=None, palette=None, ignore_label=None, preprocessing=None,
-                  **kwargs):
+        def bind(args, kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             config = {k: v for k, v in arguments.items() if k != var_kw and k not in _NOT_CONFIG}
             config.update(arguments.get(var_kw) or {})
+            return bound, _jsonable(config)
+
+        @functools.wraps(builder)
+        def build(*args, labels=None, palette=None, ignore_label=None, preprocessing=None,
+                  **kwargs):
+            bound, config = bind(args, kwargs)
+            check_labels(labels)  # before the build: a string of labels is refused at once
             model = builder(*bound.args, **bound.kwargs)
             meta = check_metadata(model.outputs[0].shape[-1], labels, palette, ignore_label,
                                   preprocessing)
             model.architecture = architecture
-            model.config = _jsonable(config)
+            model.config = config
             for key, value in zip(METADATA, meta):
                 setattr(model, key, value)
             norm = (model.preprocessing or {}).get("normalization")
@@ -148,14 +156,17 @@ def register(architecture):
             return model
 
         build.architecture = architecture
-        BUILDERS[architecture] = build
-        return build
+        build.config_of = lambda **kwargs: bind((), kwargs)[1]
+        return BUILDERS.register(architecture, build)
     return decorate
 
 
-def build_model(architecture, **config):
-    """Build from a config dict, e.g. ``build_model("deeplabv3", backbone="mobilenet_v2", ...)``."""
-    return BUILDERS[canonical(architecture)](**config)
+def config_of(architecture, **kwargs):
+    """The ``model.config`` that ``BUILDERS.build(architecture, **kwargs)`` would record (every
+    builder argument, defaults filled in), without building anything: whether two specs make
+    the same graph (e.g. a preset's weights load as they are into a model built from them)."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in METADATA}
+    return BUILDERS.lookup(architecture).config_of(**kwargs)
 
 
 def parts(model):
@@ -184,7 +195,7 @@ def resize_semantics(model):
 @keras.saving.register_keras_serializable(package="deeplab_keras")
 class DeepLab(keras.Model):
     """A DeepLab model (Keras 3 functional): see the module docstring. Build it with a builder
-    (:func:`deeplab_keras.DeepLabV3`, ...), :func:`build_model` or ``from_preset``."""
+    (:func:`deeplab_keras.DeepLabV3`, ...), ``dk.build_model`` or ``from_preset``."""
 
     def __init__(self, inputs, outputs, *, parts=None, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -252,7 +263,7 @@ class DeepLab(keras.Model):
                           f"{config.get('name')!r}: a saved model loads its own weights and "
                           "never fetches or reads another file", stacklevel=2)
         kwargs["name"] = config.get("name")
-        model = build_model(config["architecture"], **kwargs,
+        model = BUILDERS.build(config["architecture"], **kwargs,
                             **{k: config.get(k) for k in METADATA})
         model.trainable = config.get("trainable", True)
         return model

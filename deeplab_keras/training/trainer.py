@@ -77,7 +77,7 @@ def build_training_model(config, info):
     returns ``(model, report)``."""
     from deeplab_keras.hub.preset import model_spec
     from deeplab_keras.hub.weights import load_weights
-    from deeplab_keras.models import build_model
+    from deeplab_keras.builders import build_model
     architecture, kwargs = model_spec(config)
     kwargs.setdefault("num_classes", info.num_classes)
     if kwargs["num_classes"] != info.num_classes:

@@ -55,6 +55,19 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/p
                 "/sys", "/usr")
 
 
+def read_json_dict(path):
+    """The JSON object in the file at ``path``, or None: missing, a link, unreadable, not JSON,
+    or JSON that is not an object (how a reader tells a file of ours from anything else)."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -220,3 +233,69 @@ def clean_stale_temps(path, whole_folder=False):
         except OSError:
             pass
     return removed
+
+
+# --- One writer policy (issue 27): every output of every command -----------------------------
+# Never replace a file we did not write (ours is recognised by what we wrote into it: a PNG's
+# ``Software`` text entry, a video's ``comment`` tag, our JSON keys), never write onto an input,
+# write atomically (above), and refuse up front, in one line naming the file and --overwrite.
+
+#: what the ``Software`` entry of every PNG we write starts with (``deeplab-keras predict``,
+#: ``deeplab-keras evaluate``): how a later run knows a picture is its own
+SOFTWARE_PREFIX = "deeplab-keras"
+
+
+def png_info(software):
+    """A PIL ``PngInfo`` carrying ``Software: software`` (pass as ``pnginfo=``)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", software)
+    return info
+
+
+def is_our_png(path, software=SOFTWARE_PREFIX):
+    """Is ``path`` a PNG whose ``Software`` entry starts with ``software``?"""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.format == "PNG" and str(getattr(im, "text", {}).get("Software", "")
+                                          ).startswith(software)
+
+
+def same_file(a, b):
+    """Do ``a`` and ``b`` name one file (the same path after links, or a hard link)?"""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(path, inputs, flag="--output"):
+    """ValueError if writing ``path`` would replace one of ``inputs`` (compared after
+    resolving links, and by inode for hard links)."""
+    for source in inputs:
+        if same_file(path, source):
+            raise ValueError(f"{flag} {os.fspath(path)!r} is an input of this run "
+                             f"({os.fspath(source)}); an output never replaces an input: "
+                             "choose another name")
+
+
+def check_output_file(path, ours, *, inputs=(), overwrite=False, flag="--output",
+                      what="output"):
+    """The policy for one output file, checked before any work (and again before writing):
+    not a folder, not an input, and, when it exists, something ``ours(path)`` recognises as
+    written by us, or ``overwrite``. Raises ValueError / :class:`OutputExistsError` in one line
+    naming the file (and ``--overwrite``)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a folder; name a file inside it")
+    check_not_input(path, inputs, flag)
+    check_owned([path], ours, overwrite=overwrite, what=what)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise ValueError(f"{flag} {path!r}: cannot write in {folder} (read-only); choose "
+                         "another folder")

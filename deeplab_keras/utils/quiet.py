@@ -1,11 +1,16 @@
-"""Quiet TensorFlow by default: its C++ log level is read once, when TensorFlow loads, so this
-runs from ``deeplab_keras/__init__`` before anything imports TensorFlow.
+"""Quiet TensorFlow's C++ start-up chatter. Its log level is read once, when TensorFlow loads.
 
 * ``TF_CPP_MIN_LOG_LEVEL=2`` hides INFO/WARNING start-up notices (oneDNN, CPU features);
 * on a machine without NVIDIA device files, level 3: TensorFlow's CUDA build still calls
   ``cuInit`` and logs ``E ... failed call to cuInit`` at ERROR level, which neither
   ``CUDA_VISIBLE_DEVICES`` nor level 2 hides (tensorflow/tensorflow#57916, #37689);
-* a value the user set is kept; ``deeplab-keras --verbose`` sets 0 before TensorFlow loads.
+* a value the user set is kept.
+
+The command line sets the variable for its process (:func:`quiet_tensorflow`; ``--verbose``
+sets 0). The library does not: ``import deeplab_keras`` leaves ``os.environ`` alone, and when a
+``dk.<name>`` attribute is what loads TensorFlow, :func:`quiet_tensorflow_load` sets the level
+only while TensorFlow loads and restores the environment right after (child processes and the
+user's own settings see nothing of it).
 """
 import contextlib
 import glob
@@ -22,12 +27,35 @@ def has_gpu_device_files():
     return any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES)
 
 
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+def quiet_level():
+    return "2" if has_gpu_device_files() else "3"
+
+
 def quiet_tensorflow(verbose=False):
-    """Set TensorFlow's log level before it loads (no effect once it has loaded)."""
+    """The command line's setting: TensorFlow's log level for this process, before it loads (no
+    effect once it has loaded). Not called by the library."""
     if verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ[LOG_LEVEL_ENV] = "0"
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if has_gpu_device_files() else "3")
+    os.environ.setdefault(LOG_LEVEL_ENV, quiet_level())
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_load():
+    """While the block runs, and only if TensorFlow has not loaded and the user has not set
+    ``TF_CPP_MIN_LOG_LEVEL``: set it, so that TensorFlow, if the block loads it, reads the quiet
+    level; afterwards ``os.environ`` is as it was."""
+    if "tensorflow" in sys.modules or LOG_LEVEL_ENV in os.environ:
+        yield
+        return
+    os.environ[LOG_LEVEL_ENV] = quiet_level()
+    try:
+        yield
+    finally:
+        os.environ.pop(LOG_LEVEL_ENV, None)
 
 
 #: native log lines of TensorFlow, XLA and the TFLite converter that say nothing to a user:

@@ -61,3 +61,34 @@ def check_choice(name, value, choices, allow_none=False):
         raise SettingError(f"setting {name} must be one of {', '.join(map(repr, choices))}"
                            f"{' or null' if allow_none else ''}, got {describe(value)}")
     return value
+
+
+def check_labels(labels, num_classes=None, name="labels"):
+    """Class names as a list of ``str`` (None stays None): the one check of a ``labels``
+    argument, wherever labels are taken (builders, presets, saved models, ``VideoSegmenter``).
+
+    A string is refused: ``labels="abcdefghijk"`` would otherwise be read as 11 one-letter
+    labels. So are a dict (its keys would be taken), entries that are not names (str or
+    numbers) and, with ``num_classes``, a count that does not match. Raises
+    :class:`SettingError` (a ValueError) naming ``name`` and the fix."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, bytes)):
+        raise SettingError(f"{name} must be a list of class names, got the string {labels!r} "
+                           f"(it would be read as {len(labels)} one-letter labels): pass a list, "
+                           f"e.g. {name}=['background', 'road', ...]")
+    if isinstance(labels, dict) or hasattr(labels, "keys"):
+        raise SettingError(f"{name} must be a list of class names in class order, got a dict "
+                           f"({describe(labels)[:80]}): pass [names[i] for i in range(n)]")
+    try:
+        labels = list(labels)
+    except TypeError:
+        raise SettingError(f"{name} must be a list of class names, got {describe(labels)}") from None
+    for i, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, (str, numbers.Number)):
+            raise SettingError(f"{name}[{i}] must be a class name (a string), got {describe(label)}")
+    labels = [str(label) for label in labels]
+    if num_classes is not None and len(labels) != int(num_classes):
+        raise SettingError(f"{len(labels)} labels for a model with {int(num_classes)} classes "
+                           f"({name} must list {int(num_classes)} entries)")
+    return labels

@@ -6,23 +6,29 @@ import os
 import threading
 import time
 
+from deeplab_keras.utils.validate import check_number
 from deeplab_keras.video.io import VideoReader
 
 
-def open_live(source):
+class StreamStalled(ValueError):
+    """The source delivered no frame for ``stall_timeout`` seconds (the stream stopped)."""
+
+
+def open_live(source, timeout=None):
     """A :class:`VideoReader` for ``source``: a camera index (``0`` -> ``/dev/video0``), a
     stream URL (``rtsp://``, ``http://`` ...) or a video file. ValueError naming a camera that
-    does not exist."""
+    does not exist. ``timeout``: seconds a camera or stream may take to answer at all (the
+    stall timeout holds before the first frame too)."""
     text = str(source)
     if text.isdigit():
         device = f"/dev/video{int(text)}"
         if not os.path.exists(device):
             raise ValueError(f"camera {text} not found ({device} does not exist); give an "
                              "existing camera index, a stream URL or a video file")
-        return VideoReader(device, count=False), True
+        return VideoReader(device, count=False, timeout=timeout), True
     if "://" in text:
-        return VideoReader(text, count=False), True
-    return VideoReader(text, count=False), False
+        return VideoReader(text, count=False, timeout=timeout), True
+    return VideoReader(text, count=False, timeout=timeout), False
 
 
 class LiveFrames:
@@ -33,11 +39,16 @@ class LiveFrames:
     that delivers nothing for ``stall_timeout`` seconds raises ValueError (the stream stopped)."""
 
     def __init__(self, reader, live=True, speed=1.0, stall_timeout=10.0):
+        check_number("speed", speed, low=0, low_open=True)
+        check_number("stall_timeout", stall_timeout, low=0, low_open=True)
         self.reader, self.live = reader, live
         self.interval = 1.0 / (reader.fps * float(speed))
         self.stall_timeout = float(stall_timeout)
         self.received = self.dropped = 0
+        #: ``time.perf_counter()`` when the frame last yielded arrived from the source
+        self.arrival = None
         self._frame, self._error, self._done = None, None, False
+        self._arrived = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="live-source", daemon=True)
@@ -56,7 +67,7 @@ class LiveFrames:
                 with self._cond:
                     if self._frame is not None:
                         self.dropped += 1
-                    self._frame = frame
+                    self._frame, self._arrived = frame, time.perf_counter()
                     self.received += 1
                     self._cond.notify()
         except Exception as err:  # handed to the consumer
@@ -72,9 +83,10 @@ class LiveFrames:
                 waited = self._cond.wait_for(
                     lambda: self._frame is not None or self._done, timeout=self.stall_timeout)
                 if not waited:
-                    raise ValueError(f"{self.reader.path}: the stream stopped (no frame for "
-                                     f"{self.stall_timeout:g} s)")
-                frame, self._frame = self._frame, None
+                    self.close()  # the reader's ffmpeg is stopped, not left running
+                    raise StreamStalled(f"{self.reader.path}: the stream stopped (no frame for "
+                                        f"{self.stall_timeout:g} s)")
+                frame, self._frame, self.arrival = self._frame, None, self._arrived
             if frame is None:  # done
                 if self._error is not None:
                     raise self._error
@@ -82,5 +94,16 @@ class LiveFrames:
             yield frame
 
     def close(self):
+        """Stop reading: the reader (and its ffmpeg) is closed at once."""
         self._stop.set()
         self.reader.close()
+
+
+def latency_summary(latencies):
+    """``latency median X ms, p90 Y ms`` of glass-to-glass latencies in seconds (a frame's
+    arrival from the source to its result written or shown), or "" for none."""
+    if not latencies:
+        return ""
+    import numpy as np
+    ms = np.asarray(latencies, np.float64) * 1000.0
+    return f"latency median {np.median(ms):.0f} ms, p90 {np.percentile(ms, 90):.0f} ms"

@@ -4,7 +4,7 @@ import queue
 import threading
 import time
 
-from deeplab_keras.video.io import VideoReader, VideoWriter
+from deeplab_keras.video.io import COMMENT_PREFIX, VideoReader, VideoWriter
 
 _END = object()
 
@@ -23,13 +23,16 @@ class _Stage(threading.Thread):
             self.error = err
 
 
-def _put(q, item, stop):
+def _put(q, item, stop, consumer=None):
+    """Put ``item`` unless ``stop`` is set or the ``consumer`` stage died (a full queue whose
+    reader is gone must not hold its writer forever: issue 27, a full disk)."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
-            continue
+            if consumer is not None and not consumer.is_alive():
+                return False
     return False
 
 
@@ -42,10 +45,14 @@ def _get(q, stop, stage=None):
                 return _END
 
 
-def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader=None):
+def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader=None,
+                  comment=COMMENT_PREFIX):
     """Decode ``path``, run ``segment(frame) -> classes`` on each frame, write
     ``draw(frame, classes)`` to ``output`` (H.264 MP4 at the source's size and frame rate, its
-    audio kept, written atomically: a failure or kill leaves nothing under ``output``).
+    audio kept, written atomically: a failure or kill leaves nothing under ``output``). A
+    variable frame rate is kept (each frame keeps its timestamp). A stage that dies (a full
+    disk stops the encoder) stops the others: no stage waits forever on another. ``comment``:
+    the metadata tag that marks the output as ours.
 
     ``on_frame(n, total)`` is called after each encoded frame (``total``: the true frame count).
     Returns ``{"frames", "seconds", "fps", "steady_fps", "source_fps", "size", "audio"}``;
@@ -58,16 +65,20 @@ def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader
 
     def decode():
         for frame in reader:
-            if not _put(decoded, frame, stop):
+            if not _put(decoded, frame, stop, main):
                 return
-        _put(decoded, _END, stop)
+        _put(decoded, _END, stop, main)
 
     def encode():
         while True:
-            item = _get(drawn, stop)
+            item = _get(drawn, stop, main)
             if item is _END:
                 return
-            writer.write(draw(*item))
+            try:
+                writer.write(draw(*item))
+            except BaseException:
+                stop.set()  # every other stage ends too
+                raise
             done[0] += 1
             now = time.perf_counter()
             done[1] = done[1] or now
@@ -76,11 +87,14 @@ def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader
                 on_frame(done[0], reader.frames)
 
     start = time.perf_counter()
+    main = threading.current_thread()
     decoder = _Stage(decode, "video-decode")
     encoder = _Stage(encode, "video-encode")
     try:
-        writer = VideoWriter(output, reader.size, reader.fps, audio_from=path if reader.audio
-                             else None)
+        writer = VideoWriter(output, reader.size, reader.fps,
+                             audio_from=path if reader.audio else None,
+                             timestamps=reader.timestamps, time_base=reader.time_base,
+                             comment=comment)
         decoder.start()
         encoder.start()
         while True:
@@ -89,11 +103,17 @@ def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader
                 break
             if encoder.error is not None:
                 break
-            if not _put(drawn, (frame, segment(frame)), stop):
+            if not _put(drawn, (frame, segment(frame)), stop, encoder):
                 break
-        _put(drawn, _END, stop)
-        decoder.join()
-        encoder.join()
+        _put(drawn, _END, stop, encoder)
+        if encoder.error is not None or decoder.error is not None:
+            stop.set()  # a stage died: the others must not wait on it
+        while decoder.is_alive() or encoder.is_alive():
+            if decoder.error is not None or encoder.error is not None:
+                stop.set()
+                reader.close()  # wakes a decoder blocked on ffmpeg's output
+            decoder.join(timeout=0.1)
+            encoder.join(timeout=0.1)
         for stage in (decoder, encoder):
             if stage.error is not None:
                 raise stage.error
@@ -102,6 +122,7 @@ def process_video(segment, path, output, draw, *, on_frame=None, depth=4, reader
         writer.close()
     except BaseException:
         stop.set()
+        reader.close()
         if writer is not None:
             writer.abort()
         for stage in (decoder, encoder):

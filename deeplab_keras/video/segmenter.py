@@ -2,9 +2,8 @@
 model or an exported artifact, optionally smoothed over time."""
 import numpy as np
 
-from deeplab_keras.layers.resize import resize
+from deeplab_keras.inference.source import open_segmenter, resize
 from deeplab_keras.video.smoothing import TemporalSmoother
-from deeplab_keras.video.sources import open_source
 
 
 def _nearest(classes, size):
@@ -21,9 +20,11 @@ class VideoSegmenter:
         seg.reset()                       # a cut: forget the past
 
     Args:
-        source: a Keras model, a preset name, a ``.keras`` file, or an exported ``.tflite``
-            (LiteRT with XNNPACK) / ``.onnx`` (onnxruntime) file. An artifact's input size,
-            output kind and labels are read from the file (and its export report beside it).
+        source: a Keras model, a preset name, a ``.keras`` file, an exported ``.tflite``
+            (LiteRT with XNNPACK) / ``.onnx`` (onnxruntime) file, or a segmenter of
+            :func:`deeplab_keras.inference.open_segmenter` (the same layer ``dk.segment``,
+            ``predict`` and ``evaluate`` run through). A file's input size, output kind and
+            labels are read from the file (and its export report beside it).
         smoothing: False, True (the recommended :class:`TemporalSmoother`), a float strength in
             [0, 1), or a :class:`TemporalSmoother`.
         num_threads: runtime threads for an artifact (None: the runtime's default).
@@ -33,14 +34,9 @@ class VideoSegmenter:
 
     def __init__(self, source, smoothing=False, *, num_threads=None, input_size=None,
                  labels=None):
-        self.source = open_source(source, num_threads=num_threads, input_size=input_size,
-                                  labels=labels)
-        if smoothing is True:
-            smoothing = TemporalSmoother()
-        elif smoothing is not False and smoothing is not None and \
-                not isinstance(smoothing, TemporalSmoother):
-            smoothing = TemporalSmoother(strength=float(smoothing))
-        self.smoother = smoothing or None
+        self.source = open_segmenter(source, num_threads=num_threads, input_size=input_size,
+                                     labels=labels)
+        self.smoother = TemporalSmoother.from_arg(smoothing)
         self.frame_size = None
         self.frames = 0
         self.resets = 0
@@ -85,10 +81,11 @@ class VideoSegmenter:
             self.reset()  # another size mid-stream: the past no longer lines up
             self.resets += 1
         self.frame_size = size
-        if self.smoother is None and getattr(self.source, "scores_size", None) == size:
-            out = self.source.classes(frame)  # scores at the frame's size: argmax, no copies
-        else:
-            out = self.source(frame)
+        if self.smoother is None and self.source.kind == "file":
+            out = self.source.segment(frame)  # the segmenter layer's one call, as dk.segment
+            self.frames += 1
+            return out
+        out = self.source(frame)  # a Keras model compiled (predict_on_batch), or raw scores
         if self.smoother is not None:
             out = self.smoother.update(out, frame, self.num_classes)
             out = self.smoother.with_hysteresis(out)
@@ -100,9 +97,6 @@ class VideoSegmenter:
             out = out.argmax(-1)
         elif out.shape != size:
             out = _nearest(out, size)
-        n = self.num_classes
-        if n is not None and out.size and int(out.max()) >= n:
-            raise ValueError(f"{self.source.description} predicts class {int(out.max())} but "
-                             f"has {n} classes")
+        out = self.source.check_classes(out)
         self.frames += 1
-        return out.astype(np.uint8 if (n or int(out.max(initial=0)) + 1) <= 256 else np.int32)
+        return out

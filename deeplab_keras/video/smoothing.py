@@ -19,7 +19,25 @@ on): with the int8 logits file, -25% flicker for -0.47 mIoU. Smoothing works on 
 a class-map file (one-hot votes) gains much less; export with ``--output-mode logits`` (or
 ``--target mediapipe``) for video.
 """
+import math
+import numbers
+
 import numpy as np
+
+
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value):
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def _fraction(name, value):
+    """``value`` as a float in [0, 1); else a ValueError naming the parameter."""
+    if not _real(value) or not 0 <= value < 1:
+        raise ValueError(f"TemporalSmoother {name} must be in [0, 1) (a number), got {_show(value)}")
+    return float(value)
 
 
 def _softmax(x):
@@ -49,16 +67,34 @@ class TemporalSmoother:
     """
 
     def __init__(self, strength=0.4, motion_scale=0.12, margin=0.25):
-        if not 0 <= float(strength) < 1:
-            raise ValueError(f"smoothing strength must be in [0, 1), got {strength!r}")
-        if motion_scale is not None and not float(motion_scale) > 0:
-            raise ValueError(f"motion_scale must be positive (or None), got {motion_scale!r}")
-        if not 0 <= float(margin) < 1:
-            raise ValueError(f"margin must be in [0, 1), got {margin!r}")
-        self.strength = float(strength)
-        self.motion_scale = None if motion_scale is None else float(motion_scale)
-        self.margin = float(margin)
+        self.strength = _fraction("strength", strength)
+        if motion_scale is not None:
+            if not _real(motion_scale) or not motion_scale > 0:
+                raise ValueError(f"TemporalSmoother motion_scale must be a positive number or "
+                                 f"None (no motion gating), got {_show(motion_scale)}")
+            motion_scale = float(motion_scale)
+        self.motion_scale = motion_scale
+        self.margin = _fraction("margin", margin)
         self.reset()
+
+    @classmethod
+    def from_arg(cls, value, name="smoothing"):
+        """A ``smoothing=`` argument (``VideoSegmenter``, ``predict``'s engine) as a smoother or
+        None: False/None (off), True (the recommended defaults), a strength in [0, 1), or a
+        :class:`TemporalSmoother`. Anything else is a ValueError naming ``name``."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if _real(value):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} strength must be in [0, 1) (0: hysteresis only; "
+                                 f"True: the recommended {cls().strength:g}), got {value!r}")
+            return cls(strength=float(value))
+        raise ValueError(f"{name} must be True, False, a strength in [0, 1) or a "
+                         f"TemporalSmoother, got {_show(value)}")
 
     def reset(self):
         self._evidence = self._shown = self._gray = None
@@ -67,7 +103,12 @@ class TemporalSmoother:
         """Smoothed evidence ``(h, w, C)`` float32 for this frame's ``output``: scores
         ``(h, w, C)`` or a class map ``(h, w)`` (then ``num_classes`` sets C)."""
         if output.ndim == 2:
-            n = int(num_classes or output.max() + 1)
+            top = int(output.max()) if output.size else 0
+            n = int(num_classes or top + 1)
+            if output.size and (top >= n or int(output.min()) < 0):
+                raise ValueError(f"class map holds classes {int(output.min())}..{top} but "
+                                 f"num_classes is {n} (classes 0..{n - 1}): pass the model's "
+                                 "class count as num_classes")
             p = np.zeros(output.shape + (n,), np.float32)
             np.put_along_axis(p, output[..., None].astype(np.intp), 1.0, axis=-1)
         else:
