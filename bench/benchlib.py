@@ -10,6 +10,19 @@ sys.path.insert(0, os.path.dirname(HERE))
 from deeplab_keras.utils.io import write_text  # noqa: E402
 
 
+def cpu_name():
+    """The CPU's model name (what a figure was measured on)."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def parser(doc, result_name, *, runs=30, workdir="/tmp/deeplab_keras_bench", timing=True):
     """An ArgumentParser described by ``doc``'s first line, with ``--output`` (default
     bench/results/RESULT_NAME) and, for timing benchmarks, ``--threads``/``--runs``/``--workdir``."""

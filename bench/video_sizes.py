@@ -10,7 +10,6 @@ rounds' frames/s. ``segment`` returns the class map at the frame's size, so the 
 included. Shared CPUs: compare the two figures of one run, not figures across runs.
 """
 import os
-import platform
 import statistics
 import time
 
@@ -20,17 +19,6 @@ import benchlib
 
 CAMVID = os.path.join(benchlib.HERE, "..", "..", "shared", "data", "camvid")
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
@@ -67,7 +55,7 @@ def main():
     lines = [f"# VideoSegmenter(\"{PRESET}\") frames/s by run size", "",
              f"{len(frames)} CamVid val frames ({frames[0].shape[1]}x{frames[0].shape[0]}), "
              f"{args.rounds} interleaved rounds, median; Keras on TensorFlow CPU, "
-             f"{os.cpu_count()} CPUs seen ({cpu_name()}), shared with other jobs.", "",
+             f"{os.cpu_count()} CPUs seen ({benchlib.cpu_name()}), shared with other jobs.", "",
              "| run size | frames/s (median) | rounds | ratio to the first |", "|---|---|---|---|"]
     for k, v in med.items():
         lines.append(f"| {k} | {v:.2f} | {', '.join(f'{x:.2f}' for x in fps[k])} | {v / ref:.2f}x |")

@@ -14,7 +14,6 @@ the rounds are reported); the page is closed while Python runs. Needs chromium, 
 selenium and mediapipe, as tests/test_web.py.
 """
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -29,17 +28,6 @@ from deeplab_keras.web.y4m import write_y4m
 
 CAMVID = os.path.join(benchlib.HERE, "..", "..", "shared", "data", "camvid")
 HOST_RULES = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_frames(root, limit=None):
@@ -173,7 +161,7 @@ def main():
         f"{report['model_sha256'][:16]}...), on CamVid's 101 val frames at 480x360. Page: "
         f"{version}, headless, {report['runtime']['package']}@{report['runtime']['version']}, "
         f"wasm CPU delegate, fake camera playing the frames at 60 frames/s. MediaPipe Python "
-        f"{mediapipe.__version__}, CPU. Machine: {os.cpu_count()} CPUs ({cpu_name()}), shared "
+        f"{mediapipe.__version__}, CPU. Machine: {os.cpu_count()} CPUs ({benchlib.cpu_name()}), shared "
         f"with other jobs (load average {load0:.1f} at the start, {load1:.1f} at the end); "
         f"medians of {args.rounds} interleaved rounds of {args.seconds:g} s each.",
         "",
