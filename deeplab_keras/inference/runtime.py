@@ -10,6 +10,7 @@ one ``Artifact`` may be shared by threads, which then take turns.
 """
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -142,7 +143,11 @@ class Artifact:
         from deeplab_keras.utils.quiet import filtered_stderr
         options = {"experimental_preserve_all_tensors": True} if preserve else {}
         # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
-        with filtered_stderr():
+        with filtered_stderr(), warnings.catch_warnings():
+            # preserve_all_tensors is asked for on purpose (op-by-op comparisons): LiteRT's
+            # "intended for debugging purposes only" warning tells the caller nothing new
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors",
+                                    category=UserWarning)
             self._it = Interpreter(model_path=self.path, num_threads=self.num_threads, **options)
             self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]
