@@ -10,6 +10,7 @@ from deeplab_keras.commands.predict_inputs import (IMAGE_EXTENSIONS, INDEX_FILE,
                                                    expand_inputs, output_stems)
 from deeplab_keras.inference import (default_palette, load_image, overlay, save_class_map,
                                      save_png)
+from deeplab_keras.inference.draw import class_counts
 from deeplab_keras.utils.io import check_output_file, is_our_png
 from deeplab_keras.video.io import VIDEO_EXTENSIONS, is_our_video
 
@@ -25,12 +26,13 @@ def is_our_output(path):
     return is_our_video(path)
 
 
-def check_outputs(paths, inputs=(), overwrite=False):
+def check_outputs(paths, overwrite=False):
     """The writer policy for predict's outputs, before any work and again before writing:
-    never a user's file (unless ``overwrite``), never an input."""
+    never a user's file (unless ``overwrite``). That no output is an input is
+    :func:`check_not_inputs`' (one set of real paths for a whole batch)."""
     for path in paths:
-        check_output_file(path, is_our_output, inputs=inputs, overwrite=overwrite,
-                          flag="output", what="output file")
+        check_output_file(path, is_our_output, overwrite=overwrite, flag="output",
+                          what="output file")
 
 
 class Runner:
@@ -78,15 +80,15 @@ def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, 
     stem = stem or os.path.splitext(os.path.basename(image_path))[0]
     paths = {k: os.path.join(output_dir, stem + suffix)
              for k, suffix in zip(("classes", "overlay", "side_by_side"), OUTPUT_SUFFIXES)}
-    check_not_inputs(paths.values(), list(inputs) + [image_path])
+    check_not_inputs(paths.values(), list(inputs) + [image_path])  # one set of real paths
     written = [paths["classes"], paths["overlay"]] + ([paths["side_by_side"]] if side_by_side
                                                       else [])
-    check_outputs(written, list(inputs) + [image_path], overwrite)
+    check_outputs(written, overwrite)
     image = load_image(image_path)
     classes = runner.classify(image)
     palette, labels = runner.palette, runner.labels
     os.makedirs(os.path.dirname(paths["classes"]) or output_dir, exist_ok=True)
-    check_outputs(written, list(inputs) + [image_path], overwrite)  # the folder may have changed
+    check_outputs(written, overwrite)  # again: the folder may have changed meanwhile
     class_path = save_class_map(classes, paths["classes"], palette, software=SOFTWARE)
     vis = overlay(image, classes, palette, labels=labels, legend=legend)
     result = {"image": image_path, "classes": class_path,
@@ -95,9 +97,10 @@ def segment_file(runner, image_path, output_dir, stem=None, side_by_side=False, 
         gap = np.full((image.shape[0], max(2, image.shape[1] // 100), 3), 255, np.uint8)
         result["side_by_side"] = save_png(np.concatenate([image, gap, vis], axis=1),
                                           paths["side_by_side"], software=SOFTWARE)
-    ids, counts = np.unique(classes, return_counts=True)
+    counts = class_counts(classes)  # a block of rows at a time, as the legend counts them
+    ids = np.flatnonzero(counts)
     name = (lambda i: labels[i] if labels and i < len(labels) else str(i))
-    result.update(fractions={name(int(i)): float(c) / classes.size for i, c in zip(ids, counts)},
+    result.update(fractions={name(int(i)): float(counts[i]) / classes.size for i in ids},
                   size=classes.shape)
     return result
 
@@ -131,7 +134,8 @@ def segment_video(runner, path, output_path, progress=True, legend=True, inputs=
     :func:`deeplab_keras.video.process_video` summary plus ``video`` and ``overlay``."""
     from deeplab_keras.video import VideoReader, process_video
 
-    check_outputs([output_path], list(inputs) + [path], overwrite)
+    check_not_inputs([output_path], list(inputs) + [path])
+    check_outputs([output_path], overwrite)
     reader = VideoReader(path)
     segmenter = runner.video_segmenter()
     bar = None
@@ -230,7 +234,7 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True,
                for suffix in OUTPUT_SUFFIXES[:3 if side_by_side else 2]]
     planned += [os.path.join(output_dir, f"{stems[v]}_overlay.mp4") for v in videos]
     inputs = {os.path.realpath(f) for f in files + videos}  # named per input, below
-    check_outputs([p for p in planned if os.path.realpath(p) not in inputs], (), overwrite)
+    check_outputs([p for p in planned if os.path.realpath(p) not in inputs], overwrite)
     labels_path = write_labels(output_dir, names, runner.palette, runner.ignore_label)
     bar = None
     if progress and files:
@@ -254,7 +258,6 @@ def predict_batch(runner, inputs, output_dir, side_by_side=False, progress=True,
     for video in videos:
         out = os.path.join(output_dir, f"{stems[video]}_overlay.mp4")
         try:
-            check_not_inputs([out], videos + files)
             v = segment_video(runner, video, out, progress=progress, inputs=videos + files,
                               overwrite=overwrite)
         except Exception as err:  # one bad file must not lose the rest
