@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from deeplab_keras.layers.resize import SEMANTICS, aligned_scaled_size, resize, scaled_size
+from deeplab_keras.utils.validate import check_size
 
 WEIGHTINGS = ("gaussian", "uniform")
 #: the scales a Predictor takes: below, a photo shrinks to a few pixels; above, the memory
@@ -52,18 +53,6 @@ def _model_function(model):
 def _softmax(y):
     e = np.exp(y - y.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
-
-
-def _pair(value, what):
-    if isinstance(value, (int, np.integer)):
-        value = (int(value), int(value))
-    try:
-        value = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}") from None
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}")
-    return value
 
 
 def window_starts(size, crop, stride):
@@ -123,7 +112,7 @@ class Predictor:
         if bad:
             raise ValueError(f"scales must be between {MIN_SCALE:g} and {MAX_SCALE:g} (DeepLab "
                              f"averages 0.5-1.75), got {bad[0]!r}")
-        self.input_size = None if input_size is None else _pair(input_size, "input_size")
+        self.input_size = None if input_size is None else check_size(input_size, "input_size")
         # a DeepLab model's scaled sizes keep scale 1's remainder modulo its output stride
         self.stride = getattr(model, "output_stride", None)
         self.flip = bool(flip)
@@ -136,7 +125,7 @@ class Predictor:
         fixed = tuple(model.input_shape[1:3])
         self.fixed_size = fixed if None not in fixed else None
         if sliding_window is not None:
-            sliding_window = _pair(sliding_window, "sliding_window")
+            sliding_window = check_size(sliding_window, "sliding_window")
             if self.fixed_size and sliding_window != self.fixed_size:
                 raise ValueError(f"model input is fixed at {self.fixed_size}; sliding_window "
                                  f"{sliding_window} must equal it")

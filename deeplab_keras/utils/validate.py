@@ -92,3 +92,22 @@ def check_labels(labels, num_classes=None, name="labels"):
         raise SettingError(f"{len(labels)} labels for a model with {int(num_classes)} classes "
                            f"({name} must list {int(num_classes)} entries)")
     return labels
+
+
+def check_size(value, name="input_size"):
+    """``(height, width)`` in whole pixels, or None for None: one int means a square. Anything
+    else (a string, three numbers, 33.5, 0 or less) is a :class:`SettingError` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        size = tuple(int(v) for v in value)
+        whole = len(size) == 2 and all(not isinstance(v, bool) and float(v) == int(v)
+                                       for v in value)
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or min(size) < 1:
+        raise SettingError(f"{name} must be (height, width) in pixels, or one int for a square, "
+                           f"got {value!r}")
+    return size
