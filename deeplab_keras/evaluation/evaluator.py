@@ -10,6 +10,7 @@ import numpy as np
 from deeplab_keras.utils import io
 
 from deeplab_keras.inference.multiscale import Predictor
+from deeplab_keras.inference.runtime import RUNTIMES
 from deeplab_keras.evaluation.metrics import confusion_matrix, metrics_from_confusion
 
 
@@ -123,11 +124,8 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
         raise ValueError(f"input_size must be 'model', 'image', None or (height, width), got "
                          f"{input_size!r}")
     if not hasattr(model, "predict_on_batch"):  # a path, a preset name or a segmenter
-        file_options = dict(scales=scales, flip=flip, num_threads=num_threads,
-                            input_size=None if input_size == "model" else input_size)
-        if input_size == "image":
-            file_options["input_size"] = None
-        seg = open_segmenter(model, **file_options)
+        seg = open_segmenter(model, scales=scales, flip=flip, num_threads=num_threads,
+                             input_size=None if isinstance(input_size, str) else input_size)
         if seg.kind != "keras":  # an exported file (or a segmenter of the caller's own)
             name = getattr(seg, "path", None) or seg.description
             if input_size == "image":
@@ -143,13 +141,8 @@ def evaluate(model, data, *, dataset=None, num_classes=None, ignore_label=None, 
     elif num_threads is not None:
         raise ValueError("num_threads sets the runtime threads of a .tflite / .onnx file; a "
                          "Keras model runs on TensorFlow's threads")
-    model_classes = model.output_shape[-1]
-    if dataset is None and num_classes is None:
-        num_classes = model_classes
-    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
-    if model_classes != info.num_classes:
-        raise ValueError(f"the model predicts {model_classes} classes but the dataset "
-                         f"{info.name!r} has {info.num_classes}")
+    info, names = _source_info("the model", int(model.output_shape[-1]), dataset, num_classes,
+                               ignore_label, class_names)
     if isinstance(input_size, str):
         if input_size == "model":
             from deeplab_keras.inference import input_contract
@@ -207,8 +200,21 @@ def _result(cm, names, info, count, seconds):
     return result
 
 
-RUNTIMES = {"tflite": "LiteRT (ai_edge_litert)", "onnx": "onnxruntime CPU",
-            "saved_model": "TensorFlow"}
+def _source_info(who, predicts, dataset, num_classes, ignore_label, class_names):
+    """The dataset's info and class names for a source ``who`` that predicts ``predicts``
+    classes (None: unknown, a class-map file recording none): the source's count unless a
+    dataset or ``num_classes`` is given, which must then agree with it."""
+    if dataset is None and num_classes is None:
+        if predicts is None:
+            raise ValueError(f"{who} outputs a class map and records no class count (no "
+                             "labels in its metadata, no export report beside it): give "
+                             "num_classes or a dataset")
+        num_classes = predicts
+    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
+    if predicts is not None and predicts != info.num_classes:
+        raise ValueError(f"{who} predicts {predicts} classes but the dataset {info.name!r} "
+                         f"has {info.num_classes}")
+    return info, names
 
 
 def _evaluate_file(seg, data, *, dataset, num_classes, ignore_label, class_names, limit,
@@ -216,17 +222,8 @@ def _evaluate_file(seg, data, *, dataset, num_classes, ignore_label, class_names
     """:func:`evaluate` of an exported file: each image through the segmenter's one call
     (resized to the file's input, scores back to the label's size before the argmax, a class
     map by nearest neighbour), so the labels are never resampled."""
-    name = getattr(seg, "path", None) or seg.description
-    if dataset is None and num_classes is None:
-        if seg.num_classes is None:
-            raise ValueError(f"{name} outputs a class map and records no class count (no "
-                             "labels in its metadata, no export report beside it): give "
-                             "num_classes or a dataset")
-        num_classes = seg.num_classes
-    info, names = _dataset_info(dataset, num_classes, ignore_label, class_names)
-    if seg.num_classes is not None and seg.num_classes != info.num_classes:
-        raise ValueError(f"{name} predicts {seg.num_classes} classes but the dataset "
-                         f"{info.name!r} has {info.num_classes}")
+    info, names = _source_info(getattr(seg, "path", None) or seg.description, seg.num_classes,
+                               dataset, num_classes, ignore_label, class_names)
 
     def predict(images):
         return np.stack([seg.segment(np.asarray(image)) for image in images])

@@ -14,6 +14,10 @@ import warnings
 
 import numpy as np
 
+#: the runtime each format runs in, as reports and descriptions name it
+RUNTIMES = {"tflite": "LiteRT (ai_edge_litert, XNNPACK)", "onnx": "onnxruntime CPU",
+            "saved_model": "TensorFlow"}
+
 #: onnxruntime tensor types -> NumPy dtype names
 ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int16)": "int16",

@@ -23,7 +23,7 @@ import numpy as np
 from deeplab_keras.inference.bounds import check_run_size
 from deeplab_keras.inference.image import as_rgb8
 from deeplab_keras.inference.predict import input_contract, predict_classes
-from deeplab_keras.inference.runtime import Artifact, first_line, read_metadata
+from deeplab_keras.inference.runtime import RUNTIMES, Artifact, first_line, read_metadata
 from deeplab_keras.utils import validate
 
 
@@ -49,22 +49,6 @@ def check_labels(labels, count=None, origin="labels"):
     if labels is not None and count is not None and len(labels) != count:
         raise ValueError(f"{origin} has {count} classes but {len(labels)} labels were given")
     return labels
-
-
-def check_input_size(input_size, what="input_size"):
-    """``(height, width)`` of positive ints (an int means a square), or ValueError."""
-    if input_size is None:
-        return None
-    if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
-        input_size = (input_size, input_size)
-    try:
-        size = tuple(int(v) for v in input_size)
-        ok = len(size) == 2 and all(float(v) == int(v) for v in input_size)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or min(size) < 1:
-        raise ValueError(f"{what} must be (height, width) in pixels, got {input_size!r}")
-    return size
 
 
 def _image(image):
@@ -147,7 +131,7 @@ class KerasSegmenter(Segmenter):
     def __init__(self, model, input_size=None, semantics=None, scales=(1.0,), flip=False,
                  labels=None):
         self.model = model
-        size, self.semantics = input_contract(model, check_input_size(input_size), semantics)
+        size, self.semantics = input_contract(model, validate.check_size(input_size), semantics)
         fixed = tuple(model.input_shape[1:3])
         self.input_size = fixed if None not in fixed else size
         if len(model.outputs) != 1 or len(model.output_shape) != 4:
@@ -178,8 +162,7 @@ class KerasSegmenter(Segmenter):
     def __call__(self, image):
         """Logits (h, w, C) float32 at the size the model runs at (single scale)."""
         image = _image(image)
-        size = self.run_size(image.shape[:2])
-        check_run_size(size, self.num_classes, "input size", "a smaller --input-size")
+        size = self._checked_size(image)
         x = resize(image[None], size, self.semantics)  # uint8 in, float32 out: no float copy
         y = self.model.predict_on_batch(np.asarray(x, np.float32))
         if isinstance(y, (list, tuple)):
@@ -191,9 +174,17 @@ class KerasSegmenter(Segmenter):
         if self.predictor is not None:
             probs = self.predictor(image)
             return self.check_classes(probs.argmax(-1))
-        size = self.run_size(image.shape[:2])
-        check_run_size(size, self.num_classes, "input size", "a smaller --input-size")
-        return self.check_classes(predict_classes(self.model, image, size, self.semantics))
+        return self.check_classes(predict_classes(self.model, image, self._checked_size(image),
+                                                  self.semantics))
+
+    def _checked_size(self, image):
+        """The size ``image`` runs at; checked against memory here only when it is the image's
+        own (a fixed or working size was checked once, when the segmenter was made)."""
+        if self.input_size:
+            return tuple(self.input_size)
+        size = tuple(image.shape[:2])
+        check_run_size(size, self.num_classes, "image size", "a smaller image or --input-size")
+        return size
 
 
 def _report_beside(path):
@@ -225,12 +216,9 @@ class FileSegmenter(Segmenter):
             self.artifact = Artifact(path, num_threads=num_threads)
         except FileNotFoundError:
             raise
-        except ValueError as err:
-            if str(err).startswith(path):  # the runtime loaded it; its input is not an image's
-                raise
-            raise ValueError(f"the runtime cannot load {path} ({first_line(err)}); is it a "
-                             "complete .tflite / .onnx / SavedModel export?") from None
-        except Exception as err:  # the runtimes raise RuntimeError / their own types
+        except Exception as err:  # the runtimes raise ValueError / RuntimeError / their own
+            if isinstance(err, ValueError) and str(err).startswith(path):
+                raise  # the runtime loaded it: Artifact says why its input is not an image's
             raise ValueError(f"the runtime cannot load {path} ({first_line(err)}); is it a "
                              "complete .tflite / .onnx / SavedModel export?") from None
         art = self.artifact
@@ -242,9 +230,7 @@ class FileSegmenter(Segmenter):
         if mode is not None and mode not in OUTPUT_MODES:
             mode = None  # a metadata of another writer: decided from the output below
         probe = self.input_size or PROBE_SIZE
-        y = self._run(np.zeros(probe + (3,), np.uint8))  # also checks that it runs
-        if y.ndim == 4 and art.layout == "NCHW":
-            y = y.transpose(0, 2, 3, 1)
+        y = self._nhwc(self._run(np.zeros(probe + (3,), np.uint8)))  # also checks it runs
         if y.ndim not in (3, 4) or y.shape[0] != 1 or min(y.shape[1:3]) < 2:
             raise ValueError(f"{path}: output shape {list(y.shape)} is not a segmentation map "
                              "([1, H, W] classes or [1, H, W, C] scores): not a segmentation "
@@ -274,8 +260,7 @@ class FileSegmenter(Segmenter):
             raise ValueError(f"{path} has {count} classes, not {num_classes}")
         self.num_classes = count or (int(num_classes) if num_classes else None)
         self.semantics = "half_pixel"  # a file records no semantics: tf.image.resize's
-        runtime = {"tflite": "LiteRT (XNNPACK)", "onnx": "onnxruntime CPU",
-                   "saved_model": "TensorFlow"}[self.format]
+        runtime = RUNTIMES[self.format]
         runs = (f"input {self.input_size[0]}x{self.input_size[1]}" if self.input_size
                 else "input at each image's size")
         self.description = (f"{os.path.basename(path.rstrip(os.sep))} ({runtime}, "
@@ -301,31 +286,31 @@ class FileSegmenter(Segmenter):
         if self.input_size is None:
             check_run_size(size, self.num_classes, f"{self.path}: image size",
                            "a smaller image")
-        return resize(image, size, self.semantics), size
+        return resize(image, size, self.semantics)
 
-    def _shape(self, y, size):
-        """The output as (h, w, C) scores or an (h, w) map, from the runtime's tensor."""
-        if y.ndim == 4 and self.artifact.layout == "NCHW":
-            y = y.transpose(0, 2, 3, 1)
-        if self.output == "classes":
-            return y.reshape(y.shape[-2:]) if y.ndim >= 2 else y.reshape(size)
-        return y.reshape(y.shape[-3:])
+    def _nhwc(self, y):
+        """The runtime's 4-D output channels-last (an NCHW file's is channels-first)."""
+        return y.transpose(0, 2, 3, 1) if y.ndim == 4 and self.artifact.layout == "NCHW" else y
+
+    def _shape(self, y):
+        """The output as (h, w, C) scores or an (h, w) map, from the runtime's tensor (its
+        rank was checked when the file was opened)."""
+        y = self._nhwc(y)
+        return y.reshape(y.shape[-2:] if self.output == "classes" else y.shape[-3:])
 
     def __call__(self, image):
-        x, size = self._input(image)
-        y = self._shape(self._run(x), size)
+        y = self._shape(self._run(self._input(image)))
         return y if self.output == "classes" else y.astype(np.float32, copy=False)
 
     def raw_classes(self, image):
         """The class map at the output's resolution without dequantizing: the argmax of the raw
         output (quantized scores with a positive scale keep their order), or the class map."""
-        x, size = self._input(image)
-        y, quantization = self._run(x, raw=True)
+        y, quantization = self._run(self._input(image), raw=True)
         if self.output == "classes":
-            return self._shape(y, size)
+            return self._shape(y)
         if quantization is not None and not quantization[0] > 0:
             y = self.artifact.dequantize(y, quantization)
-        return self._shape(y, size).argmax(-1)
+        return self._shape(y).argmax(-1)
 
 
 def is_model_file(path):
