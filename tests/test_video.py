@@ -147,7 +147,7 @@ def test_artifact_fast_paths_give_the_same_answers(tiny):
     rng = np.random.default_rng(1)
     raw = rng.integers(0, 256, (1, 33, 41, 3)).astype(np.uint8)
     for scale, zero in ((0.1, 86), (-0.1, 86)):
-        seg.source.artifact.run_raw = lambda x, q=(scale, zero): (raw, q)
+        seg.source.artifact.run_raw = lambda x, output=0, q=(scale, zero): (raw, q)
         want = ((raw[0].astype(np.float32) - zero) * scale).argmax(-1)
         assert (seg.source.raw_classes(frame) == want).all()
 

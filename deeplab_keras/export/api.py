@@ -173,6 +173,8 @@ def validate(model, output, format="tflite", quantize="none", input_size=513,
     metadata = {"labels": list(labels) if labels is not None else None, "output": output_mode,
                 "input": {"size": list(size), "layout": "NHWC", "range": "RGB 0-255 (raw pixels)"},
                 "quantize": quantize, "model": model.name}
+    if serve.video_output is not None:  # the class map's second output (low-res logits)
+        metadata["video_output"] = dict(serve.video_output)
     return Plan(model=model, output=os.fspath(output), format=fmt, quantize=quantize, size=size,
                 output_mode=output_mode, serve=serve, num_classes=num_classes,
                 name=name or os.path.splitext(os.path.basename(os.path.normpath(os.fspath(output))))[0],

@@ -56,7 +56,7 @@ def add_tflite_metadata(data, metadata):
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    _name_io_tensors(model, metadata.get("output"))
+    _name_io_tensors(model, metadata.get("output"), metadata.get("video_output"))
     buf = schema.BufferT()
     buf.data = list(json.dumps(metadata).encode("utf-8"))
     model.buffers.append(buf)
@@ -67,16 +67,36 @@ def add_tflite_metadata(data, metadata):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _name_io_tensors(model, output_name):
+def _name_io_tensors(model, output_name, video_output=None):
     """Same I/O tensor names as the ONNX file: input ``image``, output = the output mode
-    (the converter names the output ``Identity``)."""
+    (the converter names the output ``Identity``). A class-map file's second output (the
+    low-resolution logits, ``video_output``) is put second and named after it: the class map is
+    output 0, what every reader of the first output gets."""
     if not output_name:
         return
     sg = model.subgraphs[0]
     if len(sg.inputs) == 1:
         sg.tensors[sg.inputs[0]].name = b"image"
-    if len(sg.outputs) == 1:
+    outputs = list(sg.outputs)
+    if video_output is not None and len(outputs) == 2:
+        ranks = [len(sg.tensors[i].shape) for i in outputs]
+        if sorted(ranks) != [3, 4]:
+            raise ValueError(f"class-map graph has outputs of ranks {ranks}, expected a [1, H, W] "
+                             "class map and [1, h, w, C] low-resolution logits")
+        outputs.sort(key=lambda i: len(sg.tensors[i].shape))  # the class map (rank 3) first
+        sg.outputs = outputs
+        sg.tensors[outputs[1]].name = video_output["name"].encode()
+        _reorder_signature(model, outputs)
+    if len(sg.outputs) in (1, 2) and (len(sg.outputs) == 1 or video_output is not None):
         sg.tensors[sg.outputs[0]].name = output_name.encode()
+
+
+def _reorder_signature(model, outputs):
+    """Keep the signature runner's output list in the subgraph's order."""
+    for sig in model.signatureDefs or []:
+        if sig.outputs:
+            sig.outputs.sort(key=lambda t: outputs.index(t.tensorIndex)
+                             if t.tensorIndex in outputs else len(outputs))
 
 
 def to_saved_model(serve, path, metadata=None):

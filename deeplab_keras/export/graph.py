@@ -4,7 +4,12 @@ Output modes (all at batch 1, input ``[1, H, W, 3]`` float32 0-255; the TFLite i
 turns the input into uint8/int8 raw pixels):
 
 * ``classes``: ``[1, H, W]`` int32 class map at the input size (ArgMax with int32 output, never
-  int64);
+  int64), and a second output, :data:`VIDEO_OUTPUT` (``lowres_logits``): the logits before the
+  final upsampling (``[1, H/s, W/s, C]`` at output stride ``s``, 90x120x11 for CamVid at
+  360x480), the tensor the class map is computed from. The class map stays the first output (what
+  every consumer reads); video smoothing averages the low-resolution scores over time, then
+  upsamples once (:mod:`deeplab_keras.video.smoothing`), MediaPipe's own convention of scores at
+  the model's output resolution;
 * ``logits``: ``[1, H, W, C]`` float logits at the input size;
 * ``probabilities``: softmax of the above;
 * ``lowres_logits``: the classifier output before the final upsampling (``[1, h, w, C]``).
@@ -15,9 +20,11 @@ artifact then returns float logits/probabilities and the argmax is left to the c
 import tensorflow as tf
 
 from deeplab_keras import frontend
-from deeplab_keras.models.deeplab import parts
+from deeplab_keras.models.deeplab import parts, resize_semantics
 
 OUTPUT_MODES = ("classes", "logits", "probabilities", "lowres_logits")
+#: name of the second output of a class-map export (low-resolution logits, for video)
+VIDEO_OUTPUT = "lowres_logits"
 
 
 def parse_size(size):
@@ -71,20 +78,36 @@ def serving_function(model, input_size, output_mode="classes", gpu_delegate=Fals
     size = parse_size(input_size)
     check_output_mode(output_mode, gpu_delegate)
     check_input_size(model, size)
-    core = logits_model(model, low_resolution=(output_mode == "lowres_logits"))
+    if output_mode == "classes":  # the class map and the low-resolution logits it comes from
+        layer = model.get_layer(parts(model)["upsample"])
+        core = type(model)(model.inputs, [layer.output, layer.input[0]], name=model.name + "_video")
+    else:
+        core = logits_model(model, low_resolution=(output_mode == "lowres_logits"))
     spec = tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name="image")
 
     @tf.function(input_signature=[spec], autograph=False)
     def serve(image):
         y = core(image, training=False)
-        y = tf.cast(y, tf.float32)
         if output_mode == "classes":
-            y = tf.argmax(y, axis=-1, output_type=tf.int32)
-        elif output_mode == "probabilities":
+            y, low = y
+            classes = tf.argmax(tf.cast(y, tf.float32), axis=-1, output_type=tf.int32)
+            return {"classes": tf.identity(classes, name="classes"),
+                    VIDEO_OUTPUT: tf.identity(tf.cast(low, tf.float32), name=VIDEO_OUTPUT)}
+        y = tf.cast(y, tf.float32)
+        if output_mode == "probabilities":
             y = tf.nn.softmax(y, axis=-1)
         return {output_mode: tf.identity(y, name=output_mode)}
 
     serve.output_mode = output_mode
+    serve.video_output = None
+    if output_mode == "classes":  # what the file's metadata records about its second output
+        low = serve.get_concrete_function().structured_outputs[VIDEO_OUTPUT].shape
+        try:
+            semantics = resize_semantics(model)
+        except AttributeError:  # a QAT model wraps its layers (its float twin's plan records it)
+            semantics = None
+        serve.video_output = {"name": VIDEO_OUTPUT, "shape": [int(d) for d in low],
+                              "resize": semantics}
     serve.core = core
     serve.input_size = size
     serve.keras_module = "keras" if frontend.is_keras3() else "tf_keras"

@@ -109,7 +109,9 @@ class Artifact:
 
     ``input_shape`` is the file's own, NHWC or NCHW as ``layout`` says, with None for a dynamic
     dimension; ``input_size`` is ``(height, width)`` (None where dynamic: such a file runs at
-    the size it is given). ``output_shape`` likewise (from the file's signature).
+    the size it is given). ``output_shape`` likewise (from the file's signature), of the first
+    output; ``output_names`` names every output in the file's order (a class-map export of ours
+    has a second one, its low-resolution logits: ``run_raw(image, output=1)``).
     """
 
     def __init__(self, path, num_threads=None, preserve_all_tensors=False):
@@ -155,7 +157,8 @@ class Artifact:
             self._it = Interpreter(model_path=self.path, num_threads=self.num_threads, **options)
             self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]
-        self._out = self._it.get_output_details()[0]
+        self._outs = self._it.get_output_details()
+        self._out = self._outs[0]
         signature = self._in.get("shape_signature")
         if signature is None or not len(signature):
             signature = self._in["shape"]
@@ -167,6 +170,7 @@ class Artifact:
         self.input_quantization = tuple(self._in["quantization"])
         self.output_dtype = np.dtype(self._out["dtype"])
         self.input_name, self.output_name = self._in["name"], self._out["name"]
+        self.output_names = tuple(d["name"] for d in self._outs)
 
     def _load_onnx(self, preserve):
         import onnxruntime as ort
@@ -179,6 +183,7 @@ class Artifact:
         inp, out = self._sess.get_inputs()[0], self._sess.get_outputs()[0]
         self._in_name = self.input_name = inp.name
         self.output_name = out.name
+        self.output_names = tuple(o.name for o in self._sess.get_outputs())
         self.input_shape = tuple(_dim(d) for d in inp.shape)
         if self.input_shape and self.input_shape[0] is None:
             self.input_shape = (1,) + self.input_shape[1:]  # a dynamic batch runs one image
@@ -198,8 +203,15 @@ class Artifact:
         self.input_shape = tuple(_dim(d) if d is not None else None for d in tspec.shape)
         if self.input_shape and self.input_shape[0] is None:
             self.input_shape = (1,) + self.input_shape[1:]
-        out_name, out_spec = next(iter(self._fn.structured_outputs.items()))
+        outputs = self._fn.structured_outputs
+        names = list(outputs)
+        primary = (read_metadata(self.path) or {}).get("output")
+        if primary in outputs:  # a signature's outputs have no order: ours names its first
+            names.remove(primary)
+            names.insert(0, primary)
+        out_name, out_spec = names[0], outputs[names[0]]
         self.output_name = out_name
+        self.output_names = tuple(names)
         self.output_shape = tuple(_dim(d) if d is not None else None for d in out_spec.shape)
         self.input_dtype = np.dtype(tspec.dtype.as_numpy_dtype)
         self.input_quantization = (0.0, 0)
@@ -269,7 +281,8 @@ class Artifact:
                 self._it.resize_tensor_input(self._in["index"], list(x.shape), strict=True)
                 self._it.allocate_tensors()
                 self._in = self._it.get_input_details()[0]
-                self._out = self._it.get_output_details()[0]
+                self._outs = self._it.get_output_details()
+                self._out = self._outs[0]
             self._bound = tuple(x.shape)
         self._it.set_tensor(self._in["index"], x)
 
@@ -297,28 +310,33 @@ class Artifact:
         scale, zero = quantization
         return (y.astype(np.float32) - zero) * scale
 
-    def run_raw(self, image):
-        """``(output, quantization)``: the output as the runtime returns it, and ``(scale,
-        zero_point)`` when it is a quantized integer tensor (None otherwise). An argmax over
-        quantized scores needs no dequantization: with a positive scale the order is kept."""
+    def run_raw(self, image, output=0):
+        """``(output, quantization)``: the output (the first, or the one at index ``output``)
+        as the runtime returns it, and ``(scale, zero_point)`` when it is a quantized integer
+        tensor (None otherwise). An argmax over quantized scores needs no dequantization: with a
+        positive scale the order is kept."""
+        if not 0 <= output < len(self.output_names):
+            raise ValueError(f"{self.path} has {len(self.output_names)} output(s), no output "
+                             f"{output}")
         x = self.prepare(image)
         with self._lock:
             if self.format == "tflite":
                 self._bind(x)
                 self._it.invoke()
-                y = self._it.get_tensor(self._out["index"])  # a copy: safe after the lock
-                scale, zero = self._out["quantization"]
-                if scale and y.dtype.kind in "iu" and self._out["dtype"] in (np.int8, np.uint8,
-                                                                            np.int16):
+                details = self._outs[output]
+                y = self._it.get_tensor(details["index"])  # a copy: safe after the lock
+                scale, zero = details["quantization"]
+                if scale and y.dtype.kind in "iu" and details["dtype"] in (np.int8, np.uint8,
+                                                                           np.int16):
                     return y, (scale, zero)
                 return y, None
-            return self._call_other(x), None
+            return self._call_other(x, output), None
 
-    def _call_other(self, x):
+    def _call_other(self, x, output=0):
+        name = self.output_names[output]
         if self.format == "onnx":
-            return self._sess.run(None, {self._in_name: x})[0]
-        out = self._fn(**{self._in_name: x})
-        return next(iter(out.values())).numpy()
+            return self._sess.run([name], {self._in_name: x})[0]
+        return self._fn(**{self._in_name: x})[name].numpy()
 
     def tflite_ops(self):
         """Op names of a .tflite artifact (for checks such as 'no ARG_MAX on the GPU path')."""

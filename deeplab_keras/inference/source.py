@@ -77,6 +77,9 @@ class Segmenter:
     ignore_label = None
     #: (h, w) of the scores when they do not depend on the image (a fixed-size file), else None
     scores_size = None
+    #: a class-map file's low-resolution logits, when it has them (:meth:`FileSegmenter.lowres_scores`):
+    #: ``{"index", "size", "resize"}``, else None
+    video_output = None
     description = ""
 
     def run_size(self, image_size):
@@ -245,6 +248,9 @@ class FileSegmenter(Segmenter):
         if self.output == "scores" and self.input_size is not None:
             self.scores_size = tuple(int(d) for d in y.shape[1:3])
         count = None if self.output == "classes" else int(y.shape[-1])
+        if self.output == "classes" and meta.get("video_output") is not None:
+            self.video_output = self._video_output(meta["video_output"], probe, y.shape[1:3])
+            count = self.video_output["classes"]
         file_labels = meta.get("labels")
         count = count or report.get("num_classes") or (len(file_labels) if file_labels else None)
         if file_labels is not None:
@@ -267,9 +273,35 @@ class FileSegmenter(Segmenter):
                             f"{num_threads or 'default'} threads, {runs} "
                             f"{art.input_dtype.name}, output {mode})")
 
-    def _run(self, x, raw=False):
+    def _video_output(self, recorded, probe, map_size):
+        """The low-resolution logits a class-map export records in its metadata
+        (``video_output``), checked against the file: ``{"index", "size", "resize",
+        "classes"}``; ValueError (re-export it) when the file does not have what it records."""
+        from deeplab_keras.layers.resize import SEMANTICS
+
+        art, path = self.artifact, self.path
+        name = recorded.get("name") if isinstance(recorded, dict) else None
+        if name not in art.output_names:
+            raise ValueError(f"{path}: its metadata records a low-resolution output {name!r} "
+                             f"but the file's outputs are {list(art.output_names)}; re-export it")
+        if recorded.get("resize") not in SEMANTICS:
+            raise ValueError(f"{path}: its metadata records low-resolution output resize "
+                             f"{recorded.get('resize')!r}, not one of {SEMANTICS}; re-export it")
+        index = art.output_names.index(name)
+        y = self._nhwc(self._run(np.zeros(probe + (3,), np.uint8), output=index))
+        if (y.ndim != 4 or y.shape[0] != 1 or y.shape[-1] < 2 or
+                list(y.shape) != list(recorded.get("shape") or []) or
+                not all(1 <= a <= b for a, b in zip(y.shape[1:3], map_size))):
+            raise ValueError(f"{path}: low-resolution output {name!r} is {list(y.shape)}, not "
+                             f"the [1, h, w, C] logits its metadata records "
+                             f"({recorded.get('shape')}) below the {list(map_size)} class map; "
+                             "re-export it")
+        return {"index": index, "size": tuple(int(d) for d in y.shape[1:3]),
+                "resize": recorded["resize"], "classes": int(y.shape[-1])}
+
+    def _run(self, x, raw=False, output=0):
         try:
-            y, quantization = self.artifact.run_raw(x)
+            y, quantization = self.artifact.run_raw(x, output=output)
         except ValueError:
             raise
         except Exception as err:  # LiteRT / onnxruntime / TensorFlow errors while running
@@ -301,6 +333,16 @@ class FileSegmenter(Segmenter):
     def __call__(self, image):
         y = self._shape(self._run(self._input(image)))
         return y if self.output == "classes" else y.astype(np.float32, copy=False)
+
+    def lowres_scores(self, image):
+        """A class-map file's low-resolution logits ``(h, w, C)`` float32 for ``image`` (the
+        tensor its class map is upsampled from; ``video_output`` says where and how), for
+        temporal smoothing at the output stride. ValueError for a file without them."""
+        if self.video_output is None:
+            raise ValueError(f"{self.path} has no low-resolution scores (exported before they "
+                             "were added, or not a class-map export); re-export it")
+        y = self._nhwc(self._run(self._input(image), output=self.video_output["index"]))
+        return y.reshape(y.shape[-3:]).astype(np.float32, copy=False)
 
     def raw_classes(self, image):
         """The class map at the output's resolution without dequantizing: the argmax of the raw
