@@ -1,9 +1,16 @@
 """``dk.VideoSegmenter``: segment a stream of frames, one call per frame, with a compiled Keras
 model or an exported artifact, optionally smoothed over time."""
+import warnings
+
 import numpy as np
 
 from deeplab_keras.inference.source import open_segmenter, resize
-from deeplab_keras.video.smoothing import TemporalSmoother
+from deeplab_keras.video.smoothing import TemporalSmoother, upsampled_argmax
+
+#: what smoothing says of a class-map file exported without low-resolution scores
+NO_LOWRES = ("{name} has a class-map output and no low-resolution scores (exported before "
+             "they were added): smoothing can only vote on its class map, which lowers flicker "
+             "little and slows each frame; re-export it with deeplab-keras export for video")
 
 
 def _nearest(classes, size):
@@ -26,7 +33,10 @@ class VideoSegmenter:
             ``predict`` and ``evaluate`` run through). A file's input size, output kind and
             labels are read from the file (and its export report beside it).
         smoothing: False, True (the recommended :class:`TemporalSmoother`), a float strength in
-            [0, 1), or a :class:`TemporalSmoother`.
+            [0, 1), or a :class:`TemporalSmoother`. A class-map file (the default export) is
+            smoothed on its second output, the logits at the output stride (90x120 for a
+            360x480 input), then upsampled once; a file exported without them (before they
+            were added) smooths one-hot votes of its class map, with a warning to re-export.
         num_threads: runtime threads for an artifact (None: the runtime's default).
         input_size: run a Keras model at this size (default: its preset's contract).
         labels: class names; for an artifact they must match its class count.
@@ -37,6 +47,16 @@ class VideoSegmenter:
         self.source = open_segmenter(source, num_threads=num_threads, input_size=input_size,
                                      labels=labels)
         self.smoother = TemporalSmoother.from_arg(smoothing)
+        src = self.source
+        #: what the smoother averages: "scores", "lowres scores" (a class-map file's second
+        #: output) or "votes" (one-hot class maps of a file without it); None when off
+        self.evidence = None
+        if self.smoother is not None:
+            self.evidence = ("scores" if src.output == "scores" else
+                             "lowres scores" if src.video_output is not None else "votes")
+            if self.evidence == "votes":
+                warnings.warn(NO_LOWRES.format(name=getattr(src, "path", "this file")),
+                              stacklevel=2)
         self.frame_size = None
         self.frames = 0
         self.resets = 0
@@ -59,9 +79,13 @@ class VideoSegmenter:
         return self.source.input_size
 
     def describe(self):
-        smooth = ("off" if self.smoother is None else
-                  f"strength {self.smoother.strength:g}, motion {self.smoother.motion_scale}, "
-                  f"margin {self.smoother.margin:g}")
+        smooth = "off"
+        if self.smoother is not None:
+            on = ("" if self.evidence == "scores" else
+                  ", on class-map votes (re-export for scores)" if self.evidence == "votes" else
+                  ", on {}x{} scores".format(*self.source.video_output["size"]))
+            smooth = (f"strength {self.smoother.strength:g}, motion {self.smoother.motion_scale}, "
+                      f"margin {self.smoother.margin:g}{on}")
         return f"{self.source.description}; smoothing {smooth}"
 
     # -- running -----------------------------------------------------------------------------
@@ -85,6 +109,15 @@ class VideoSegmenter:
             out = self.source.segment(frame)  # the segmenter layer's one call, as dk.segment
             self.frames += 1
             return out
+        if self.evidence == "lowres scores":  # smooth at the output stride, upsample once
+            out = self.smoother.update(self.source.lowres_scores(frame), frame)
+            out = self.smoother.with_hysteresis(out)
+            video = self.source.video_output
+            out = upsampled_argmax(out, self.source.run_size(size), video["resize"])
+            if out.shape != size:
+                out = _nearest(out, size)
+            self.frames += 1
+            return self.source.check_classes(out)
         out = self.source(frame)  # a Keras model compiled (predict_on_batch), or raw scores
         if self.smoother is not None:
             out = self.smoother.update(out, frame, self.num_classes)

@@ -41,9 +41,15 @@ def _fraction(name, value):
 
 
 def _softmax(x):
-    x = x - x.max(axis=-1, keepdims=True)
+    """Softmax over the last axis of ``x`` (h, w, C) float32, as a new array. The per-pixel max
+    is taken class by class and the sum is a matrix product: NumPy's reductions over a short
+    last axis are 3-5x slower (1.7 vs 0.5 ms at 90x120x11)."""
+    top = x[..., 0].copy()
+    for k in range(1, x.shape[-1]):
+        np.maximum(top, x[..., k], out=top)
+    x = x - top[..., None]
     np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
+    x /= (x @ np.ones(x.shape[-1], np.float32))[..., None]
     return x
 
 
@@ -54,6 +60,70 @@ def _gray(frame, size):
     cols = (np.arange(size[1]) * w // size[1])
     small = frame[rows][:, cols].astype(np.float32)
     return small @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+
+
+_GRIDS = {}
+
+
+def _axis(in_size, out_size, semantics):
+    """One axis of a bilinear resize, grouped by source cell: for each input index ``i``, the
+    output indices whose lower source index is ``i`` (padded with -1 to one width) and their
+    weights on ``i + 1`` (TensorFlow's sampling, :func:`deeplab_keras.layers.resize.
+    source_indices`; 0 where it samples ``i`` alone)."""
+    from deeplab_keras.layers.resize import source_indices
+
+    lower, upper, lerp = source_indices(in_size, out_size, semantics)
+    lerp = np.where(upper > lower, lerp, np.float32(0)).astype(np.float32)
+    counts = np.bincount(lower, minlength=in_size)
+    width = max(int(counts.max()), 1)
+    index = np.full((in_size, width), -1, np.intp)
+    weight = np.zeros((in_size, width), np.float32)
+    slot = np.arange(out_size) - np.searchsorted(lower, lower)  # lower is non-decreasing
+    index[lower, slot] = np.arange(out_size)
+    weight[lower, slot] = lerp[np.arange(out_size)]
+    return lower.astype(np.intp), index, weight
+
+
+def _grid(in_size, out_size, semantics):
+    """Both axes of :func:`_axis` for ``in_size`` -> ``out_size``, cached per sizes."""
+    key = (tuple(in_size), tuple(out_size), semantics)
+    if key not in _GRIDS:
+        if len(_GRIDS) > 8:
+            _GRIDS.clear()
+        _GRIDS[key] = tuple(_axis(int(i), int(o), semantics) for i, o in zip(in_size, out_size))
+    return _GRIDS[key]
+
+
+def upsampled_argmax(evidence, size, semantics="half_pixel"):
+    """The argmax of ``evidence`` ``(h, w, C)`` bilinearly resized to ``size`` with the model's
+    ``semantics``, without resizing all C channels of every pixel. An output pixel is
+    interpolated from the corners of one source cell (rows i, i+1 and columns j, j+1); where the
+    four corners share their argmax, the interpolated vector (a convex combination of vectors
+    with that largest entry) has it too. So the class map is the corners' class there, and the
+    C channels are interpolated only in cells whose corners differ (boundaries: about 8% of the
+    cells of a CamVid frame at 90x120), cell by cell. Equal to ``resize(evidence, size)``'s
+    argmax up to float ties; uint8 (int32 beyond 256 classes)."""
+    h, w, c = evidence.shape
+    (rows, row_out, row_w), (cols, col_out, col_w) = _grid((h, w), tuple(size), semantics)
+    top = evidence.argmax(-1).astype(np.uint8 if c <= 256 else np.int32)
+    out = top.take(rows, axis=0).take(cols, axis=1)  # the cell's class, nearest-style
+    edge = np.pad(top, ((0, 1), (0, 1)), mode="edge")
+    mixed = ((edge[:-1, :-1] != edge[:-1, 1:]) | (edge[:-1, :-1] != edge[1:, :-1]) |
+             (edge[:-1, :-1] != edge[1:, 1:]))
+    ci, cj = np.nonzero(mixed)
+    if ci.size:
+        below, right = np.minimum(ci + 1, h - 1), np.minimum(cj + 1, w - 1)
+        tl, tr = evidence[ci, cj], evidence[ci, right]  # (n, C)
+        bl, br = evidence[below, cj], evidence[below, right]
+        wx = col_w[cj][:, :, None]  # (n, Kx, 1): TensorFlow's lerp order
+        upper = tl[:, None] + (tr - tl)[:, None] * wx
+        lower = bl[:, None] + (br - bl)[:, None] * wx
+        value = upper[:, None] + (lower - upper)[:, None] * row_w[ci][:, :, None, None]
+        y, x = row_out[ci][:, :, None], col_out[cj][:, None, :]
+        keep = (y >= 0) & (x >= 0)
+        keep, y, x = np.broadcast_arrays(keep, y, x)
+        out[y[keep], x[keep]] = value.argmax(-1)[keep]
+    return out
 
 
 class TemporalSmoother:
@@ -112,19 +182,21 @@ class TemporalSmoother:
             p = np.zeros(output.shape + (n,), np.float32)
             np.put_along_axis(p, output[..., None].astype(np.intp), 1.0, axis=-1)
         else:
-            p = _softmax(np.array(output, np.float32))
+            p = _softmax(np.asarray(output, np.float32))
         if self._evidence is not None and self._evidence.shape != p.shape:
             self.reset()  # size or class count changed: start again
         gray = _gray(frame, p.shape[:2]) if frame is not None and self.motion_scale else None
         if self._evidence is None:
             self._evidence = p
         else:
-            a = np.full(p.shape[:2], 1.0 - self.strength, np.float32)
+            keep = np.float32(self.strength)
             if gray is not None and self._gray is not None:
-                moved = np.minimum(np.abs(gray - self._gray) / self.motion_scale, 1.0)
-                a += (1.0 - a) * moved
-            a = a[..., None]
-            self._evidence = self._evidence * (1.0 - a) + p * a
+                # a = (1 - s) + s * min(change / motion_scale, 1)
+                a = np.minimum(np.abs(gray - self._gray) * (keep / self.motion_scale), keep)
+                a = (a + (1 - keep))[..., None]
+            else:
+                a = 1 - keep
+            self._evidence = self._evidence + (p - self._evidence) * a
         self._gray = gray
         return self._evidence
 
