@@ -6,7 +6,9 @@ from deeplab_keras.export import gpu_compat
 from deeplab_keras.utils import io
 
 OUTPUT_CONTRACTS = {
-    "classes": "[1, H, W] int32 class index per pixel at the input size (argmax done in the graph)",
+    "classes": ("[1, H, W] int32 class index per pixel at the input size (argmax done in the "
+                "graph); a second output, lowres_logits, holds the [1, h, w, C] float logits at "
+                "the output stride it is upsampled from (for smoothing video over time)"),
     "logits": "[1, H, W, C] per-class logits at the input size; class = argmax over C",
     "probabilities": "[1, H, W, C] per-class softmax probabilities at the input size; class = argmax over C",
     "lowres_logits": "[1, h, w, C] logits before the final upsampling (resize to the image, then argmax)",
