@@ -24,7 +24,8 @@ fresh noise; not the val clip), the largest flicker reduction with an mIoU drop 
 strength 0.3, motion_scale 0.3, margin 0.3 (-26.6% flicker, -0.03 mIoU on those clips). On
 CamVid's val clip with the default int8 export (``bench/results/video_smoothing_choice.md``):
 flicker 0.0453 -> 0.0347 (-23.4%), mIoU 81.73 -> 80.40 (-1.33), about 5-8 ms a frame on 2
-shared AMD EPYC cores: short of the -25% at <= 0.5 mIoU asked for. A class-map file without the
+shared AMD EPYC cores (0.80x the unsmoothed frames/s in the recorded run): short of the -25% at
+<= 0.5 mIoU asked for. A class-map file without the
 low-resolution output gains nothing from these settings (votes: 0.0%): export it again.
 """
 import math
