@@ -92,6 +92,7 @@ def mediapipe_video(path):
         clock[0] += int(1000 / FPS)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
         return seg.segment_for_video(image, clock[0]).category_mask.numpy_view()
+    run.close = seg.close  # closed by the caller: MediaPipe's __del__ at exit raises
     return run
 
 
@@ -296,6 +297,8 @@ def live_run(artifact, clip, out, extra, threads=None):
 
 
 LIVE_EFFECTS = [("plain (overlay)", []),
+                ("--background blur --keep Car Road (no smoothing)",
+                 ["--background", "blur", "--keep", "Car", "Road"]),
                 ("--smoothing --background blur --keep Car Road",
                  ["--smoothing", "--background", "blur", "--keep", "Car", "Road"]),
                 ("--smoothing --background color --keep Car Road",
@@ -327,7 +330,7 @@ def live_table(artifact, clip30, workdir, image_background, rounds, threads=None
         drops = ", ".join(f"{x['dropped']} of {x['received']}" for x in runs[name])
         lines.append(f"| {name} | {med(name, 'fps'):.1f} | {med(name, 'fps') / plain:.2f} | "
                      f"{drops} | {med(name, 'median_ms'):.0f} | {med(name, 'p90_ms'):.0f} |")
-    lines += ["", f"Summary line of the last blur run: `{runs[LIVE_EFFECTS[1][0]][-1]['line']}`",
+    lines += ["", f"Summary line of the last blur run: `{runs[LIVE_EFFECTS[2][0]][-1]['line']}`",
               ""]
     return lines, runs
 
@@ -410,6 +413,7 @@ def main():
                    "MediaPipe ImageSegmenter VIDEO (mediapipe file)":
                        mediapipe_video(args.mediapipe)}
         ms, _ = interleaved(methods, frames, args.rounds)
+        methods["MediaPipe ImageSegmenter VIDEO (mediapipe file)"].close()
         mp_ms = ms["MediaPipe ImageSegmenter VIDEO (mediapipe file)"]
         lines += ["## Frames per second, per-frame calls", "",
                   "| path | ms / frame | frames/s | ratio to MediaPipe VIDEO |",
@@ -472,7 +476,8 @@ def main():
                           f"{runs[name][0]['received']} frames dropped; latency median "
                           f"{med(name, 'median_ms'):.0f} ms, p90 {med(name, 'p90_ms'):.0f} ms "
                           f"(plain: {med(plain, 'median_ms'):.0f} / {med(plain, 'p90_ms'):.0f})",
-                          ">= 0.9x, <= 10% dropped"))
+                          ">= 0.9x, <= 10% dropped" if "--smoothing" in name else
+                          "(the effect alone, for contrast)"))
 
     # 4. CPU per stage per frame
     if "stages" in only:
