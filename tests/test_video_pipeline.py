@@ -83,3 +83,14 @@ def test_live_segmentation_thread_stops_when_the_caller_does():
     while any(t.name == "live-segment" for t in threading.enumerate()) and time.time() < deadline:
         time.sleep(0.01)
     assert not any(t.name == "live-segment" for t in threading.enumerate())
+
+
+def test_commands_turn_opencvs_own_pool_off():
+    cv2 = pytest.importorskip("cv2")
+    from deeplab_keras.video.pipeline import leave_cores_to_runtime
+    before = cv2.getNumThreads()
+    try:
+        leave_cores_to_runtime()
+        assert cv2.getNumThreads() in (0, 1)  # sequential: no pool workers
+    finally:
+        cv2.setNumThreads(before)

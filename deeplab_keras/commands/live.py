@@ -124,9 +124,10 @@ def run(args):
     from deeplab_keras.video.io import VideoWriter
     from deeplab_keras.video.live import (LiveFrames, StreamStalled, latency_summary, open_live,
                                           segmented)
-    from deeplab_keras.video.pipeline import runtime_threads
+    from deeplab_keras.video.pipeline import leave_cores_to_runtime, runtime_threads
 
     check_flags(args)
+    leave_cores_to_runtime()
     background = _background(args.background)
     if (background is None) != (args.keep is None):
         raise ValueError("--background and --keep go together: --background blur --keep person")

@@ -69,8 +69,9 @@ def run(args):
     if not images:
         raise ValueError("give at least one INPUT (image, video, folder or glob) to segment")
     smoothing = smoothing_option(args.smoothing)  # checked before the model loads
+    from deeplab_keras.video.pipeline import leave_cores_to_runtime, runtime_threads
+    leave_cores_to_runtime()
     if args.artifact:
-        from deeplab_keras.video.pipeline import runtime_threads
         runner = predict_engine.Runner(artifact=loader.check_artifact(args), input_size=size,
                                        scales=args.scales, flip=args.flip, smoothing=smoothing,
                                        threads=runtime_threads(args.threads),
