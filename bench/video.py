@@ -315,7 +315,7 @@ def live_table(artifact, clip30, workdir, image_background, rounds, threads=None
         for i, (name, extra) in enumerate(LIVE_EFFECTS):
             extra = [image_background if e == "IMAGE" else e for e in extra]
             runs[name].append(live_run(artifact, clip30, os.path.join(
-                workdir, f"live_{i}_{r}.mp4"), extra + ["--overwrite"], threads))
+                workdir, f"live_{i}_{r}.mp4"), extra, threads))  # ours: replaced, no flag
     med = lambda name, key: float(np.median([x[key] for x in runs[name]]))  # noqa: E731
     plain = med(LIVE_EFFECTS[0][0], "fps")
     lines = ["## Live: effects vs plain", "",
