@@ -40,8 +40,19 @@ def load_clip(root, limit=None):
     return names, frames, labels
 
 
+def check_ours(path):
+    """ValueError unless ``path`` is absent or a file a deeplab-keras run wrote (a tagged
+    video or PNG): the bench never replaces a user's file in the --workdir they chose."""
+    from deeplab_keras.utils.io import check_output_file, is_our_png
+    from deeplab_keras.video.io import is_our_video
+    ours = is_our_png if path.lower().endswith(".png") else is_our_video
+    check_output_file(path, ours, flag="--workdir file", what="bench file")
+    return path
+
+
 def write_clip(frames, path, fps=FPS):
     from deeplab_keras.video import VideoWriter
+    check_ours(path)
     writer = VideoWriter(path, frames[0].shape[:2], fps)
     for f in frames:
         writer.write(f)
@@ -243,7 +254,8 @@ def stage_table(artifact, clip, threads, workdir, image_background):
     for name, background in (("blur", "blur"), ("color", (0, 177, 64)), ("image", picture)):
         effect = Background(keep, background)
         timed(f"background {name} (live)", lambda: [effect(f, c) for f, c in zip(frames, classes)])
-    writer = VideoWriter(os.path.join(workdir, "stages.mp4"), frames[0].shape[:2], FPS)
+    writer = VideoWriter(check_ours(os.path.join(workdir, "stages.mp4")), frames[0].shape[:2],
+                         FPS)
     w0, write = time.perf_counter(), [0.0, 0.0]
     k0 = _cpu()[1]
     for f in drawn:
@@ -356,7 +368,7 @@ def background_image(path, size):
     y, x = np.mgrid[0:h, 0:w]
     image = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1),
                       np.full_like(x, 128)], -1).astype(np.uint8)
-    return save_png(image, path)
+    return save_png(image, check_ours(path), software="deeplab-keras bench")
 
 
 SECTIONS = ("segmenter", "predict", "live", "stages", "smoothing", "keras")
