@@ -388,6 +388,30 @@ def test_live_command_on_a_file_source(tiny, capsys):
     assert not (tiny["tmp"] / "cam.mp4").exists() and not (tiny["tmp"] / "k.mp4").exists()
 
 
+def test_live_artifact_runs_a_thread_per_core_with_each_effect(tiny, tflite, capsys,
+                                                                 monkeypatch):
+    """Issue 28: without --threads, live runs an exported file on one runtime thread per core;
+    each background effect writes every processed frame."""
+    from deeplab_keras.video import VideoReader
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    video = make_video(tiny["tmp"] / "live_art.mp4", frames=6, size="64x48", audio=False)
+    picture = tiny["tmp"] / "back.png"
+    from PIL import Image
+    Image.fromarray(frames_of(1, (30, 40))[0]).save(picture)
+    for n, background in enumerate(["blur", "color:#102030", str(picture)]):
+        out = tiny["tmp"] / f"live_art_{n}.mp4"
+        rc = cli.main(["live", "--source", video, "--artifact", tflite["classes"], "--no-window",
+                       "--output", str(out), "--background", background, "--keep", "car",
+                       "--smoothing", "--speed", "4"])
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        line = [ln for ln in captured.out.splitlines() if ln.startswith("live:")][-1]
+        assert "2 threads" in line, line
+        made = VideoReader(str(out))
+        assert made.frames == int(line.split()[1]) and made.size == (48, 64)
+        made.close()
+
+
 def test_replace_background_keeps_only_the_chosen_classes():
     from deeplab_keras.inference import replace_background
     image = np.full((10, 12, 3), 200, np.uint8)

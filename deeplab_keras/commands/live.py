@@ -16,7 +16,8 @@ def add_parser(subparsers):
     loader.add_model_arguments(p)
     loader.add_input_size(p, help="run the Keras model at this size: N, H W or HxW")
     p.add_argument("--artifact", help="an exported .tflite / .onnx file to run instead")
-    p.add_argument("--threads", type=int, help="runtime threads for --artifact")
+    p.add_argument("--threads", type=int, help="runtime threads for --artifact (default: one "
+                   "per core)")
     p.add_argument("--output", help="write the processed frames to this video file: .mp4, "
                    ".m4v, .mov or .mkv (required without a display)")
     p.add_argument("--no-window", action="store_true", help="never open a window")
@@ -118,11 +119,15 @@ def run(args):
 
     from deeplab_keras.commands.predict import smoothing_option
     from deeplab_keras.commands.predict_engine import Runner
-    from deeplab_keras.inference import overlay, replace_background
+    from deeplab_keras.inference import overlay
+    from deeplab_keras.inference.draw import Background
     from deeplab_keras.video.io import VideoWriter
-    from deeplab_keras.video.live import LiveFrames, StreamStalled, latency_summary, open_live
+    from deeplab_keras.video.live import (LiveFrames, StreamStalled, latency_summary, open_live,
+                                          segmented)
+    from deeplab_keras.video.pipeline import leave_cores_to_runtime, runtime_threads
 
     check_flags(args)
+    leave_cores_to_runtime()
     background = _background(args.background)
     if (background is None) != (args.keep is None):
         raise ValueError("--background and --keep go together: --background blur --keep person")
@@ -130,7 +135,8 @@ def run(args):
     if window is None and not args.output:
         raise ValueError("no display here: give --output FILE.mp4 to write the live result")
     if args.artifact:
-        runner = Runner(artifact=loader.check_artifact(args), threads=args.threads,
+        runner = Runner(artifact=loader.check_artifact(args),
+                        threads=runtime_threads(args.threads),
                         smoothing=smoothing_option(args.smoothing),  # refuses --input-size
                         input_size=loader.parse_input_size(args.input_size))
     else:
@@ -138,6 +144,7 @@ def run(args):
         runner = Runner(model, smoothing=smoothing_option(args.smoothing), threads=args.threads,
                         input_size=loader.parse_input_size(args.input_size))
     keep = _keep_ids(args.keep, runner.labels, runner.num_classes) if args.keep else None
+    effect = Background(keep, background) if keep is not None else None
     segmenter = runner.video_segmenter()
     if args.output:
         _check_output(args)  # again: the folder may have changed while the model loaded
@@ -152,9 +159,9 @@ def run(args):
     stalled, progress = None, [False]
     try:
         try:
-            for frame in frames:
-                classes = segmenter.segment(frame)
-                out = (replace_background(frame, classes, keep, background) if keep is not None
+            # the model segments the next frame while this one is drawn and written
+            for frame, classes, arrival in segmented(frames, segmenter.segment):
+                out = (effect(frame, classes) if effect is not None
                        else overlay(frame, classes, runner.palette, labels=runner.labels))
                 if args.output:
                     if writer is None:
@@ -170,7 +177,7 @@ def run(args):
                         break
                 processed += 1
                 now = time.perf_counter()
-                latencies.append(now - frames.arrival)
+                latencies.append(now - arrival)
                 if now - last_report >= 1.0:
                     last_report, progress[0] = now, True
                     print(f"\rlive: {processed} frames, {processed / (now - start):.1f} "

@@ -22,7 +22,8 @@ def add_parser(subparsers):
     loader.add_model_arguments(parser)
     parser.add_argument("--artifact", help="an exported .tflite / .onnx file: run the file "
                         "itself (LiteRT / onnxruntime) instead of a Keras model")
-    parser.add_argument("--threads", type=int, help="runtime threads for --artifact")
+    parser.add_argument("--threads", type=int, help="runtime threads for --artifact (default: "
+                        "one per core)")
     parser.add_argument("--output-dir", "--output", dest="output", required=True,
                         help="output directory (--output is the same flag)")
     loader.add_input_size(parser, help="run the model at this size: N, H W or HxW "
@@ -68,9 +69,12 @@ def run(args):
     if not images:
         raise ValueError("give at least one INPUT (image, video, folder or glob) to segment")
     smoothing = smoothing_option(args.smoothing)  # checked before the model loads
+    from deeplab_keras.video.pipeline import leave_cores_to_runtime, runtime_threads
+    leave_cores_to_runtime()
     if args.artifact:
-        runner = predict_engine.Runner(artifact=loader.check_artifact(args), input_size=size, scales=args.scales,
-                                       flip=args.flip, smoothing=smoothing, threads=args.threads,
+        runner = predict_engine.Runner(artifact=loader.check_artifact(args), input_size=size,
+                                       scales=args.scales, flip=args.flip, smoothing=smoothing,
+                                       threads=runtime_threads(args.threads),
                                        num_classes=args.num_classes)
     else:
         model = loader.load_model(args)

@@ -22,6 +22,24 @@ OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 MIN_FPS, MAX_FPS = 0.1, 480.0
 #: the ``comment`` metadata tag our videos carry (how a later run knows a video is ours)
 COMMENT_PREFIX = "deeplab-keras"
+#: threads each ffmpeg (decoder, encoder) runs by default: one, so that they do not fight the
+#: model's runtime threads for the cores (ffmpeg's own default starts about one per core each).
+#: Measured on 2 shared cores at 480x360 (3 interleaved rounds): 10-15% less ffmpeg CPU a frame
+#: (decode 1.5-1.8 vs 1.8-2.0 ms, encode 2.3-2.5 vs 2.5-3.0 ms) and predict's frames/s the same
+#: within that machine's noise
+FFMPEG_THREADS = 1
+
+
+def _threads(threads):
+    """ffmpeg's ``-threads`` option for ``threads`` (default :data:`FFMPEG_THREADS`; 0 or
+    "auto": ffmpeg's own choice)."""
+    threads = FFMPEG_THREADS if threads is None else threads
+    if threads in (0, "auto"):
+        return []
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"ffmpeg threads must be a positive integer, 0 or 'auto', got "
+                         f"{threads!r}")
+    return ["-threads", str(threads)]
 
 
 def _ffmpeg():
@@ -188,9 +206,10 @@ class VideoReader:
     files counted; what a writer needs to keep a variable frame rate), ``audio`` (the audio
     codec or None), ``duration``. Unreadable, empty, audio-only or truncated inputs and absurd
     frame rates raise ValueError naming the file. ``timeout``: seconds to wait for the source's
-    header (a stream that never answers), None for no bound."""
+    header (a stream that never answers), None for no bound. ``threads``: ffmpeg's decoding
+    threads (default :data:`FFMPEG_THREADS`; 0: ffmpeg's own choice, about one per core)."""
 
-    def __init__(self, path, count=True, timeout=None):
+    def __init__(self, path, count=True, timeout=None, threads=None):
         exe = _ffmpeg()
         self.path = os.fspath(path)
         camera = self.path.startswith("/dev/video")
@@ -200,8 +219,8 @@ class VideoReader:
         self.timestamps = self.time_base = self.frames = None
         self._proc, self._lines, self._cond = None, [], threading.Condition()
         cmd = [exe, "-hide_banner", "-nostdin"] + (["-f", "v4l2"] if camera else [])
-        cmd += ["-i", self.path, "-map", "0:v:0?", "-fps_mode", "passthrough", "-f", "rawvideo",
-                "-pix_fmt", "rgb24", "-"]
+        cmd += _threads(threads) + ["-i", self.path, "-map", "0:v:0?", "-fps_mode",
+                                    "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE)
         self._err_thread = threading.Thread(target=self._drain, name="ffmpeg-stderr",
@@ -363,13 +382,15 @@ class VideoWriter:
     (else ``fps`` throughout). ``comment``: the metadata tag that marks the file as ours.
     ``preset``: x264's speed preset; the default ``ultrafast`` costs about a third of
     ``veryfast``'s CPU for a file about 1.5x larger (what lets encoding hide behind inference on
-    a 2-core machine; ``bench/video.py``)."""
+    a 2-core machine; ``bench/video.py``). ``threads``: x264's threads (default
+    :data:`FFMPEG_THREADS`; 0: about 1.5 per core, x264's own choice)."""
 
     def __init__(self, path, size, fps, audio_from=None, quality=7, preset="ultrafast",
-                 timestamps=None, time_base=None, comment=COMMENT_PREFIX):
+                 timestamps=None, time_base=None, comment=COMMENT_PREFIX, threads=None):
         exe = _ffmpeg()
         self.path, self.size, self.fps = os.fspath(path), tuple(size), float(fps)
         ext = check_output_extension(self.path, flag="video output")
+        encoder_threads = _threads(threads)  # checked before any file is made
         if os.path.isdir(self.path):
             raise ValueError(f"video output {self.path!r} is a folder; name a file "
                              f"(for example {os.path.join(self.path, 'out.mp4')})")
@@ -402,8 +423,8 @@ class VideoWriter:
                 cmd += ["-/vf", self._script]
             cmd += ["-fps_mode", "passthrough", "-enc_time_base",
                     f"{tb.numerator}/{tb.denominator}"]
-        cmd += ["-c:v", "libx264", "-preset", str(preset), "-crf", str(crf),
-                "-pix_fmt", "yuv420p" if even else "yuv444p", "-map_metadata", "-1",
+        cmd += ["-c:v", "libx264", "-preset", str(preset), "-crf", str(crf)] + encoder_threads
+        cmd += ["-pix_fmt", "yuv420p" if even else "yuv444p", "-map_metadata", "-1",
                 "-metadata", f"comment={comment}", "-f", OUTPUT_FORMATS[ext], self.tmp]
         self._err = []
         try:
@@ -437,7 +458,7 @@ class VideoWriter:
         if frame.shape != self.size + (3,):
             raise ValueError(f"frame of shape {frame.shape} written to a {self.size} video")
         try:
-            self._proc.stdin.write(frame.tobytes())
+            self._proc.stdin.write(memoryview(frame).cast("B"))  # the array's bytes, no copy
         except (BrokenPipeError, OSError, ValueError):
             self._proc.wait()
             reason = self._failure()

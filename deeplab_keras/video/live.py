@@ -1,8 +1,10 @@
 """Live sources with real-time pacing: a camera, a stream URL, or a file played at its own frame
 rate. A reader thread keeps only the newest frame: a frame that arrives while the previous one
 is still waiting (the consumer is busy) replaces it and is counted as dropped, so a slow model
-falls behind by frames, never by a growing queue."""
+falls behind by frames, never by a growing queue. :func:`segmented` runs the model one frame
+ahead of the caller's drawing and writing, on its own thread."""
 import os
+import queue
 import threading
 import time
 
@@ -97,6 +99,63 @@ class LiveFrames:
         """Stop reading: the reader (and its ffmpeg) is closed at once."""
         self._stop.set()
         self.reader.close()
+
+
+def segmented(frames, segment, depth=1):
+    """``(frame, classes, arrival)`` for each frame of ``frames`` (a :class:`LiveFrames`), with
+    ``segment(frame)`` run on a thread of its own: while the caller draws and writes one frame,
+    the next is segmented (the two overlap instead of adding up). At most ``depth`` segmented
+    frames wait for the caller; while they wait, newer source frames replace each other at the
+    source (dropped and counted there), so a slow caller falls behind by frames, never by a
+    queue. ``arrival``: when the frame came from the source (``time.perf_counter()``).
+    ``depth=0`` segments on the caller's thread (no overlap). An error of the source or of
+    ``segment`` (a stalled stream included) is raised in the caller; closing the generator
+    stops the thread."""
+    if depth == 0:
+        for frame in frames:
+            yield frame, segment(frame), frames.arrival
+        return
+    done, stop = object(), threading.Event()
+    ready = queue.Queue(depth)
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for frame in frames:
+                if not put((frame, segment(frame), frames.arrival)):
+                    return
+        except BaseException as err:  # handed to the caller's thread
+            put((done, err, None))
+            return
+        put((done, None, None))
+
+    worker = threading.Thread(target=work, name="live-segment", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = ready.get(timeout=0.1)
+            except queue.Empty:
+                if worker.is_alive():
+                    continue
+                return  # the worker ended without a word: nothing more comes
+            if item[0] is done:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+    finally:
+        stop.set()
+        frames.close()  # wakes a worker waiting on the source
+        worker.join(timeout=5)
 
 
 def latency_summary(latencies):
