@@ -211,3 +211,45 @@ def test_joined_splits_train_plus_val(tmp_path):
     os.symlink(tmp_path / "flat" / "train", tmp_path / "flat" / "val")  # the same files twice
     with pytest.raises(ValueError, match="overlap"):
         data.list_pairs("folder", tmp_path / "flat", "train+val")
+
+
+def test_split_filtered_by_sequence(tmp_path):
+    """``train-minus:SEQ`` / ``train-only:SEQ`` drop or keep whole sequences (file name up to the
+    first '_'), so a hold-out of train can choose settings while val stays the check; an unknown
+    sequence, or a hold-out that leaves no training image, is refused in one line."""
+    for name in ("0001TP_0", "0001TP_1", "0006R0_0", "0006R0_1", "0006R0_2", "0016E5_0"):
+        label = np.zeros((4, 4), np.uint8)
+        _write(str(tmp_path / "train" / f"{name}.png"), np.stack([label] * 3, -1))
+        _write(str(tmp_path / "trainannot" / f"{name}.png"), label)
+    _write(str(tmp_path / "val" / "0016E5_9.png"), np.zeros((4, 4, 3), np.uint8))
+    _write(str(tmp_path / "valannot" / "0016E5_9.png"), np.zeros((4, 4), np.uint8))
+    stems = lambda split: [os.path.basename(i)[:-4] for i, _ in data.list_pairs("camvid", tmp_path, split)]
+    assert stems("train-minus:0006R0") == ["0001TP_0", "0001TP_1", "0016E5_0"]
+    assert stems("train-only:0006R0") == ["0006R0_0", "0006R0_1", "0006R0_2"]
+    assert stems("train-only:0001TP,0016E5") == ["0001TP_0", "0001TP_1", "0016E5_0"]
+    assert stems("train-minus:0006R0+val") == ["0001TP_0", "0001TP_1", "0016E5_0", "0016E5_9"]
+    assert sorted(stems("train-minus:0006R0") + stems("train-only:0006R0")) == stems("train")
+    assert data.split_names("train-minus:0006R0+val") == ["train", "val"]
+    with pytest.raises(ValueError, match=r"^split 'train-minus:0007XX': no image of split 'train' is of "
+                                         r"sequence 0007XX; its sequences \(images\): 0001TP \(2\), "
+                                         r"0006R0 \(3\), 0016E5 \(1\)$"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0007XX")
+    with pytest.raises(ValueError, match=r"^split 'train-minus:0001TP,0006R0,0016E5' leaves no image"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0001TP,0006R0,0016E5")
+    with pytest.raises(ValueError, match=r"write NAME-only:SEQUENCE"):
+        data.list_pairs("camvid", tmp_path, "train-only:")
+    with pytest.raises(ValueError, match="overlap"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0006R0+train-only:0001TP")
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID), reason="../shared/data/camvid (real CamVid) not present")
+def test_real_camvid_train_sequences():
+    """CamVid train holds three sequences; 0006R0 (101 images) is the hold-out the ablation
+    recipes use: a different drive from val's 0016E5."""
+    counts = {}
+    for image, _ in data.list_pairs("camvid", CAMVID, "train"):
+        seq = os.path.basename(image).split("_", 1)[0]
+        counts[seq] = counts.get(seq, 0) + 1
+    assert counts == {"0001TP": 62, "0006R0": 101, "0016E5": 204}
+    assert len(data.list_pairs("camvid", CAMVID, "train-minus:0006R0")) == 266
+    assert {os.path.basename(i).split("_", 1)[0] for i, _ in data.list_pairs("camvid", CAMVID, "val")} == {"0016E5"}
