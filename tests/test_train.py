@@ -27,17 +27,17 @@ def reference_loss(logits, labels, num_classes, ignore, weights=None, top_k=100.
         valid = (lab >= 0) & (lab < num_classes)
         safe = np.where(valid, lab, 0)
         w = valid * (1.0 if weights is None else np.asarray(weights)[safe])
-        ce = -lp[np.arange(lab.size), safe] * w
-        if top_k < 100:
-            k = max(int(lab.size * top_k / 100), 1)
-            order = np.argsort(-ce, kind="stable")[:k]
+        ce = -lp[np.arange(lab.size), safe]
+        if top_k < 100:  # the k hardest labelled pixels by their own cross-entropy
+            k = max(int(np.floor(valid.sum() * top_k / 100)), 1)
+            order = np.where(valid)[0][np.argsort(-ce[valid], kind="stable")][:k]
             ce, w = ce[order], w[order]
-        out.append(ce.sum() / max(w.sum(), 1e-6))
+        out.append((ce * w).sum() / max(w.sum(), 1e-6))
     return np.mean(out)
 
 
 @pytest.mark.parametrize("weights,top_k", [(None, 100.0), ([0.5, 2.0, 1.0, 3.0], 100.0),
-                                           ([0.5, 2.0, 1.0, 3.0], 30.0)])
+                                           ([0.5, 2.0, 1.0, 3.0], 30.0), (None, 10.0)])
 def test_loss_matches_numpy(weights, top_k):
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(2, 5, 6, 4)).astype(np.float32) * 3
@@ -52,6 +52,28 @@ def test_loss_matches_numpy(weights, top_k):
     changed = logits.copy()
     changed[labels == 255] = 100.0
     assert float(loss(labels, changed)) == pytest.approx(got, rel=1e-6)
+
+
+def test_hard_pixel_loss_keeps_the_hardest_labelled_pixels():
+    """top_k_percent (OHEM): each image keeps its k hardest labelled pixels, k a share of its
+    labelled pixels (CamVid's ignore label 11 never ranked, however many there are); class
+    weights weigh the kept pixels without changing which are kept."""
+    # 10 pixels of one image: 4 labelled (classes 0, 1, 2, 0), 6 ignored (11)
+    labels = np.array([[0, 1, 2, 0, 11, 11, 11, 11, 11, 11]])
+    # confidence in the true class: pixel 1 hardest, then 3, then 0, then 2
+    logits = np.full((1, 10, 11), -5.0, np.float32)
+    for pixel, (cls, margin) in enumerate([(0, 2.0), (1, -3.0), (2, 4.0), (0, 0.5)]):
+        logits[0, pixel, cls] = margin
+    logits[0, 4:, :] = 9.0 * np.eye(11, dtype=np.float32)[:6]  # ignored pixels: any logits
+    ce = -np.log(np.exp(logits[0, :4]) / np.exp(logits[0, :4]).sum(-1, keepdims=True))[np.arange(4), labels[0, :4]]
+    half = SegmentationLoss(11, 11, top_k_percent=50.0)  # 50 % of 4 labelled pixels: 2, not 5
+    assert float(half(labels, logits)) == pytest.approx((ce[1] + ce[3]) / 2, rel=1e-5)
+    weights = [1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    weighted = SegmentationLoss(11, 11, class_weights=weights, top_k_percent=50.0)
+    assert float(weighted(labels, logits)) == pytest.approx((3 * ce[1] + ce[3]) / 4, rel=1e-5)
+    # 1 %: at least the hardest pixel; 100 %: every labelled pixel, as without mining
+    assert float(SegmentationLoss(11, 11, top_k_percent=1.0)(labels, logits)) == pytest.approx(ce[1], rel=1e-5)
+    assert float(SegmentationLoss(11, 11)(labels, logits)) == pytest.approx(ce.mean(), rel=1e-5)
 
 
 def test_median_frequency_weights():
