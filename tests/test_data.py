@@ -253,3 +253,27 @@ def test_real_camvid_train_sequences():
     assert counts == {"0001TP": 62, "0006R0": 101, "0016E5": 204}
     assert len(data.list_pairs("camvid", CAMVID, "train-minus:0006R0")) == 266
     assert {os.path.basename(i).split("_", 1)[0] for i, _ in data.list_pairs("camvid", CAMVID, "val")} == {"0016E5"}
+
+
+def test_crop_jitter_gives_each_batch_its_own_alignment(tmp_path):
+    """crop_jitter=16: each training batch is cropped at crop_size + (dy, dx), dy and dx in
+    0..15 drawn per batch, so batch sizes take many remainders modulo the output stride 16;
+    image and label stay aligned, and crop_jitter=0 is the pipeline as before."""
+    pairs = make_folder(tmp_path, n=4, size=(48, 56))
+
+    def batches(**kw):
+        ds = data.make_dataset(pairs, num_classes=3, batch_size=2, crop_size=(20, 24), training=True,
+                               seed=1, min_scale=1.0, max_scale=1.0, repeat=True, **kw)
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(40)]
+
+    plain, jittered = batches(), batches(crop_jitter=16)
+    assert {x.shape[1:3] for x, _ in plain} == {(20, 24)}
+    sizes = {x.shape[1:3] for x, _ in jittered}
+    assert all(20 <= h < 36 and 24 <= w < 40 for h, w in sizes)
+    assert len({h % 16 for h, _ in sizes}) >= 8 and len({w % 16 for _, w in sizes}) >= 8
+    for x, y in jittered:
+        assert x.shape[:3] == y.shape
+        keep = y != 255
+        assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
+    again = batches(crop_jitter=0)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(plain, again))

@@ -235,3 +235,14 @@ def test_ema_and_epoch_snapshots_average_the_weights(tmp_path):
     for bad in (1, 0, "0.9"):
         with pytest.raises(ValueError, match=r"setting ema_momentum must be a finite number in \(0, 1\)"):
             training.make_config(config, ema_momentum=bad)
+
+
+def test_training_on_jittered_crop_sizes(tmp_path):
+    """crop_jitter: batches of several sizes train in one fit (the training step is traced for
+    the sizes it meets); a negative jitter is refused as a setting."""
+    from deeplab_keras.utils.validate import SettingError
+    model, history = training.train(tiny_config(tmp_path, crop_jitter=16, steps_per_epoch=4))
+    assert np.isfinite(history.history["loss"][0])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["crop_jitter"] == 16
+    with pytest.raises(SettingError, match="setting crop_jitter must be an integer"):
+        training.make_config(tiny_config(tmp_path, crop_jitter=-1))

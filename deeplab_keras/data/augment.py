@@ -48,3 +48,12 @@ def augment(image, label, seed, crop_size, *, min_scale=0.5, max_scale=2.0, flip
     h, w = crop_size
     image, label = pad_to_size(image, label, h, w, pad_value, ignore_label)
     return random_crop_flip(image, label, seeds[1], h, w, flip)
+
+
+def jitter_batch_crop(images, labels, seed, height, width, jitter):
+    """One training batch (cropped at ``height + jitter - 1`` x ``width + jitter - 1``) cut to
+    ``(height + dy, width + dx)``, ``dy`` and ``dx`` drawn in ``[0, jitter)`` for the batch: its
+    size then takes every remainder modulo the output stride (``jitter`` 16 at stride 16), so the
+    network learns every alignment of its stride grid to the input's edges, not one."""
+    d = tf.random.stateless_uniform([2], seed, 0, jitter, dtype=tf.int32)
+    return images[:, :height + d[0], :width + d[1]], labels[:, :height + d[0], :width + d[1]]

@@ -19,6 +19,7 @@ DEFAULTS = {
     "val_split": "val",
     "tfrecords": None,         # TFRecord files instead of data_root
     "crop_size": [513, 513],
+    "crop_jitter": 0,          # e.g. 16: each batch cropped at crop_size + (0..15, 0..15), every stride-16 alignment
     "min_scale": 0.5,
     "max_scale": 2.0,
     "batch_size": 8,           # global batch (split over replicas)
@@ -152,6 +153,7 @@ def validate_config(config):
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop)):
             raise SettingError(f"setting crop_size must be [height, width], two integers >= 1 "
                                f"(or null), got {describe(crop)}")
+    num("crop_jitter", c["crop_jitter"], kind=int, low=0, high=1024)
     num("min_scale", c["min_scale"], low=0, low_open=True)
     num("max_scale", c["max_scale"], low=c["min_scale"])
     num("batch_size", c["batch_size"], kind=int, low=1)

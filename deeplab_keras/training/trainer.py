@@ -44,7 +44,7 @@ def build_datasets(config, info, num_outputs=1):
         train_pairs, dataset_info=info, batch_size=config["batch_size"],
         crop_size=config["crop_size"], training=True, seed=config["seed"],
         min_scale=config["min_scale"], max_scale=config["max_scale"], cache=config["cache"],
-        repeat=True, check=config["check_data"])
+        repeat=True, check=config["check_data"], crop_jitter=config["crop_jitter"])
     val = None
     if config["val_split"]:
         val_pairs = _pairs(config, config["val_split"], config["max_val_images"])
