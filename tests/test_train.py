@@ -246,3 +246,23 @@ def test_training_on_jittered_crop_sizes(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["crop_jitter"] == 16
     with pytest.raises(SettingError, match="setting crop_jitter must be an integer"):
         training.make_config(tiny_config(tmp_path, crop_jitter=-1))
+
+
+def test_recipe_extends_another(tmp_path):
+    """"extends": a recipe (an ablation row) is its base recipe with the settings it gives
+    changed; chains are followed and a loop is refused."""
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(tiny_config(tmp_path, epochs=2, top_k_percent=50.0)))
+    row = tmp_path / "row.json"
+    row.write_text(json.dumps({"extends": str(base), "epochs": 3, "model.alpha": 0.5}))
+    config = training.make_config(str(row))
+    assert config["epochs"] == 3 and config["top_k_percent"] == 50.0 and config["model"]["alpha"] == 0.5
+    assert config["model"]["backbone"] == "mobilenet_v2" and "extends" not in config
+    (tmp_path / "chain.json").write_text(json.dumps({"extends": str(row), "crop_jitter": 16}))
+    assert training.make_config(str(tmp_path / "chain.json"))["epochs"] == 3
+    base.write_text(json.dumps({"extends": str(row)}))
+    with pytest.raises(ValueError, match="extend each other in a loop"):
+        training.make_config(str(row))
+    row.write_text(json.dumps({"extends": str(tmp_path / "missing.json")}))
+    with pytest.raises(FileNotFoundError, match="recipe not found"):
+        training.make_config(str(row))

@@ -54,27 +54,50 @@ DEFAULTS = {
 }
 
 
-def load_recipe(recipe):
-    """A recipe name (file in ``zoo/recipes``), a path to a JSON file, or a dict."""
-    if isinstance(recipe, dict):
-        return copy.deepcopy(recipe)
+def _recipe_file(recipe):
     path = os.fspath(recipe)
-    if not os.path.isfile(path):
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for folder in (os.path.join(here, "zoo", "recipes"),
-                       os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                    "_zoo", "recipes")):
-            candidate = os.path.join(folder, path if path.endswith(".json") else path + ".json")
-            if os.path.isfile(candidate):
-                path = candidate
-                break
-        else:
-            raise FileNotFoundError(f"recipe not found: {recipe}")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except ValueError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if os.path.isfile(path):
+        return path
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for folder in (os.path.join(here, "zoo", "recipes"),
+                   os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "_zoo", "recipes")):
+        candidate = os.path.join(folder, path if path.endswith(".json") else path + ".json")
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f"recipe not found: {recipe}")
+
+
+def load_recipe(recipe, _seen=()):
+    """A recipe name (file in ``zoo/recipes``), a path to a JSON file, or a dict.
+
+    ``"extends": "OTHER"`` (a recipe name or path) starts from that recipe's settings and
+    changes the ones given (an ablation row is its base recipe and one lever)."""
+    if isinstance(recipe, dict):
+        settings, where = copy.deepcopy(recipe), "the recipe"
+    else:
+        path = _recipe_file(recipe)
+        with open(path) as f:
+            try:
+                settings = json.load(f)
+            except ValueError as err:
+                raise ValueError(f"{path}: not valid JSON ({err})") from None
+        where = path
+        if os.path.realpath(path) in _seen:
+            raise ValueError(f"{path}: recipes extend each other in a loop")
+        _seen = _seen + (os.path.realpath(path),)
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where}: a recipe is a JSON object of settings")
+    base = settings.pop("extends", None)
+    if base is None:
+        return settings
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{where}: \"extends\" must name a recipe, got {base!r}")
+    merged = load_recipe(base, _seen)
+    if "model" in settings:  # a whole model replaces the base's model.<kwarg> settings too
+        merged = {k: v for k, v in merged.items() if not k.startswith("model.")}
+    merged.update(settings)
+    return merged
 
 
 def parse_override(text):
