@@ -277,3 +277,35 @@ def test_crop_jitter_gives_each_batch_its_own_alignment(tmp_path):
         assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
     again = batches(crop_jitter=0)
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(plain, again))
+
+
+def test_focused_crops_find_the_rare_class(tmp_path):
+    """focus_classes: with probability 1 every crop holds a pixel of the rare class (one 2x2
+    patch in a 48x56 image, which a uniform 12x12 crop seldom meets); image and label stay
+    aligned; without focus_classes the pipeline is the one before."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(4):
+        label = np.zeros((48, 56), np.uint8)
+        y, x = rng.integers(0, 46), rng.integers(0, 54)
+        label[y:y + 2, x:x + 2] = 2
+        label[0, :3] = 255
+        image = np.stack([label * 40] * 3, -1).astype(np.uint8)
+        _write(str(tmp_path / "images" / f"im{i}.png"), image)
+        _write(str(tmp_path / "masks" / f"im{i}.png"), label)
+    pairs = data.list_pairs("folder", tmp_path)
+
+    def crops(**kw):
+        ds = data.make_dataset(pairs, num_classes=3, batch_size=4, crop_size=(12, 12), training=True,
+                               seed=2, min_scale=1.0, max_scale=1.0, repeat=True, **kw)
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(10)]
+
+    focused = crops(focus_classes=[2], focus_probability=1.0)
+    assert all((y == 2).any() for _, ys in focused for y in ys)
+    for x, y in focused:
+        keep = y != 255
+        assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
+    plain = crops()
+    assert sum((y == 2).any() for _, ys in plain for y in ys) < 20  # of 40 crops
+    assert sum((y == 2).any() for _, ys in crops(focus_classes=[2], focus_probability=0.0) for y in ys) < 20
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(plain, crops(focus_classes=None)))

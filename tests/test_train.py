@@ -266,3 +266,21 @@ def test_recipe_extends_another(tmp_path):
     row.write_text(json.dumps({"extends": str(tmp_path / "missing.json")}))
     with pytest.raises(FileNotFoundError, match="recipe not found"):
         training.make_config(str(row))
+
+
+def test_focus_classes_are_named_by_label_or_id(tmp_path):
+    """crop_focus_classes: class names of the dataset or ids; one the data lacks is refused in
+    one line before any training; a wrong type is refused as a setting."""
+    from deeplab_keras.training.trainer import dataset_info, focus_class_ids
+    from deeplab_keras.utils.validate import SettingError
+    config = training.make_config(tiny_config(tmp_path, crop_focus_classes=["class_2", 1]))
+    assert focus_class_ids(config, dataset_info(config)) == [1, 2]
+    model, history = training.train(dict(config, crop_focus_probability=1.0))
+    assert np.isfinite(history.history["loss"][0])
+    with pytest.raises(ValueError, match=r"^crop_focus_classes: no class 'Pole' in folder; its classes: class_0"):
+        training.train(tiny_config(tmp_path, crop_focus_classes=["Pole"], output_dir=str(tmp_path / "r2")))
+    assert not (tmp_path / "r2" / "config.json").exists()
+    with pytest.raises(ValueError, match="class id 7 is not one of folder's 3 classes"):
+        focus_class_ids(dict(config, crop_focus_classes=[7]), dataset_info(config))
+    with pytest.raises(SettingError, match="setting crop_focus_classes must be null or a list"):
+        training.make_config(tiny_config(tmp_path, crop_focus_classes="Pole"))

@@ -20,6 +20,8 @@ DEFAULTS = {
     "tfrecords": None,         # TFRecord files instead of data_root
     "crop_size": [513, 513],
     "crop_jitter": 0,          # e.g. 16: each batch cropped at crop_size + (0..15, 0..15), every stride-16 alignment
+    "crop_focus_classes": None,  # class names or ids: crops placed around their pixels with crop_focus_probability
+    "crop_focus_probability": 0.5,
     "min_scale": 0.5,
     "max_scale": 2.0,
     "batch_size": 8,           # global batch (split over replicas)
@@ -177,6 +179,13 @@ def validate_config(config):
             raise SettingError(f"setting crop_size must be [height, width], two integers >= 1 "
                                f"(or null), got {describe(crop)}")
     num("crop_jitter", c["crop_jitter"], kind=int, low=0, high=1024)
+    focus = c["crop_focus_classes"]
+    if focus is not None and (not isinstance(focus, (list, tuple)) or not focus or not all(
+            (isinstance(v, str) and v) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+            for v in focus)):
+        raise SettingError(f"setting crop_focus_classes must be null or a list of class names or "
+                           f"ids >= 0, got {describe(focus)}")
+    num("crop_focus_probability", c["crop_focus_probability"], low=0, high=1)
     num("min_scale", c["min_scale"], low=0, low_open=True)
     num("max_scale", c["max_scale"], low=c["min_scale"])
     num("batch_size", c["batch_size"], kind=int, low=1)
