@@ -29,7 +29,8 @@ from train_camvid import trains_on_val  # noqa: E402
 #: recipe settings that tell the runs apart (shown in the table when they differ)
 LEVERS = ("init_tflite", "init_weights", "crop_size", "min_scale", "max_scale", "epochs",
           "learning_rate", "class_weights", "class_weight_power", "freeze_bn", "train_split",
-          "val_split", "crop_jitter", "top_k_percent", "crop_focus_classes")
+          "val_split", "crop_jitter", "top_k_percent", "crop_focus_classes",
+          "crop_focus_probability")
 
 #: the hold-out ablation of issue 31: row name -> (recipe in zoo/recipes, the lever it changes)
 ROWS = {
@@ -96,6 +97,14 @@ def _at(block, size):
         return (block.get("final") or block["last"])["miou"]
     at = (block.get("at_input_size") or {}).get("x".join(map(str, size)))
     return at["single"]["miou"] if at else None
+
+
+def focus_text(levers):
+    """The class-balanced crops of a run: its classes and the share of crops placed on them."""
+    classes = levers.get("crop_focus_classes")
+    if not classes:
+        return "-"
+    return f"{', '.join(map(str, classes))} ({levers.get('crop_focus_probability')})"
 
 
 def row(folder, result):
@@ -189,14 +198,14 @@ def main(argv=None):
                   "run did not train on); val is the reported check, never used to choose. Single scale, "
                   f"no flip, final weights (last epoch, precise BN); {size} is the preset's working size:", "",
                   f"| run | hold-out | hold-out mIoU 360x480 | hold-out mIoU {size} | val mIoU 360x480 | "
-                  f"val mIoU {size} | crop | jitter | top-k % | epochs | train min (CPU) | img/s |",
-                  "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+                  f"val mIoU {size} | crop | jitter | top-k % | focus crops | epochs | train min (CPU) | img/s |",
+                  "|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|"]
         for r in held:
             lv = r["levers"]
             lines.append(f"| {r['run']} | {r['holdout_split']} | {fmt(r['holdout_miou'])} | "
                          f"{fmt(r['holdout_miou_working'])} | {fmt(r['val_miou'])} | {fmt(r['val_miou_working'])} | "
                          f"{lv['crop_size']} {lv['min_scale']}-{lv['max_scale']} | {lv.get('crop_jitter') or 0} | "
-                         f"{lv.get('top_k_percent') or 100:g} | {r['epochs_done']}/{lv['epochs']} | "
+                         f"{lv.get('top_k_percent') or 100:g} | {focus_text(lv)} | {r['epochs_done']}/{lv['epochs']} | "
                          f"{r['train_minutes']:.0f} | {r['images_per_sec']:.2f} |")
     lines += ["", "Per-class val IoU (final):", "",
               "| run | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]

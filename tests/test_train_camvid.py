@@ -208,4 +208,4 @@ def test_ablation_rows_are_recipes_with_a_holdout_and_one_command_each(tmp_path,
     out = tmp_path / "table.md"
     assert camvid_ablation.main(["--collect", "--runs-dir", str(tmp_path / "runs"), "--output", str(out)]) == 0
     assert ("| camvid_ablation_crop_jitter | train-only:0006R0 | 60.00 | - | 70.00 | 72.50 | [360, 480] None-None "
-            "| 16 | 100 | 24/12 | 60 | 1.80 |") in out.read_text()
+            "| 16 | 100 | - | 24/12 | 60 | 1.80 |") in out.read_text()
