@@ -4,6 +4,11 @@ full 480x360 (mIoU + per-class IoU) and write JSON.
 
     nohup nice -n 5 python bench/train_camvid.py --minutes 50 > runs/camvid.log 2>&1 &
 
+With a hold-out of train (``--set train_split=train-minus:0006R0 val_split=train-only:0006R0``,
+or a ``zoo/recipes/camvid_ablation_*`` recipe), the final weights are scored on both: the
+hold-out (``result["holdout"]``, where settings are chosen) and val (``result["final"]``, the
+check that is reported); each printed figure names its split.
+
 Killed? Run the same command again: training resumes from runs/<name>/.deeplab-keras-backup.
 """
 import argparse
@@ -35,6 +40,16 @@ def evaluate(model, pairs, info):
             "confusion_matrix": r["confusion_matrix"]}
 
 
+def evaluate_at_size(model, pairs, info, size, scales=(1.0,), flip=False):
+    """The same evaluate with the model run at ``size`` (the working size; what predict runs),
+    optionally with scales + flip, in the bench's units."""
+    from deeplab_keras.evaluation import evaluate as evaluate_source
+    r = evaluate_source(model, pairs, dataset=info, scales=scales, flip=flip, input_size=list(size))
+    return {"miou": r["miou"] * 100, "input_size": list(size), "scales": list(scales), "flip": flip,
+            "eval_seconds": r["seconds"],
+            "per_class_iou": {n: round(v * 100, 2) for n, v in r["per_class"].items()}}
+
+
 PRESET = "deeplabv3plus_mobilenetv2_camvid"
 #: CamVid's images (480x360): the size the model runs at unless --input-size says otherwise
 IMAGE_SIZE = (360, 480)
@@ -63,7 +78,39 @@ RECORD_ONLY = ("ema_momentum",)
 
 
 def trains_on_val(config):
-    return "val" in str(config.get("train_split") or "").split("+")
+    from deeplab_keras.data import split_names
+    return "val" in split_names(config.get("train_split"))
+
+
+#: the split every figure of this bench is reported on (the held-out check)
+VAL = "val"
+
+
+def holdout_split(config):
+    """The training-time validation split when it is not val: a hold-out of the training data's
+    source (e.g. ``train-only:0006R0``) to choose settings on; None when there is none."""
+    split = config.get("val_split")
+    return split if split and split != VAL else None
+
+
+def check_holdout(config, holdout_pairs, train_pairs):
+    """Refuse (one line) a hold-out that shares images with the training split or reads val."""
+    from deeplab_keras.data import split_names
+    split = holdout_split(config)
+    if VAL in split_names(split):
+        raise ValueError(f"val_split {split!r} reads val: val is the reported check here, choose "
+                         "settings on a hold-out of train (e.g. train-only:0006R0)")
+    shared = {os.path.realpath(i) for i, _ in holdout_pairs} & {os.path.realpath(i) for i, _ in train_pairs}
+    if shared:
+        raise ValueError(f"val_split {split!r} shares {len(shared)} images with train_split "
+                         f"{config['train_split']!r}: it is not held out (train on the rest, e.g. "
+                         f"train-minus:SEQUENCE with val_split train-only:SEQUENCE)")
+
+
+def describe_split(split, images):
+    kind = ("held out, the reported check" if split == VAL else
+            "hold-out of train, where settings are chosen")
+    return f"{split} ({images} images, {kind})"
 
 
 def check_evidence(result, evidence):
@@ -71,7 +118,9 @@ def check_evidence(result, evidence):
     same recipe: every setting equal except the splits and run bookkeeping."""
     if trains_on_val(evidence["config"]):
         raise ValueError("the evidence run trained on val: its val score is not held out")
-    a, b = result["config"], evidence["config"]
+    from deeplab_keras.training.config import DEFAULTS
+    # a setting added since a run was made reads as its default there (e.g. crop_jitter 0)
+    a, b = dict(DEFAULTS, **result["config"]), dict(DEFAULTS, **evidence["config"])
     differ = sorted(k for k in set(a) | set(b)
                     if k not in RUN_ONLY + RECORD_ONLY and a.get(k) != b.get(k))
     if differ:
@@ -181,6 +230,20 @@ def publish(result, info, zoo_dir="zoo", evidence=None, input_size=None):
     print("published", path, target, sha)
 
 
+def figure_lines(result):
+    """One line per headline figure of the final weights, each naming its split and size."""
+    lines = []
+    holdout = result.get("holdout")
+    blocks = ([(holdout["split"], holdout["images"], holdout)] if holdout else []) + \
+        [(VAL, result["final"].get("images"), dict(result, final=result["final"]))]
+    for split, images, block in blocks:
+        where = describe_split(split, images)
+        lines.append(f"final on {where}, 360x480 single scale: mIoU {block['final']['miou']:.2f}")
+        for key, at in sorted((block.get("at_input_size") or {}).items()):
+            lines.append(f"final on {where}, {key} single scale: mIoU {at['single']['miou']:.2f}")
+    return lines
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default=RECIPE)
@@ -211,7 +274,7 @@ def main(argv=None):
 
     from deeplab_keras import data
     from deeplab_keras.training import make_config, parse_override, train
-    from deeplab_keras.training.trainer import build_training_model, dataset_info
+    from deeplab_keras.training.trainer import build_training_model, dataset_info, focus_class_ids
 
     overrides = dict(parse_override(s) for s in args.set)
     overrides.update(output_dir=args.output_dir, minutes=args.minutes, verbose=2)
@@ -221,6 +284,11 @@ def main(argv=None):
     info = dataset_info(config)
     result = {"command": "python bench/train_camvid.py " + " ".join(argv or sys.argv[1:]),
               "config": config}
+    holdout = holdout_split(config)
+    if holdout:  # refused before any training
+        from deeplab_keras.training.trainer import _pairs as split_pairs
+        holdout_pairs = data.list_pairs("camvid", config["data_root"], holdout)
+        check_holdout(config, holdout_pairs, split_pairs(config, config["train_split"], None))
     if not args.eval_only:
         start = time.time()
         from deeplab_keras.training import EpochSnapshots
@@ -239,7 +307,7 @@ def main(argv=None):
     # freeze_bn=False: the checkpoints hold the frozen layers' statistics already; which layers
     # were frozen in training is re-applied below for the recalibration.
     model, _ = build_training_model(dict(config, init_tflite=None, init_weights=None, freeze_bn=False), info)
-    pairs = data.list_pairs("camvid", config["data_root"], "val")
+    pairs = data.list_pairs("camvid", config["data_root"], VAL)
     out = os.path.join(args.output_dir, "result.json")
     if args.eval_only and os.path.isfile(out):
         with open(out) as f:
@@ -272,7 +340,10 @@ def main(argv=None):
         train_ds = data.make_dataset(_pairs(config, config["train_split"], None), dataset_info=info,
                                      batch_size=config["batch_size"], crop_size=config["crop_size"],
                                      training=True, seed=config["seed"] + 1,
-                                     min_scale=config["min_scale"], max_scale=config["max_scale"])
+                                     min_scale=config["min_scale"], max_scale=config["max_scale"],
+                                     crop_jitter=config["crop_jitter"],
+                                     focus_classes=focus_class_ids(config, info),
+                                     focus_probability=config["crop_focus_probability"])
         start = time.time()
         updated = recalibrate_batch_norm(model, train_ds, args.recalibrate_bn)
         final = os.path.join(args.output_dir, "final.weights.h5")
@@ -315,7 +386,6 @@ def main(argv=None):
                            "pixel_accuracy": r["pixel_accuracy"] * 100, "eval_seconds": r["seconds"]}
             print(key, round(result[key]["miou"], 2), flush=True)
     if args.input_size:  # the final weights at the working size, through evaluate = predict
-        from deeplab_keras.evaluation import evaluate as evaluate_at
         size = list(args.input_size)
         at = result.setdefault("at_input_size", {}).setdefault("x".join(map(str, size)), {})
         runs = [("single", (1.0,), False)] + ([("scales_flip", TTA_SCALES, True)] if args.tta else [])
@@ -323,11 +393,19 @@ def main(argv=None):
             if key in at:
                 continue
             model.load_weights(result["final"]["weights"])
-            r = evaluate_at(model, pairs, dataset=info, scales=scales, flip=flip, input_size=size)
-            at[key] = {"miou": r["miou"] * 100, "input_size": size, "scales": list(scales),
-                       "flip": flip, "eval_seconds": r["seconds"],
-                       "per_class_iou": {n: round(v * 100, 2) for n, v in r["per_class"].items()}}
+            at[key] = evaluate_at_size(model, pairs, info, size, scales, flip)
             print(f"final at {size[0]}x{size[1]} {key}", round(at[key]["miou"], 2), flush=True)
+    if holdout:  # the same final weights on the hold-out of train, at each size val was scored at
+        block = result.setdefault("holdout", {"split": holdout, "images": len(holdout_pairs)})
+        model.load_weights(result["final"]["weights"])
+        if "final" not in block:
+            block["final"] = evaluate(model, holdout_pairs, info)
+        for key in result.get("at_input_size") or {}:
+            at = block.setdefault("at_input_size", {}).setdefault(key, {})
+            if "single" not in at:
+                at["single"] = evaluate_at_size(model, holdout_pairs, info, [int(v) for v in key.split("x")])
+    for line in figure_lines(result):
+        print(line, flush=True)
     write_json(out, result, default=str)
     print("wrote", out)
     if args.publish:

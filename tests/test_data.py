@@ -211,3 +211,101 @@ def test_joined_splits_train_plus_val(tmp_path):
     os.symlink(tmp_path / "flat" / "train", tmp_path / "flat" / "val")  # the same files twice
     with pytest.raises(ValueError, match="overlap"):
         data.list_pairs("folder", tmp_path / "flat", "train+val")
+
+
+def test_split_filtered_by_sequence(tmp_path):
+    """``train-minus:SEQ`` / ``train-only:SEQ`` drop or keep whole sequences (file name up to the
+    first '_'), so a hold-out of train can choose settings while val stays the check; an unknown
+    sequence, or a hold-out that leaves no training image, is refused in one line."""
+    for name in ("0001TP_0", "0001TP_1", "0006R0_0", "0006R0_1", "0006R0_2", "0016E5_0"):
+        label = np.zeros((4, 4), np.uint8)
+        _write(str(tmp_path / "train" / f"{name}.png"), np.stack([label] * 3, -1))
+        _write(str(tmp_path / "trainannot" / f"{name}.png"), label)
+    _write(str(tmp_path / "val" / "0016E5_9.png"), np.zeros((4, 4, 3), np.uint8))
+    _write(str(tmp_path / "valannot" / "0016E5_9.png"), np.zeros((4, 4), np.uint8))
+    stems = lambda split: [os.path.basename(i)[:-4] for i, _ in data.list_pairs("camvid", tmp_path, split)]
+    assert stems("train-minus:0006R0") == ["0001TP_0", "0001TP_1", "0016E5_0"]
+    assert stems("train-only:0006R0") == ["0006R0_0", "0006R0_1", "0006R0_2"]
+    assert stems("train-only:0001TP,0016E5") == ["0001TP_0", "0001TP_1", "0016E5_0"]
+    assert stems("train-minus:0006R0+val") == ["0001TP_0", "0001TP_1", "0016E5_0", "0016E5_9"]
+    assert sorted(stems("train-minus:0006R0") + stems("train-only:0006R0")) == stems("train")
+    assert data.split_names("train-minus:0006R0+val") == ["train", "val"]
+    with pytest.raises(ValueError, match=r"^split 'train-minus:0007XX': no image of split 'train' is of "
+                                         r"sequence 0007XX; its sequences \(images\): 0001TP \(2\), "
+                                         r"0006R0 \(3\), 0016E5 \(1\)$"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0007XX")
+    with pytest.raises(ValueError, match=r"^split 'train-minus:0001TP,0006R0,0016E5' leaves no image"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0001TP,0006R0,0016E5")
+    with pytest.raises(ValueError, match=r"write NAME-only:SEQUENCE"):
+        data.list_pairs("camvid", tmp_path, "train-only:")
+    with pytest.raises(ValueError, match="overlap"):
+        data.list_pairs("camvid", tmp_path, "train-minus:0006R0+train-only:0001TP")
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID), reason="../shared/data/camvid (real CamVid) not present")
+def test_real_camvid_train_sequences():
+    """CamVid train holds three sequences; 0006R0 (101 images) is the hold-out the ablation
+    recipes use: a different drive from val's 0016E5."""
+    counts = {}
+    for image, _ in data.list_pairs("camvid", CAMVID, "train"):
+        seq = os.path.basename(image).split("_", 1)[0]
+        counts[seq] = counts.get(seq, 0) + 1
+    assert counts == {"0001TP": 62, "0006R0": 101, "0016E5": 204}
+    assert len(data.list_pairs("camvid", CAMVID, "train-minus:0006R0")) == 266
+    assert {os.path.basename(i).split("_", 1)[0] for i, _ in data.list_pairs("camvid", CAMVID, "val")} == {"0016E5"}
+
+
+def test_crop_jitter_gives_each_batch_its_own_alignment(tmp_path):
+    """crop_jitter=16: each training batch is cropped at crop_size + (dy, dx), dy and dx in
+    0..15 drawn per batch, so batch sizes take many remainders modulo the output stride 16;
+    image and label stay aligned, and crop_jitter=0 is the pipeline as before."""
+    pairs = make_folder(tmp_path, n=4, size=(48, 56))
+
+    def batches(**kw):
+        ds = data.make_dataset(pairs, num_classes=3, batch_size=2, crop_size=(20, 24), training=True,
+                               seed=1, min_scale=1.0, max_scale=1.0, repeat=True, **kw)
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(40)]
+
+    plain, jittered = batches(), batches(crop_jitter=16)
+    assert {x.shape[1:3] for x, _ in plain} == {(20, 24)}
+    sizes = {x.shape[1:3] for x, _ in jittered}
+    assert all(20 <= h < 36 and 24 <= w < 40 for h, w in sizes)
+    assert len({h % 16 for h, _ in sizes}) >= 8 and len({w % 16 for _, w in sizes}) >= 8
+    for x, y in jittered:
+        assert x.shape[:3] == y.shape
+        keep = y != 255
+        assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
+    again = batches(crop_jitter=0)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(plain, again))
+
+
+def test_focused_crops_find_the_rare_class(tmp_path):
+    """focus_classes: with probability 1 every crop holds a pixel of the rare class (one 2x2
+    patch in a 48x56 image, which a uniform 12x12 crop seldom meets); image and label stay
+    aligned; without focus_classes the pipeline is the one before."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(4):
+        label = np.zeros((48, 56), np.uint8)
+        y, x = rng.integers(0, 46), rng.integers(0, 54)
+        label[y:y + 2, x:x + 2] = 2
+        label[0, :3] = 255
+        image = np.stack([label * 40] * 3, -1).astype(np.uint8)
+        _write(str(tmp_path / "images" / f"im{i}.png"), image)
+        _write(str(tmp_path / "masks" / f"im{i}.png"), label)
+    pairs = data.list_pairs("folder", tmp_path)
+
+    def crops(**kw):
+        ds = data.make_dataset(pairs, num_classes=3, batch_size=4, crop_size=(12, 12), training=True,
+                               seed=2, min_scale=1.0, max_scale=1.0, repeat=True, **kw)
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(10)]
+
+    focused = crops(focus_classes=[2], focus_probability=1.0)
+    assert all((y == 2).any() for _, ys in focused for y in ys)
+    for x, y in focused:
+        keep = y != 255
+        assert np.array_equal(x[..., 0][keep], y[keep] * 40.0)
+    plain = crops()
+    assert sum((y == 2).any() for _, ys in plain for y in ys) < 20  # of 40 crops
+    assert sum((y == 2).any() for _, ys in crops(focus_classes=[2], focus_probability=0.0) for y in ys) < 20
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(plain, crops(focus_classes=None)))

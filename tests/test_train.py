@@ -27,17 +27,17 @@ def reference_loss(logits, labels, num_classes, ignore, weights=None, top_k=100.
         valid = (lab >= 0) & (lab < num_classes)
         safe = np.where(valid, lab, 0)
         w = valid * (1.0 if weights is None else np.asarray(weights)[safe])
-        ce = -lp[np.arange(lab.size), safe] * w
-        if top_k < 100:
-            k = max(int(lab.size * top_k / 100), 1)
-            order = np.argsort(-ce, kind="stable")[:k]
+        ce = -lp[np.arange(lab.size), safe]
+        if top_k < 100:  # the k hardest labelled pixels by their own cross-entropy
+            k = max(int(np.floor(valid.sum() * top_k / 100)), 1)
+            order = np.where(valid)[0][np.argsort(-ce[valid], kind="stable")][:k]
             ce, w = ce[order], w[order]
-        out.append(ce.sum() / max(w.sum(), 1e-6))
+        out.append((ce * w).sum() / max(w.sum(), 1e-6))
     return np.mean(out)
 
 
 @pytest.mark.parametrize("weights,top_k", [(None, 100.0), ([0.5, 2.0, 1.0, 3.0], 100.0),
-                                           ([0.5, 2.0, 1.0, 3.0], 30.0)])
+                                           ([0.5, 2.0, 1.0, 3.0], 30.0), (None, 10.0)])
 def test_loss_matches_numpy(weights, top_k):
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(2, 5, 6, 4)).astype(np.float32) * 3
@@ -52,6 +52,28 @@ def test_loss_matches_numpy(weights, top_k):
     changed = logits.copy()
     changed[labels == 255] = 100.0
     assert float(loss(labels, changed)) == pytest.approx(got, rel=1e-6)
+
+
+def test_hard_pixel_loss_keeps_the_hardest_labelled_pixels():
+    """top_k_percent (OHEM): each image keeps its k hardest labelled pixels, k a share of its
+    labelled pixels (CamVid's ignore label 11 never ranked, however many there are); class
+    weights weigh the kept pixels without changing which are kept."""
+    # 10 pixels of one image: 4 labelled (classes 0, 1, 2, 0), 6 ignored (11)
+    labels = np.array([[0, 1, 2, 0, 11, 11, 11, 11, 11, 11]])
+    # confidence in the true class: pixel 1 hardest, then 3, then 0, then 2
+    logits = np.full((1, 10, 11), -5.0, np.float32)
+    for pixel, (cls, margin) in enumerate([(0, 2.0), (1, -3.0), (2, 4.0), (0, 0.5)]):
+        logits[0, pixel, cls] = margin
+    logits[0, 4:, :] = 9.0 * np.eye(11, dtype=np.float32)[:6]  # ignored pixels: any logits
+    ce = -np.log(np.exp(logits[0, :4]) / np.exp(logits[0, :4]).sum(-1, keepdims=True))[np.arange(4), labels[0, :4]]
+    half = SegmentationLoss(11, 11, top_k_percent=50.0)  # 50 % of 4 labelled pixels: 2, not 5
+    assert float(half(labels, logits)) == pytest.approx((ce[1] + ce[3]) / 2, rel=1e-5)
+    weights = [1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    weighted = SegmentationLoss(11, 11, class_weights=weights, top_k_percent=50.0)
+    assert float(weighted(labels, logits)) == pytest.approx((3 * ce[1] + ce[3]) / 4, rel=1e-5)
+    # 1 %: at least the hardest pixel; 100 %: every labelled pixel, as without mining
+    assert float(SegmentationLoss(11, 11, top_k_percent=1.0)(labels, logits)) == pytest.approx(ce[1], rel=1e-5)
+    assert float(SegmentationLoss(11, 11)(labels, logits)) == pytest.approx(ce.mean(), rel=1e-5)
 
 
 def test_median_frequency_weights():
@@ -213,3 +235,52 @@ def test_ema_and_epoch_snapshots_average_the_weights(tmp_path):
     for bad in (1, 0, "0.9"):
         with pytest.raises(ValueError, match=r"setting ema_momentum must be a finite number in \(0, 1\)"):
             training.make_config(config, ema_momentum=bad)
+
+
+def test_training_on_jittered_crop_sizes(tmp_path):
+    """crop_jitter: batches of several sizes train in one fit (the training step is traced for
+    the sizes it meets); a negative jitter is refused as a setting."""
+    from deeplab_keras.utils.validate import SettingError
+    model, history = training.train(tiny_config(tmp_path, crop_jitter=16, steps_per_epoch=4))
+    assert np.isfinite(history.history["loss"][0])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["crop_jitter"] == 16
+    with pytest.raises(SettingError, match="setting crop_jitter must be an integer"):
+        training.make_config(tiny_config(tmp_path, crop_jitter=-1))
+
+
+def test_recipe_extends_another(tmp_path):
+    """"extends": a recipe (an ablation row) is its base recipe with the settings it gives
+    changed; chains are followed and a loop is refused."""
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(tiny_config(tmp_path, epochs=2, top_k_percent=50.0)))
+    row = tmp_path / "row.json"
+    row.write_text(json.dumps({"extends": str(base), "epochs": 3, "model.alpha": 0.5}))
+    config = training.make_config(str(row))
+    assert config["epochs"] == 3 and config["top_k_percent"] == 50.0 and config["model"]["alpha"] == 0.5
+    assert config["model"]["backbone"] == "mobilenet_v2" and "extends" not in config
+    (tmp_path / "chain.json").write_text(json.dumps({"extends": str(row), "crop_jitter": 16}))
+    assert training.make_config(str(tmp_path / "chain.json"))["epochs"] == 3
+    base.write_text(json.dumps({"extends": str(row)}))
+    with pytest.raises(ValueError, match="extend each other in a loop"):
+        training.make_config(str(row))
+    row.write_text(json.dumps({"extends": str(tmp_path / "missing.json")}))
+    with pytest.raises(FileNotFoundError, match="recipe not found"):
+        training.make_config(str(row))
+
+
+def test_focus_classes_are_named_by_label_or_id(tmp_path):
+    """crop_focus_classes: class names of the dataset or ids; one the data lacks is refused in
+    one line before any training; a wrong type is refused as a setting."""
+    from deeplab_keras.training.trainer import dataset_info, focus_class_ids
+    from deeplab_keras.utils.validate import SettingError
+    config = training.make_config(tiny_config(tmp_path, crop_focus_classes=["class_2", 1]))
+    assert focus_class_ids(config, dataset_info(config)) == [1, 2]
+    model, history = training.train(dict(config, crop_focus_probability=1.0))
+    assert np.isfinite(history.history["loss"][0])
+    with pytest.raises(ValueError, match=r"^crop_focus_classes: no class 'Pole' in folder; its classes: class_0"):
+        training.train(tiny_config(tmp_path, crop_focus_classes=["Pole"], output_dir=str(tmp_path / "r2")))
+    assert not (tmp_path / "r2" / "config.json").exists()
+    with pytest.raises(ValueError, match="class id 7 is not one of folder's 3 classes"):
+        focus_class_ids(dict(config, crop_focus_classes=[7]), dataset_info(config))
+    with pytest.raises(SettingError, match="setting crop_focus_classes must be null or a list"):
+        training.make_config(tiny_config(tmp_path, crop_focus_classes="Pole"))

@@ -125,3 +125,87 @@ def test_ablation_table_shows_averages_and_scales_flip(tmp_path):
     (tmp_path / "b" / "result.json").write_text(json.dumps(_result("train+val", 80.0)))
     with pytest.raises(SystemExit, match="not held out"):
         camvid_ablation.main([str(tmp_path / "b"), "--output", str(out)])
+
+
+def test_evidence_made_before_a_setting_existed_reads_it_as_its_default():
+    """A run recorded before a setting was added (no crop_jitter in its config) is the same
+    recipe as a new run with that setting at its default; at another value it differs."""
+    tc = _train_camvid()
+    shipped = _result("train+val", 81.0, val_split=None, output_dir="runs/tv", minutes=200, crop_jitter=0)
+    assert tc.metrics_block(shipped, _result("train", 70.7))["miou"] == 70.7
+    with pytest.raises(ValueError, match=r"crop_jitter \(0 vs 16\)"):
+        tc.metrics_block(dict(shipped, config=dict(shipped["config"], crop_jitter=16)), _result("train", 70.7))
+
+
+def test_holdout_is_checked_and_each_figure_names_its_split():
+    """A hold-out of train (val_split train-only:SEQ) is refused when it shares images with the
+    training split or reads val; the printed figures say which split each is on."""
+    tc = _train_camvid()
+    config = {"train_split": "train-minus:0006R0", "val_split": "train-only:0006R0"}
+    assert tc.holdout_split(config) == "train-only:0006R0"
+    assert tc.holdout_split(dict(config, val_split="val")) is None
+    assert tc.holdout_split(dict(config, val_split=None)) is None
+    a, b = [("/d/train/0006R0_1.png", "m")], [("/d/train/0001TP_1.png", "m")]
+    tc.check_holdout(config, a, b)
+    with pytest.raises(ValueError, match=r"^val_split 'train-only:0006R0' shares 1 images with train_split "
+                                         r"'train': it is not held out"):
+        tc.check_holdout(dict(config, train_split="train"), a, a + b)
+    with pytest.raises(ValueError, match="reads val: val is the reported check"):
+        tc.check_holdout(dict(config, val_split="val-only:0016E5"), a, b)
+    assert tc.trains_on_val({"train_split": "train-minus:0006R0+val"})
+    assert not tc.trains_on_val({"train_split": "train-minus:0006R0"})
+    result = _result("train-minus:0006R0", 70.0, val_split="train-only:0006R0")
+    result["final"]["images"] = 101
+    result["at_input_size"] = {"536x720": {"single": {"miou": 72.5}}}
+    result["holdout"] = {"split": "train-only:0006R0", "images": 101, "final": {"miou": 60.0},
+                         "at_input_size": {"536x720": {"single": {"miou": 61.25}}}}
+    assert tc.figure_lines(result) == [
+        "final on train-only:0006R0 (101 images, hold-out of train, where settings are chosen), "
+        "360x480 single scale: mIoU 60.00",
+        "final on train-only:0006R0 (101 images, hold-out of train, where settings are chosen), "
+        "536x720 single scale: mIoU 61.25",
+        "final on val (101 images, held out, the reported check), 360x480 single scale: mIoU 70.00",
+        "final on val (101 images, held out, the reported check), 536x720 single scale: mIoU 72.50"]
+
+
+def test_ablation_rows_are_recipes_with_a_holdout_and_one_command_each(tmp_path, capsys):
+    """Each hold-out ablation row is a recipe in zoo/recipes: the baseline with one lever, trained
+    without sequence 0006R0 and validated on it (never on val); --plan prints one command per
+    row, and the table shows hold-out and val figures side by side."""
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import camvid_ablation
+    from deeplab_keras.training import make_config
+    base = make_config("camvid_ablation_baseline")
+    shipped = make_config("camvid_deeplabv3plus_mobilenetv2_trainval")
+    tc = _train_camvid()
+    assert base["train_split"] == "train-minus:0006R0" and base["val_split"] == "train-only:0006R0"
+    assert not tc.trains_on_val(base)
+    assert {k for k in base if base[k] != shipped[k]} == {"name", "output_dir", "train_split", "val_split",
+                                                          "validation_freq"}
+    changed = {}
+    for name, (recipe, _) in camvid_ablation.ROWS.items():
+        config = make_config(recipe)
+        assert config["val_split"] == base["val_split"] and config["train_split"] == base["train_split"]
+        changed[name] = {k: config[k] for k in config if config[k] != base[k] and k not in ("name", "output_dir")}
+    assert changed == {"baseline": {}, "crop_jitter": {"crop_jitter": 16},
+                       "crop536": {"crop_size": [536, 720], "min_scale": 0.75, "max_scale": 3.0},
+                       "topk": {"top_k_percent": 25.0}, "36ep": {"epochs": 36},
+                       "focus": {"crop_focus_classes": ["Pole", "SignSymbol", "Fence", "Pedestrian", "Bicyclist"]}}
+    # the working-size crop keeps the preset's alignment to the stride-16 grid
+    assert [v % 16 for v in changed["crop536"]["crop_size"]] == [v % 16 for v in base["crop_size"]]
+    assert camvid_ablation.main(["--plan"]) == 0
+    plan = [l for l in capsys.readouterr().out.splitlines() if l.startswith("python")]
+    assert len(plan) == len(camvid_ablation.ROWS)
+    assert "--recipe camvid_ablation_crop536 --output-dir runs/camvid_ablation_crop536" in plan[2]
+    run = _result("train-minus:0006R0", 70.0, val_split="train-only:0006R0", crop_jitter=16)
+    run.update(epochs_done=24, train_seconds_total=3600, train_images_per_sec=1.8,
+               at_input_size={"536x720": {"single": {"miou": 72.5}}},
+               holdout={"split": "train-only:0006R0", "images": 101, "final": {"miou": 60.0}})
+    (tmp_path / "runs" / "camvid_ablation_crop_jitter").mkdir(parents=True)
+    (tmp_path / "runs" / "camvid_ablation_crop_jitter" / "result.json").write_text(json.dumps(run))
+    out = tmp_path / "table.md"
+    assert camvid_ablation.main(["--collect", "--runs-dir", str(tmp_path / "runs"), "--output", str(out)]) == 0
+    assert ("| camvid_ablation_crop_jitter | train-only:0006R0 | 60.00 | - | 70.00 | 72.50 | [360, 480] None-None "
+            "| 16 | 100 | - | 24/12 | 60 | 1.80 |") in out.read_text()

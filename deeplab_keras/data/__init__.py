@@ -11,11 +11,11 @@ import importlib as _importlib
 # Lazy (PEP 562): the dataset table (datasets.py) is numpy-only and the command line reads it
 # without loading TensorFlow; the tf.data parts load on first use.
 _LAZY = {"DATASETS": "datasets", "DatasetInfo": "datasets", "custom_info": "datasets",
-         "get_dataset_info": "datasets", "list_pairs": "pairs", "check_pairs": "pipeline",
+         "get_dataset_info": "datasets", "list_pairs": "pairs", "split_names": "pairs", "check_pairs": "pipeline",
          "make_dataset": "pipeline", "resolve_info": "pipeline", "sbd_to_png": "sbd",
          "class_pixel_counts": "stats", "write_tfrecords": "tfrecord"}
 
-__all__ = ["DATASETS", "DatasetInfo", "custom_info", "get_dataset_info", "list_pairs",
+__all__ = ["DATASETS", "DatasetInfo", "custom_info", "get_dataset_info", "list_pairs", "split_names",
            "make_dataset", "check_pairs", "resolve_info", "class_pixel_counts", "write_tfrecords", "sbd_to_png"]
 
 

@@ -8,6 +8,9 @@
 * ``ade20k``: ``ADEChallengeData2016/images/{training,validation}`` + ``annotations/...``.
 * ``folder``: ``<root>/images`` + ``<root>/masks`` (or ``<root>/<split>/{images,masks}``), matched
   by file stem.
+
+Any split may be joined with another (``train+val``) or filtered to some of its sequences
+(``train-minus:0006R0``, ``train-only:0006R0``): :func:`parse_split`.
 """
 import glob
 import os
@@ -95,34 +98,91 @@ _LAYOUTS = {"camvid": _camvid, "voc": _voc, "pascal_voc_2012": _voc, "cityscapes
             "ade20k": _ade20k, "folder": _folder}
 
 
+#: a split filtered to some of its sequences: ``NAME-minus:SEQ[,SEQ...]`` / ``NAME-only:SEQ[,SEQ...]``
+_FILTERS = ("-minus:", "-only:")
+
+
+def sequence_of(path):
+    """The sequence an image belongs to: its file name up to the first ``_`` (CamVid's
+    ``0006R0_f02370.png`` -> ``0006R0``; Cityscapes' ``aachen_000000_...`` -> ``aachen``)."""
+    return os.path.basename(path).split("_", 1)[0]
+
+
+def parse_split(split):
+    """``split`` -> ``[(name, filter, sequences), ...]``, one per ``+``-joined part; ``filter``
+    is None, ``"minus"`` or ``"only"``. Raises ValueError naming the part that is malformed."""
+    parts = str(split).split("+")
+    if any(not part.strip() for part in parts) or len({p.strip() for p in parts}) != len(parts):
+        raise ValueError(f"split {split!r}: join distinct split names with '+', e.g. 'train+val'")
+    out = []
+    for part in (p.strip() for p in parts):
+        for marker in _FILTERS:
+            if marker in part:
+                name, _, seqs = part.partition(marker)
+                seqs = [s.strip() for s in seqs.split(",")]
+                if not name or not all(seqs) or len(set(seqs)) != len(seqs):
+                    raise ValueError(f"split {part!r}: write NAME{marker}SEQUENCE[,SEQUENCE...], "
+                                     f"e.g. 'train{marker}0006R0'")
+                out.append((name, marker.strip("-:"), seqs))
+                break
+        else:
+            out.append((part, None, []))
+    return out
+
+
+def split_names(split):
+    """The dataset splits a split expression reads (``"train-minus:0006R0+val"`` -> ``["train", "val"]``)."""
+    return [name for name, _, _ in parse_split(split)] if split else []
+
+
+def _filtered(pairs, part, name, how, sequences):
+    counts = {}
+    for image, _ in pairs:
+        counts[sequence_of(image)] = counts.get(sequence_of(image), 0) + 1
+    unknown = [s for s in sequences if s not in counts]
+    if unknown:
+        known = ", ".join(f"{s} ({n})" for s, n in sorted(counts.items()))
+        raise ValueError(f"split {part!r}: no image of split {name!r} is of sequence "
+                         f"{', '.join(unknown)}; its sequences (images): {known}")
+    keep = [(i, m) for i, m in pairs if (sequence_of(i) in sequences) == (how == "only")]
+    if not keep:
+        raise ValueError(f"split {part!r} leaves no image of split {name!r} "
+                         f"({len(pairs)} images, all of sequences {', '.join(sequences)})")
+    return keep
+
+
 def list_pairs(dataset, root, split="train"):
     """``[(image_path, mask_path), ...]`` for ``split`` of ``dataset`` stored under ``root``.
 
     ``split`` may join splits with ``+`` (``"train+val"``: the published way to train a final
-    model once the recipe is settled on val); each split must exist and no pair may repeat."""
+    model once the recipe is settled on val); each split must exist and no pair may repeat.
+    A part may keep or drop whole sequences (a sequence: the file name up to its first ``_``):
+    ``"train-minus:0006R0"`` is train without sequence 0006R0, ``"train-only:0006R0"`` that
+    sequence alone (a hold-out of train to choose settings on, val kept as the check)."""
     key = str(dataset).lower()
     if key not in _LAYOUTS:
         raise ValueError(f"Unknown dataset layout {dataset!r}. Known: {', '.join(sorted(_LAYOUTS))}")
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset root not found: {root}")
-    parts = str(split).split("+") if split else [split]
-    if len(parts) == 1:
+    if not split:
         return _LAYOUTS[key](root, split)
-    if any(not part.strip() for part in parts) or len(set(parts)) != len(parts):
-        raise ValueError(f"split {split!r}: join distinct split names with '+', e.g. 'train+val'")
+    parts = parse_split(split)
     pairs = []
-    for part in parts:
-        if key == "folder" and not os.path.isdir(os.path.join(root, part.strip())):
+    for name, how, sequences in parts:
+        if len(parts) > 1 and key == "folder" and not os.path.isdir(os.path.join(root, name)):
             # a flat folder stands for any single split; a joined split needs each part's folder
-            raise FileNotFoundError(f"split {part.strip()!r} of {split!r}: no folder "
-                                    f"{os.path.join(root, part.strip())} (joined splits need "
+            raise FileNotFoundError(f"split {name!r} of {split!r}: no folder "
+                                    f"{os.path.join(root, name)} (joined splits need "
                                     "<root>/<split>/images and masks for each part)")
-        found = _LAYOUTS[key](root, part.strip())
-        if not found:
-            raise FileNotFoundError(f"split {part.strip()!r} of {split!r} has no image/mask pairs under {root}")
+        found = _LAYOUTS[key](root, name)
+        if not found and len(parts) > 1:
+            raise FileNotFoundError(f"split {name!r} of {split!r} has no image/mask pairs under {root}")
+        if how:
+            found = _filtered(found, f"{name}-{how}:{','.join(sequences)}", name, how, sequences)
         pairs.extend(found)
-    images = [os.path.realpath(image) for image, _ in pairs]
-    if len(set(images)) != len(images):
-        raise ValueError(f"split {split!r} lists the same image more than once; its parts overlap")
+    if len(parts) > 1:
+        images = [os.path.realpath(image) for image, _ in pairs]
+        if len(set(images)) != len(images):
+            raise ValueError(f"split {split!r} lists the same image more than once; its parts overlap")
     return pairs

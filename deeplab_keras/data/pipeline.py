@@ -125,7 +125,8 @@ def _records(files):
 def make_dataset(pairs, *, dataset_info=None, num_classes=None, ignore_label=None, batch_size=8,
                  crop_size=None, training=False, seed=None, min_scale=0.5, max_scale=2.0,
                  flip=True, pad_value=127.5, shuffle=None, cache=False, repeat=False,
-                 drop_remainder=None, check="header"):
+                 drop_remainder=None, check="header", crop_jitter=0, focus_classes=None,
+                 focus_probability=0.5):
     """A batched ``tf.data.Dataset`` of ``(image float32 0-255 [B,H,W,3], label int32 [B,H,W])``.
 
     Args:
@@ -139,6 +140,12 @@ def make_dataset(pairs, *, dataset_info=None, num_classes=None, ignore_label=Non
         training: shuffle + random scale in ``[min_scale, max_scale]``, crop, flip, drop
             the last incomplete batch.
         seed: makes shuffling and augmentation reproducible (stateless random ops).
+        crop_jitter: training with ``crop_size``: each batch is cropped at ``crop_size`` plus
+            ``(dy, dx)``, both drawn per batch in ``[0, crop_jitter)`` (16: every alignment of a
+            stride-16 grid to the input); 0 or 1: every batch at ``crop_size``.
+        focus_classes: training with ``crop_size``: class ids whose pixels a crop is placed
+            around with ``focus_probability`` (when the image has one), instead of anywhere:
+            class-balanced crops for rare classes. None: every crop anywhere.
         cache: keep decoded images in memory (small datasets such as CamVid).
     """
     info = resolve_info(dataset_info, num_classes, ignore_label)
@@ -178,16 +185,24 @@ def make_dataset(pairs, *, dataset_info=None, num_classes=None, ignore_label=Non
     if repeat:
         ds = ds.repeat()
     ds = ds.map(lambda im, lb: (tf.cast(im, tf.float32), tf.cast(lb, tf.int32)))
+    jitter = int(crop_jitter or 0) if training and crop_size is not None else 0
+    if jitter > 1:  # crop larger, then each batch is cut to its own size (below)
+        final_crop, crop_size = crop_size, (crop_size[0] + jitter - 1, crop_size[1] + jitter - 1)
     if training:
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
         ds = ds.map(lambda pair, s: aug.augment(
             pair[0], pair[1], s, crop_size, min_scale=min_scale, max_scale=max_scale, flip=flip,
-            pad_value=pad_value, ignore_label=info.ignore_label), num_parallel_calls=tf.data.AUTOTUNE)
+            pad_value=pad_value, ignore_label=info.ignore_label, focus_classes=focus_classes,
+            focus_probability=focus_probability), num_parallel_calls=tf.data.AUTOTUNE)
     elif crop_size is not None:
         ds = ds.map(lambda im, lb: aug.pad_to_size(im, lb, crop_size[0], crop_size[1], pad_value,
                                                    info.ignore_label))
     if training and crop_size is not None:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if jitter > 1:
+            ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
+            ds = ds.map(lambda batch, s: aug.jitter_batch_crop(batch[0], batch[1], s, final_crop[0],
+                                                               final_crop[1], jitter))
     else:
         ds = ds.padded_batch(batch_size, padded_shapes=([None, None, 3], [None, None]),
                              padding_values=(tf.constant(pad_value, tf.float32),

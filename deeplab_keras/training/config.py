@@ -19,6 +19,9 @@ DEFAULTS = {
     "val_split": "val",
     "tfrecords": None,         # TFRecord files instead of data_root
     "crop_size": [513, 513],
+    "crop_jitter": 0,          # e.g. 16: each batch cropped at crop_size + (0..15, 0..15), every stride-16 alignment
+    "crop_focus_classes": None,  # class names or ids: crops placed around their pixels with crop_focus_probability
+    "crop_focus_probability": 0.5,
     "min_scale": 0.5,
     "max_scale": 2.0,
     "batch_size": 8,           # global batch (split over replicas)
@@ -53,27 +56,50 @@ DEFAULTS = {
 }
 
 
-def load_recipe(recipe):
-    """A recipe name (file in ``zoo/recipes``), a path to a JSON file, or a dict."""
-    if isinstance(recipe, dict):
-        return copy.deepcopy(recipe)
+def _recipe_file(recipe):
     path = os.fspath(recipe)
-    if not os.path.isfile(path):
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for folder in (os.path.join(here, "zoo", "recipes"),
-                       os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                    "_zoo", "recipes")):
-            candidate = os.path.join(folder, path if path.endswith(".json") else path + ".json")
-            if os.path.isfile(candidate):
-                path = candidate
-                break
-        else:
-            raise FileNotFoundError(f"recipe not found: {recipe}")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except ValueError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if os.path.isfile(path):
+        return path
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for folder in (os.path.join(here, "zoo", "recipes"),
+                   os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "_zoo", "recipes")):
+        candidate = os.path.join(folder, path if path.endswith(".json") else path + ".json")
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f"recipe not found: {recipe}")
+
+
+def load_recipe(recipe, _seen=()):
+    """A recipe name (file in ``zoo/recipes``), a path to a JSON file, or a dict.
+
+    ``"extends": "OTHER"`` (a recipe name or path) starts from that recipe's settings and
+    changes the ones given (an ablation row is its base recipe and one lever)."""
+    if isinstance(recipe, dict):
+        settings, where = copy.deepcopy(recipe), "the recipe"
+    else:
+        path = _recipe_file(recipe)
+        with open(path) as f:
+            try:
+                settings = json.load(f)
+            except ValueError as err:
+                raise ValueError(f"{path}: not valid JSON ({err})") from None
+        where = path
+        if os.path.realpath(path) in _seen:
+            raise ValueError(f"{path}: recipes extend each other in a loop")
+        _seen = _seen + (os.path.realpath(path),)
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where}: a recipe is a JSON object of settings")
+    base = settings.pop("extends", None)
+    if base is None:
+        return settings
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{where}: \"extends\" must name a recipe, got {base!r}")
+    merged = load_recipe(base, _seen)
+    if "model" in settings:  # a whole model replaces the base's model.<kwarg> settings too
+        merged = {k: v for k, v in merged.items() if not k.startswith("model.")}
+    merged.update(settings)
+    return merged
 
 
 def parse_override(text):
@@ -152,6 +178,14 @@ def validate_config(config):
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop)):
             raise SettingError(f"setting crop_size must be [height, width], two integers >= 1 "
                                f"(or null), got {describe(crop)}")
+    num("crop_jitter", c["crop_jitter"], kind=int, low=0, high=1024)
+    focus = c["crop_focus_classes"]
+    if focus is not None and (not isinstance(focus, (list, tuple)) or not focus or not all(
+            (isinstance(v, str) and v) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+            for v in focus)):
+        raise SettingError(f"setting crop_focus_classes must be null or a list of class names or "
+                           f"ids >= 0, got {describe(focus)}")
+    num("crop_focus_probability", c["crop_focus_probability"], low=0, high=1)
     num("min_scale", c["min_scale"], low=0, low_open=True)
     num("max_scale", c["max_scale"], low=c["min_scale"])
     num("batch_size", c["batch_size"], kind=int, low=1)

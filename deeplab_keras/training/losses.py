@@ -35,8 +35,11 @@ class SegmentationLoss(keras.losses.Loss):
             caught by the data pipeline; here they count as ignored).
         ignore_label: label value with no loss (255, or 11 for CamVid).
         class_weights: optional per-class weights (the mean is weighted: sum(w*ce)/sum(w)).
-        top_k_percent: bootstrapped hard-pixel mining: keep only the ``top_k_percent`` % highest
-            per-pixel losses of each image (DeepLab's ``top_k_percent_pixels``); 100 = all.
+        top_k_percent: bootstrapped hard-pixel mining (OHEM): of each image's labelled pixels
+            (the ignore label never counts), keep the ``top_k_percent`` % with the highest
+            cross-entropy, at least one; 100 = all. Pixels are ranked by their own
+            cross-entropy, so class weights do not change which are kept, only how much each
+            kept pixel weighs in the mean.
         from_logits: the model outputs logits (DeepLab's models do).
     """
 
@@ -62,19 +65,25 @@ class SegmentationLoss(keras.losses.Loss):
         valid = ops.logical_and(ops.greater_equal(y_true, 0), ops.less(y_true, self.num_classes))
         safe = ops.where(valid, y_true, ops.zeros_like(y_true))
         ce = keras.losses.sparse_categorical_crossentropy(safe, y_pred, from_logits=self.from_logits)
-        weights = ops.cast(valid, "float32")
+        valid = ops.cast(valid, "float32")
+        weights = valid
         if self.class_weights is not None:
             weights = weights * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), safe)
         batch = ops.shape(ce)[0]
-        ce = ops.reshape(ce * weights, (batch, -1))
+        ce = ops.reshape(ce * valid, (batch, -1))
         weights = ops.reshape(weights, (batch, -1))
         if self.top_k_percent < 100:
-            n = ops.shape(ce)[1]
-            k = ops.maximum(ops.cast(ops.cast(n, "float32") * self.top_k_percent / 100.0, "int32"), 1)
-            ce, idx = ops.top_k(ce, k)
+            # each image keeps its k hardest labelled pixels, k a share of its labelled pixels
+            # (a crop padded with the ignore label keeps fewer); ignored pixels sort last
+            valid = ops.reshape(valid, (batch, -1))
+            k = ops.maximum(ops.floor(ops.sum(valid, axis=1) * (self.top_k_percent / 100.0)), 1.0)
+            _, idx = ops.top_k(ce - (1.0 - valid), ops.shape(ce)[1])  # hardest first
+            ce = ops.take_along_axis(ce, idx, axis=1)
             weights = ops.take_along_axis(weights, idx, axis=1)
+            rank = ops.cast(ops.arange(ops.shape(ce)[1]), "float32")
+            weights = weights * ops.cast(ops.less(rank[None, :], k[:, None]), "float32")
         # one scalar per image, normalised by its weight; the reduction averages over images
-        return ops.sum(ce, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1e-6)
+        return ops.sum(ce * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1e-6)
 
     def get_config(self):
         config = super().get_config()

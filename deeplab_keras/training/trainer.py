@@ -36,6 +36,26 @@ def _pairs(config, split, limit):
     return pairs[:limit] if limit else pairs
 
 
+def focus_class_ids(config, info):
+    """``crop_focus_classes`` as class ids (names looked up in the dataset's labels)."""
+    names = config.get("crop_focus_classes")
+    if not names:
+        return None
+    ids = []
+    for name in names:
+        if isinstance(name, str):
+            if name not in info.labels:
+                raise ValueError(f"crop_focus_classes: no class {name!r} in {info.name}; its classes: "
+                                 f"{', '.join(info.labels)}")
+            ids.append(info.labels.index(name))
+        elif name >= info.num_classes:
+            raise ValueError(f"crop_focus_classes: class id {name} is not one of {info.name}'s "
+                             f"{info.num_classes} classes (0..{info.num_classes - 1})")
+        else:
+            ids.append(int(name))
+    return sorted(set(ids))
+
+
 def build_datasets(config, info, num_outputs=1):
     """Training (augmented, repeated) and validation datasets, labels repeated for multi-output
     models (DeepLab v2 multi-scale: one loss per scale + fused)."""
@@ -44,7 +64,8 @@ def build_datasets(config, info, num_outputs=1):
         train_pairs, dataset_info=info, batch_size=config["batch_size"],
         crop_size=config["crop_size"], training=True, seed=config["seed"],
         min_scale=config["min_scale"], max_scale=config["max_scale"], cache=config["cache"],
-        repeat=True, check=config["check_data"])
+        repeat=True, check=config["check_data"], crop_jitter=config["crop_jitter"],
+        focus_classes=focus_class_ids(config, info), focus_probability=config["crop_focus_probability"])
     val = None
     if config["val_split"]:
         val_pairs = _pairs(config, config["val_split"], config["max_val_images"])
@@ -145,6 +166,7 @@ def train(config_or_recipe=None, *, callbacks=None, **overrides):
 def _train(config, strategy, is_chief, callbacks):
     out = config["output_dir"]
     info = dataset_info(config)
+    focus_class_ids(config, info)  # a class the data does not have: refused before any work
     cw = class_weights(config, info)
     previous_policy = keras.mixed_precision.global_policy()
     try:  # the policy matters while layers are created; leave the global one as it was
