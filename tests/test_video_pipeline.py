@@ -72,6 +72,39 @@ def test_live_segments_on_its_own_thread_in_order(depth):
                        depth=depth))
 
 
+@pytest.mark.parametrize("depth", [0, 1])
+def test_live_finishes_each_frame_on_the_callers_thread_in_order(depth):
+    """``finish`` (VideoSegmenter.finish: the smoothing, which keeps state over frames) runs on
+    the caller's thread, in frame order, while the model's part runs ahead on its own."""
+    from deeplab_keras.video.live import segmented
+    seen = []
+
+    def finish(out):
+        seen.append((int(out[0, 0]), threading.current_thread().name))
+        return out + 1
+
+    got = list(segmented(_Frames(5), lambda f: f[..., 0].astype(int), depth=depth, finish=finish))
+    assert [int(c[0, 0]) for _, c, _ in got] == [i + 1 for i in range(5)]
+    assert seen == [(i, threading.current_thread().name) for i in range(5)]
+
+
+def test_video_segmenter_infer_then_finish_is_segment(tmp_path):
+    """segment(frame) == finish(infer(frame)) frame after frame, smoothing state included, so
+    live's split across two threads shows what segment() would."""
+    import deeplab_keras as dk
+    from tests.factories import tiny_keras_model
+    model = tiny_keras_model(tmp_path)["model"]
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (29, 37, 3), np.uint8) for _ in range(4)]
+    one, two = dk.VideoSegmenter(model, smoothing=True), dk.VideoSegmenter(model, smoothing=True)
+    inferred = [two.infer(f) for f in frames]  # all model work first, as a thread ahead would
+    for frame, pending in zip(frames, inferred):
+        np.testing.assert_array_equal(one.segment(frame), two.finish(pending))
+    assert one.frames == two.frames == 4
+    with pytest.raises(ValueError, match="RGB uint8"):
+        two.infer(frames[0][..., :2])
+
+
 def test_live_segmentation_thread_stops_when_the_caller_does():
     from deeplab_keras.video.live import segmented
     frames = _Frames(10 ** 6)

@@ -160,7 +160,7 @@ def run(args):
     try:
         try:
             # the model segments the next frame while this one is drawn and written
-            for frame, classes, arrival in segmented(frames, segmenter.segment):
+            for frame, classes, arrival in segmented(frames, segmenter.infer, finish=segmenter.finish):
                 out = (effect(frame, classes) if effect is not None
                        else overlay(frame, classes, runner.palette, labels=runner.labels))
                 if args.output:

@@ -101,7 +101,7 @@ class LiveFrames:
         self.reader.close()
 
 
-def segmented(frames, segment, depth=1):
+def segmented(frames, segment, depth=1, finish=None):
     """``(frame, classes, arrival)`` for each frame of ``frames`` (a :class:`LiveFrames`), with
     ``segment(frame)`` run on a thread of its own: while the caller draws and writes one frame,
     the next is segmented (the two overlap instead of adding up). At most ``depth`` segmented
@@ -110,10 +110,12 @@ def segmented(frames, segment, depth=1):
     queue. ``arrival``: when the frame came from the source (``time.perf_counter()``).
     ``depth=0`` segments on the caller's thread (no overlap). An error of the source or of
     ``segment`` (a stalled stream included) is raised in the caller; closing the generator
-    stops the thread."""
+    stops the thread. ``finish``: a step run on the caller's thread on each result, in order
+    (``VideoSegmenter.finish``: smoothing there overlaps the model's next frame)."""
+    finish = finish or (lambda out: out)
     if depth == 0:
         for frame in frames:
-            yield frame, segment(frame), frames.arrival
+            yield frame, finish(segment(frame)), frames.arrival
         return
     done, stop = object(), threading.Event()
     ready = queue.Queue(depth)
@@ -151,7 +153,7 @@ def segmented(frames, segment, depth=1):
                 if item[1] is not None:
                     raise item[1]
                 return
-            yield item
+            yield item[0], finish(item[1]), item[2]
     finally:
         stop.set()
         frames.close()  # wakes a worker waiting on the source

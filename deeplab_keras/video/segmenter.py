@@ -96,28 +96,42 @@ class VideoSegmenter:
 
     def segment(self, frame):
         """(H, W) uint8 class map (int32 beyond 256 classes) of one RGB uint8 frame (H, W, 3)."""
+        return self.finish(self.infer(frame))
+
+    def infer(self, frame):
+        """The model's part of :meth:`segment`: runs the source on ``frame`` and touches no
+        smoothing state, so it can run on another thread, one frame ahead of :meth:`finish`
+        (``live`` does). Returns what :meth:`finish` takes; ``finish`` must see the frames in
+        order."""
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected one RGB uint8 frame (H, W, 3), got shape {frame.shape} "
                              f"{frame.dtype}")
+        if self.smoother is None and self.source.kind == "file":
+            return frame, "classes", self.source.segment(frame)  # the layer's one call
+        if self.evidence == "lowres scores":
+            return frame, "lowres", self.source.lowres_scores(frame)
+        return frame, "raw", self.source(frame)  # a Keras model compiled, or raw scores
+
+    def finish(self, inferred):
+        """The class map of one :meth:`infer` result: smoothing over time (at the output
+        stride for a default export), one upsample to the frame's size, argmax."""
+        frame, kind, out = inferred
         size = frame.shape[:2]
         if self.frame_size is not None and size != self.frame_size:
             self.reset()  # another size mid-stream: the past no longer lines up
             self.resets += 1
         self.frame_size = size
-        if self.smoother is None and self.source.kind == "file":
-            out = self.source.segment(frame)  # the segmenter layer's one call, as dk.segment
-            self.frames += 1
+        self.frames += 1
+        if kind == "classes":
             return out
-        if self.evidence == "lowres scores":  # smooth at the output stride, upsample once
-            out = self.smoother.update(self.source.lowres_scores(frame), frame)
+        if kind == "lowres":  # smooth at the output stride, upsample once
+            out = self.smoother.update(out, frame)
             out = self.smoother.classes(out, self.source.run_size(size),
                                         self.source.video_output["resize"])
             if out.shape != size:
                 out = _nearest(out, size)
-            self.frames += 1
             return self.source.check_classes(out)
-        out = self.source(frame)  # a Keras model compiled (predict_on_batch), or raw scores
         if self.smoother is not None:
             out = self.smoother.update(out, frame, self.num_classes)
             out = self.smoother.with_hysteresis(out)
@@ -129,6 +143,4 @@ class VideoSegmenter:
             out = out.argmax(-1)
         elif out.shape != size:
             out = _nearest(out, size)
-        out = self.source.check_classes(out)
-        self.frames += 1
-        return out
+        return self.source.check_classes(out)
