@@ -41,7 +41,8 @@ def main(argv=None):
     data_root = config["data_root"]
     if benchlib.missing(os.path.join(data_root, "val"), "CamVid"):
         return 0
-    if "val" in str(config.get("train_split")).split("+"):
+    from deeplab_keras.data import split_names
+    if "val" in split_names(config.get("train_split")):
         raise SystemExit(f"{args.run} trained on val: its val scores are not held out")
 
     from deeplab_keras import data

@@ -122,7 +122,8 @@ def main(argv=None):
              + (f" --input-size {size[0]} {size[1]}" if args.input_size else "")
              + (f" --output {os.path.relpath(args.output)}" if args.output != DEFAULT_OUTPUT else "") + "`", ""]
     trained_on = (preset.get("metrics") or {}).get("trained_on")
-    if trained_on and not args.weights and "val" in trained_on.split("+"):
+    from deeplab_keras.data import split_names
+    if trained_on and not args.weights and "val" in split_names(trained_on):
         lines += [f"These weights trained on CamVid {trained_on}: val is part of their training data, so "
                   "the mIoU column is not held out; the deltas (export vs the same Keras model) are "
                   "what this table measures.", ""]
