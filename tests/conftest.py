@@ -45,6 +45,32 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory):
+    """factories.tiny_keras_model (3 classes, labels, palette, saved as tiny.keras), built once per
+    session for the video, segmenter, predict and export-report modules. Tests read the model and
+    its file; none changes either (a test that would, copies the file). Modules write their own
+    outputs to a folder of their own: ``module_tiny`` below."""
+    return factories.tiny_keras_model(tmp_path_factory.mktemp("tiny_keras"))
+
+
+def module_tiny(tiny_keras, tmp_path_factory, name):
+    """``tiny_keras`` with ``tmp``, a fresh folder for one module's outputs."""
+    return dict(tiny_keras, tmp=tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_logits(tiny_keras, tmp_path_factory):
+    """``tiny_keras`` exported int8 with logits at 33x41 (odd sizes: the resizes in and out are not
+    identities) behind the gate, threshold 0 (random weights), once per session: the segmenter
+    and video tests read it; none changes it."""
+    from deeplab_keras.export.api import export_model
+    path = str(tmp_path_factory.mktemp("tiny_int8") / "tiny_int8_logits.tflite")
+    export_model(tiny_keras["model"], path, "tflite", "int8", input_size=(33, 41),
+                 output_mode="logits", labels=factories.LABELS, num_parity=1, threshold=0.0)
+    return path
+
+
+@pytest.fixture(scope="session")
 def export_tiny():
     """The export tests' decisive 5-class tiny DeepLab v3 (factories.decisive_tiny), built once.
     Tests export it and read it; none changes its weights."""

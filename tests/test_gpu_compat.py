@@ -6,14 +6,14 @@ import pytest
 
 from deeplab_keras.export import export_model, gpu_compat
 
-from factories import LABELS, tiny_keras_model
+from factories import LABELS
 
 SIZE = 33  # small: each export takes a few seconds
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_keras_model(tmp_path_factory.mktemp("gpu"))["model"]
+def tiny(tiny_keras):
+    return tiny_keras["model"]
 
 
 def _entry(report_dir, name):

@@ -11,12 +11,13 @@ from PIL import Image
 import deeplab_keras as dk
 from deeplab_keras import cli, inference
 
-from tests.factories import LABELS, PALETTE, tiny_keras_model
+from tests.conftest import module_tiny
+from tests.factories import LABELS, PALETTE
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    made = tiny_keras_model(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_keras, tmp_path_factory):
+    made = module_tiny(tiny_keras, tmp_path_factory, "tiny")
     model, path, tmp = made["model"], made["path"], made["tmp"]
     rng = np.random.default_rng(0)
     images = []

@@ -12,24 +12,21 @@ import pytest
 
 import deeplab_keras as dk
 from deeplab_keras import cli
-from tests.factories import LABELS, tiny_keras_model
+from tests.conftest import module_tiny
+from tests.factories import LABELS
 
 SIZE = (33, 41)  # odd sizes: resizes in and out are not identities
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_keras_model(tmp_path_factory.mktemp("segmenter"))
+def tiny(tiny_keras, tmp_path_factory):
+    return module_tiny(tiny_keras, tmp_path_factory, "segmenter")
 
 
 @pytest.fixture(scope="module")
-def tflite(tiny):
-    """The tiny model exported int8 with logits (scores at the input size) behind the gate."""
-    from deeplab_keras.export.api import export_model
-    path = str(tiny["tmp"] / "tiny_int8.tflite")
-    export_model(tiny["model"], path, "tflite", "int8", input_size=SIZE, output_mode="logits",
-                 labels=LABELS, num_parity=1, threshold=0.0)
-    return path
+def tflite(tiny_int8_logits):
+    """The tiny model exported int8 with logits (scores at the input size, SIZE) behind the gate."""
+    return tiny_int8_logits
 
 
 @pytest.fixture(scope="module")

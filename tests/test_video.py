@@ -17,7 +17,8 @@ from deeplab_keras import cli
 ff = pytest.importorskip("imageio_ffmpeg", reason="the 'video' extra (imageio-ffmpeg) is not "
                          "installed")
 
-from tests.factories import LABELS, PALETTE, tiny_keras_model
+from tests.conftest import module_tiny
+from tests.factories import LABELS, PALETTE
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -34,8 +35,8 @@ def make_video(path, frames=8, size="65x49", fps=10, audio=True, extra=()):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_keras_model(tmp_path_factory.mktemp("video"))
+def tiny(tiny_keras, tmp_path_factory):
+    return module_tiny(tiny_keras, tmp_path_factory, "video")
 
 
 @pytest.fixture(scope="module")
@@ -127,14 +128,11 @@ def test_smoother_lowers_flicker_and_follows_motion():
         TemporalSmoother(strength=1.5)
 
 
-def test_artifact_fast_paths_give_the_same_answers(tiny):
+def test_artifact_fast_paths_give_the_same_answers(tiny_int8_logits):
     """uint8 frames go to a uint8-input file as they are, and scores at the frame's size are
     argmaxed without dequantizing: both must change nothing."""
-    from deeplab_keras.export.api import export_model
     from deeplab_keras.export.runtime import Artifact
-    path = str(tiny["tmp"] / "tiny_int8_logits.tflite")
-    export_model(tiny["model"], path, "tflite", "int8", input_size=(33, 41),
-                 output_mode="logits", labels=LABELS, num_parity=1, threshold=0.0)
+    path = tiny_int8_logits  # int8, logits at 33x41
     art = Artifact(path, num_threads=1)
     frame = frames_of(1, (33, 41))[0]
     assert art.input_dtype == np.uint8 and art.run_raw(frame)[1] is not None

@@ -20,7 +20,7 @@ from deeplab_keras import cli
 ff = pytest.importorskip("imageio_ffmpeg", reason="the 'video' extra (imageio-ffmpeg) is not "
                          "installed")
 
-from tests.factories import tiny_keras_model  # noqa: E402
+from tests.conftest import module_tiny  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FFMPEG = ff.get_ffmpeg_exe()
@@ -54,8 +54,8 @@ def leftovers(folder):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_keras_model(tmp_path_factory.mktemp("io_faults"))
+def tiny(tiny_keras, tmp_path_factory):
+    return module_tiny(tiny_keras, tmp_path_factory, "io_faults")
 
 
 def zeros(frame):

@@ -88,12 +88,11 @@ def test_live_finishes_each_frame_on_the_callers_thread_in_order(depth):
     assert seen == [(i, threading.current_thread().name) for i in range(5)]
 
 
-def test_video_segmenter_infer_then_finish_is_segment(tmp_path):
+def test_video_segmenter_infer_then_finish_is_segment(tiny_keras):
     """segment(frame) == finish(infer(frame)) frame after frame, smoothing state included, so
     live's split across two threads shows what segment() would."""
     import deeplab_keras as dk
-    from tests.factories import tiny_keras_model
-    model = tiny_keras_model(tmp_path)["model"]
+    model = tiny_keras["model"]
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (29, 37, 3), np.uint8) for _ in range(4)]
     one, two = dk.VideoSegmenter(model, smoothing=True), dk.VideoSegmenter(model, smoothing=True)

@@ -8,15 +8,15 @@ import pytest
 import deeplab_keras as dk
 from deeplab_keras import cli
 
-from tests.factories import tiny_keras_model
+from tests.conftest import module_tiny
 
 ff = pytest.importorskip("imageio_ffmpeg", reason="the 'video' extra (imageio-ffmpeg) is not "
                          "installed")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_keras_model(tmp_path_factory.mktemp("size"))
+def tiny(tiny_keras, tmp_path_factory):
+    return module_tiny(tiny_keras, tmp_path_factory, "size")
 
 
 def test_video_segmenter_names_the_preset_size_and_takes_another():
