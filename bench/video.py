@@ -162,11 +162,16 @@ def smoothing_table(path, what, settings, frames, labels, threads):
         seg = dk.VideoSegmenter(path, smoothing=option, num_threads=threads)
         m = flicker_and_miou(seg, frames, labels, 11, 11)
         base = base or m
-        lines.append(f"| {name} ({seg.describe().split('; smoothing ')[1]}) | {m['flicker']:.4f} | "
-                     f"{(m['flicker'] / base['flicker'] - 1) * 100:+.1f}% | "
-                     f"{m['miou'] * 100:.2f} | {(m['miou'] - base['miou']) * 100:+.2f} | "
-                     f"{m['moving_acc'] * 100:.2f} |")
+        lines.append(smoothing_row(f"{name} ({seg.describe().split('; smoothing ')[1]})", m, base))
     return lines
+
+
+def smoothing_row(label, m, base):
+    """One row of a smoothing table: flicker, mIoU, moving-pixel accuracy of ``m`` against the
+    unsmoothed ``base`` (both from :func:`flicker_and_miou`)."""
+    return (f"| {label} | {m['flicker']:.4f} | {(m['flicker'] / base['flicker'] - 1) * 100:+.1f}% | "
+            f"{m['miou'] * 100:.2f} | {(m['miou'] - base['miou']) * 100:+.2f} | "
+            f"{m['moving_acc'] * 100:.2f} |")
 
 
 def smoothing_only(args, frames, labels):

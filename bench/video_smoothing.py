@@ -229,10 +229,7 @@ def val_table(rows):
     lines = ["| smoothing | flicker | flicker change | mIoU | mIoU change | moving-pixel acc |",
              "|---|---|---|---|---|---|"]
     for name, how, m in rows:
-        lines.append(f"| {name} ({how}) | {m['flicker']:.4f} | "
-                     f"{(m['flicker'] / base['flicker'] - 1) * 100:+.1f}% | "
-                     f"{m['miou'] * 100:.2f} | {(m['miou'] - base['miou']) * 100:+.2f} | "
-                     f"{m['moving_acc'] * 100:.2f} |")
+        lines.append(bench_video.smoothing_row(f"{name} ({how})", m, base))
     return lines
 
 
