@@ -7,7 +7,7 @@ import pytest
 
 from deeplab_keras.inference import draw
 
-BACKENDS = ["numpy"] + (["cv2"] if draw._cv2() is not None else [])
+BACKENDS = ["numpy"] + (["cv2"] if draw.opencv() is not None else [])
 
 
 @pytest.fixture(params=BACKENDS)

@@ -71,11 +71,8 @@ def _display():
     import os
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         return None
-    try:
-        import cv2
-    except ImportError:
-        return None
-    return cv2
+    from deeplab_keras.inference.draw import opencv
+    return opencv()
 
 
 def check_flags(args):

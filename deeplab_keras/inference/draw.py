@@ -74,8 +74,10 @@ def background_classes(labels=None, palette=None):
     return sorted(found)
 
 
-def _cv2():
-    """OpenCV, or None when it is not installed (then NumPy / Pillow draw the same result)."""
+@functools.lru_cache(maxsize=1)
+def opencv():
+    """OpenCV, or None when it is not installed (then NumPy / Pillow draw the same result).
+    Looked up once: drawing asks on every frame, and a failed import is not cached by Python."""
     try:
         import cv2
     except ImportError:
@@ -83,12 +85,12 @@ def _cv2():
     return cv2
 
 
-#: the drawing backend: "cv2" when OpenCV is installed, else "numpy" (tests set it to compare)
+#: the drawing backend: None or "cv2" (OpenCV when installed), "numpy" (tests set it to compare)
 BACKEND = None
 
 
 def _backend():
-    return _cv2() if (BACKEND or ("cv2" if _cv2() is not None else "numpy")) == "cv2" else None
+    return None if BACKEND == "numpy" else opencv()
 
 
 def _div255(x):

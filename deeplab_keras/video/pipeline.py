@@ -22,11 +22,10 @@ def leave_cores_to_runtime():
     in child processes, 3 alternating rounds: 34.4 / 29.9 / 35.8 ms of CPU a frame and
     24.3 / 25.7 / 28.5 frames/s, against 31.8 / 36.5 / 37.2 ms and 22.4 / 24.8 / 24.8 with
     OpenCV's default pool."""
-    try:
-        import cv2
-    except ImportError:
-        return
-    cv2.setNumThreads(0)
+    from deeplab_keras.inference.draw import opencv
+    cv2 = opencv()
+    if cv2 is not None:
+        cv2.setNumThreads(0)
 
 
 def runtime_threads(threads=None):
