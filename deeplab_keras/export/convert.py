@@ -87,8 +87,9 @@ def _name_io_tensors(model, output_name, video_output=None):
         sg.outputs = outputs
         sg.tensors[outputs[1]].name = video_output["name"].encode()
         _reorder_signature(model, outputs)
-    if len(sg.outputs) in (1, 2) and (len(sg.outputs) == 1 or video_output is not None):
-        sg.tensors[sg.outputs[0]].name = output_name.encode()
+    elif len(outputs) != 1:
+        return
+    sg.tensors[sg.outputs[0]].name = output_name.encode()
 
 
 def _reorder_signature(model, outputs):
